@@ -79,7 +79,9 @@ def group_advantages(
         raise ValueError(f"Unknown advantage scale {scale!r}. Valid: {sorted(_SCALES)}.")
     stats = group_stats(rewards, group_ids)
     centred = rewards.float() - stats.mean
-    adv = centred / _SCALES[scale](rewards.float(), stats, eps)
+    denom = _SCALES[scale](rewards.float(), stats, eps).expand_as(centred)
+    # a constant group with eps = 0 would give 0 / 0: its advantage is 0, as for a singleton
+    adv = torch.where((stats.count > 1) & (denom > 0), centred / torch.where(denom > 0, denom, 1.0), 0.0)
     return adv if clip is None else adv.clamp(-clip, clip)
 
 
@@ -115,5 +117,7 @@ def broadcast_advantages(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return adv.float()
     if adv.ndim == 1 and adv.shape[0] == mask.shape[0]:
         return adv.float()[:, None].expand_as(mask)
-    raise ValueError(f"Advantages of shape {tuple(adv.shape)} do not fit a mask of shape {tuple(mask.shape)}: "
-                     "pass (B,) per sample or (B, T) per edge.")
+    raise ValueError(
+        f"Advantages of shape {tuple(adv.shape)} do not fit a mask of shape {tuple(mask.shape)}: "
+        "pass (B,) per sample or (B, T) per edge."
+    )

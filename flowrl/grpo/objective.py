@@ -66,8 +66,10 @@ def policy_loss(objective: Objective, batch: PolicyBatch, *, norm: Normalizer) -
         masked mean over this micro-batch. No host sync happens here.
     """
     if objective.beta != 0.0 and batch.kl is None:
-        raise ValueError(f"The objective has beta={objective.beta} but the batch carries no `kl`: compute the "
-                         "per-edge KL to the reference (flowrl.grpo.kl) or set beta=0.")
+        raise ValueError(
+            f"The objective has beta={objective.beta} but the batch carries no `kl`: compute the "
+            "per-edge KL to the reference (flowrl.grpo.kl) or set beta=0."
+        )
     mask = batch.mask
     adv = broadcast_advantages(batch.adv, mask)  # (B, T)
     log_ratio = objective.ratio(batch)  # (B, T)
@@ -118,6 +120,8 @@ def sequence_ratio(batch: PolicyBatch) -> torch.Tensor:
 def guard_ratio(batch: PolicyBatch) -> torch.Tensor:
     """GRPO-Guard RatioNorm of the per-step log-ratio (`flowrl.grpo.ratios.ratio_norm_log_ratio`)."""
     if batch.std is None or batch.mean_shift_sq is None:
-        raise ValueError("GRPO-Guard RatioNorm needs `std` and `mean_shift_sq` in the PolicyBatch: the image branch "
-                         "fills them from the stored step means; the text branch has no Gaussian step to normalise.")
+        raise ValueError(
+            "GRPO-Guard RatioNorm needs `std` and `mean_shift_sq` in the PolicyBatch: the image branch "
+            "fills them from the stored step means; the text branch has no Gaussian step to normalise."
+        )
     return ratio_norm_log_ratio(token_ratio(batch), std=batch.std, mean_shift_sq=batch.mean_shift_sq)

@@ -41,8 +41,9 @@ def reinforce(*, beta: float = 0.0) -> Variant:
     )
 
 
-def grpo(*, eps_low: float = 0.2, eps_high: float = 0.2, scale: str = "group", eps: float = 1e-4,
-         beta: float = 0.0) -> Variant:
+def grpo(
+    *, eps_low: float = 0.2, eps_high: float = 0.2, scale: str = "group", eps: float = 1e-4, beta: float = 0.0
+) -> Variant:
     """GRPO (DeepSeekMath, arXiv 2402.03300, eq. 3): group-normalised advantage, PPO clip, seq-mean-token-mean.
 
     beta defaults to 0 as in TRL (the paper used 0.04 with the k3 estimator).
@@ -107,13 +108,21 @@ def cispo(*, eps_low: float = 1e9, eps_high: float = 4.0, beta: float = 0.0) -> 
     """
     return Variant(
         advantages=partial(group_advantages, scale="group"),
-        objective=Objective(token_ratio, partial(cispo_surrogate, eps_low=eps_low, eps_high=eps_high), R.token_mean,
-                            beta),
+        objective=Objective(
+            token_ratio, partial(cispo_surrogate, eps_low=eps_low, eps_high=eps_high), R.token_mean, beta
+        ),
     )
 
 
-def flow_grpo(*, clip_range: float = 1e-4, adv_clip: float = 5.0, scale: str = "group", eps: float = 1e-4,
-              beta: float = 0.04, guard: bool = False) -> Variant:
+def flow_grpo(
+    *,
+    clip_range: float = 1e-4,
+    adv_clip: float = 5.0,
+    scale: str = "group",
+    eps: float = 1e-4,
+    beta: float = 0.04,
+    guard: bool = False,
+) -> Variant:
     """Flow-GRPO (arXiv 2505.05470, yifan123/flow_grpo): per-prompt group advantage clipped to +-5, PPO clip 1e-4 on
     the per-step Gaussian log-prob (a mean over pixels), mean over trained steps, closed-form Gaussian KL (beta).
 
