@@ -1,0 +1,58 @@
+"""The `flowrl` command: a thin dispatcher to the entry point of each subcommand.
+
+Each subcommand lives in its own module with a ``main(argv) -> int`` and is imported only when called, so
+``flowrl --help`` stays fast and a broken optional dependency only affects the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module with `main(argv)`, one-line help). A module of None means the subcommand is not built yet.
+COMMANDS: dict[str, tuple[str | None, str]] = {
+    "train": (None, "GRPO-train a flow-matching image model (default: ShapeWorld on CPU)"),
+    "sample": ("flowrl.shapes.sample_cli", "write a PNG grid of samples from a model for given prompts"),
+    "eval": (None, "score images or a model's samples with reward / preference models"),
+    "train-text": (None, "GRPO-train a causal language model (default: the tiny arithmetic LM)"),
+    "demo": (None, "open a Gradio page comparing a base and a tuned model"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flowrl",
+        description="Reinforcement learning for flow-matching image models and LLMs on one GRPO core.",
+        epilog="Run `flowrl <command> --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"flowrl {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _version() -> str:
+    from flowrl import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv)  # --help / --version / an unknown command (argparse lists the valid ones)
+        parser.print_help()
+        return 2
+    name, rest = argv[0], argv[1:]
+    module, _ = COMMANDS[name]
+    if module is None:
+        print(f"flowrl {name}: not built yet (see the project's open issues).", file=sys.stderr)
+        return 2
+    return int(importlib.import_module(module).main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
