@@ -1,0 +1,255 @@
+"""The tree sampler: runs a `RolloutPlan` with any `VelocityModel` and records a tree of latent states.
+
+One network evaluation per unique (state, step): every frontier node is evaluated once and that velocity serves all
+its children (branches, probes and the spine child alike); finishing grids that share a prefix (G2RPO strides) share
+its evaluations. `Tree.nfe` counts model rows evaluated (a CFG adapter doubles its own cost internally).
+
+Node ids are topological (``parent[n] < n``). Trained edges carry what the loss needs (`Edges`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from flowrl.flow.broadcast import compute_dtype
+from flowrl.flow.kernels import KERNELS, Step, gaussian_logprob
+from flowrl.flow.plan import RolloutPlan, check_plan, finish_grids
+from flowrl.flow.velocity import Cond, VelocityModel, take_rows
+
+
+class Edges(NamedTuple):
+    """Trained edges (parent -> child transitions that enter the loss), `E` of them."""
+
+    parent: torch.Tensor  # (E,) long, node id of x
+    child: torch.Tensor  # (E,) long, node id of x_next
+    x: torch.Tensor  # (E, *latent) state before the step
+    x_next: torch.Tensor  # (E, *latent) sampled next state
+    old_logp: torch.Tensor  # (E,) gaussian_logprob(x_next, old_mean, std) at rollout
+    old_mean: torch.Tensor  # (E, *latent) step mean at rollout (GRPO-Guard RatioNorm)
+    std: torch.Tensor  # (E,) the step's Gaussian std (scoring std, not the kappa-scaled sampling std)
+    sigma: torch.Tensor  # (E,)
+    sigma_next: torch.Tensor  # (E,); Delta = sigma - sigma_next
+    step: torch.Tensor  # (E,) long, main-grid step index
+    kernel: torch.Tensor  # (E,) long, index into Tree.kernels
+    group: torch.Tensor  # (E,) long, prompt (GRPO group) id
+    sibling: torch.Tensor  # (E,) long, sibling-set id (edges from the same parent state and step)
+    root: torch.Tensor  # (E,) long, root node id (the tree the edge belongs to)
+
+
+class Tree(NamedTuple):
+    """A rollout: `N` nodes (states), the trained `edges`, and the NFE count."""
+
+    x: torch.Tensor  # (N, *latent) node states; a leaf holds the finished sample (sigma = 0)
+    parent: torch.Tensor  # (N,) long, -1 for roots
+    sigma: torch.Tensor  # (N,) noise level of the node (0 for leaves)
+    step: torch.Tensor  # (N,) long, main-grid index of the node (T for finished leaves)
+    depth: torch.Tensor  # (N,) long, edges from the root
+    prompt: torch.Tensor  # (N,) long, row of `cond`
+    root: torch.Tensor  # (N,) long, root node id
+    is_leaf: torch.Tensor  # (N,) bool
+    leaf_grid: torch.Tensor  # (N,) long, index into plan.finish.strides for leaves, -1 otherwise
+    edges: Edges
+    kernels: tuple[tuple[str, float], ...]  # (kernel name, noise level) per Edges.kernel id
+    nfe: int  # network evaluations (model rows) of the rollout
+
+    @property
+    def leaves(self) -> torch.Tensor:
+        """`(L,)` node ids of the leaves in increasing order: the order rewards are given in."""
+        return torch.nonzero(self.is_leaf).flatten()
+
+
+class _Frontier(NamedTuple):
+    ids: torch.Tensor  # (n,)
+    x: torch.Tensor  # (n, *latent)
+    prev_x0: torch.Tensor | None  # (n, *latent) x0_hat of the parent's evaluation (multistep history)
+    prev_sigma: float | None
+
+
+class _Recorder:
+    """Accumulates nodes and edges; ids are assigned in creation order (topological)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, list[torch.Tensor]] = {k: [] for k in _NODE_FIELDS}
+        self.edges: dict[str, list[torch.Tensor]] = {k: [] for k in Edges._fields}
+        self.count = 0
+        self.kernels: list[tuple[str, float]] = []
+
+    def add_nodes(self, x, parent, sigma, step, depth, prompt, root=None, leaf_grid=None) -> torch.Tensor:
+        n = x.shape[0]
+        ids = torch.arange(self.count, self.count + n)
+        self.count += n
+        fields = {
+            "x": x, "parent": parent, "sigma": _full(n, sigma, torch.float64), "step": _full(n, step),
+            "depth": depth, "prompt": prompt, "root": ids if root is None else root,
+            "is_leaf": _full(n, False, torch.bool), "leaf_grid": _full(n, -1 if leaf_grid is None else leaf_grid),
+        }
+        for k, value in fields.items():
+            self.nodes[k].append(value)
+        return ids
+
+    def node(self, field: str) -> torch.Tensor:
+        return torch.cat(self.nodes[field])
+
+    def kernel_id(self, name: str, noise_level: float) -> int:
+        if (name, noise_level) not in self.kernels:
+            self.kernels.append((name, noise_level))
+        return self.kernels.index((name, noise_level))
+
+
+def _full(n: int, value, dtype: torch.dtype = torch.long) -> torch.Tensor:
+    return torch.full((n,), value, dtype=dtype)
+
+
+_NODE_FIELDS = ("x", "parent", "sigma", "step", "depth", "prompt", "root", "is_leaf", "leaf_grid")
+
+
+def rollout(model: VelocityModel, plan: RolloutPlan, cond: Cond, noise: torch.Tensor, *,
+            generator: torch.Generator | None = None) -> Tree:
+    """Sample a tree of latents for a batch of prompts.
+
+    Args:
+        model: the velocity field (policy at rollout time; wrap the call in `torch.no_grad()`).
+        plan: what to do per step (`flowrl.flow.methods` builds one per method and iteration).
+        cond: conditioning with one row per prompt (see `flowrl.flow.velocity.Cond`).
+        noise: `(P, R, *latent)` initial noise, ``R = plan.num_roots`` roots per prompt.
+        generator: source of the SDE noise (reproducible rollouts).
+
+    Returns:
+        The `Tree`; rewards are given per leaf in `Tree.leaves` order.
+    """
+    check_plan(plan)
+    if noise.ndim < 3 or noise.shape[1] != plan.num_roots:
+        raise ValueError(f"`noise` must be (P, R, *latent) with R = plan.num_roots = {plan.num_roots}, got "
+                         f"{tuple(noise.shape)}. Use noise[:, None] for one shared x_T per prompt.")
+    sigmas = plan.sigmas
+    rec = _Recorder()
+    P, R = noise.shape[:2]
+    x = noise.flatten(0, 1).to(compute_dtype(noise))  # (P * R, *latent), at least fp32
+    prompt = torch.arange(P).repeat_interleave(R)
+    ids = rec.add_nodes(x, torch.full((P * R,), -1), 1.0, 0, torch.zeros(P * R, dtype=torch.long), prompt)
+    frontier = _Frontier(ids, x, None, None)
+    to_finish: list[tuple[_Frontier, int]] = []
+    nfe = 0
+    probe_steps = set(plan.probes.steps) if plan.probes is not None else set()
+    for i, spec in enumerate(plan.steps):
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        node_prompt = rec.node("prompt")[frontier.ids]
+        v = model(frontier.x, torch.full((len(frontier.ids),), s, dtype=frontier.x.dtype),
+                  take_rows(cond, node_prompt))  # (n, *latent)
+        nfe += len(frontier.ids)
+        x0_hat = frontier.x - s * v.to(frontier.x.dtype)  # (n, *latent) multistep history for dpmpp_2m
+        if i in probe_steps:
+            pr = plan.probes
+            step = KERNELS[pr.kernel](frontier.x, v, s, s_next, noise_level=pr.noise_level,
+                                      prev_x0=frontier.prev_x0, prev_sigma=frontier.prev_sigma)
+            probe = _branch(rec, frontier, step, i, s, s_next, pr.count, 1.0, pr.trained,
+                            rec.kernel_id(pr.kernel, pr.noise_level), x0_hat, generator)
+            to_finish.append((probe, i + 1))
+        if plan.probes is not None and i == len(plan.steps) - 1:
+            break  # the spine ends at its last probe step
+        step = KERNELS[spec.kernel](frontier.x, v, s, s_next, noise_level=spec.noise_level,
+                                    prev_x0=frontier.prev_x0, prev_sigma=frontier.prev_sigma)
+        frontier = _branch(rec, frontier, step, i, s, s_next, spec.branch, spec.noise_scale, spec.trained,
+                           rec.kernel_id(spec.kernel, spec.noise_level), x0_hat, generator)
+    if plan.probes is None:
+        to_finish.append((frontier, len(plan.steps)))
+    for nodes, start in to_finish:
+        nfe += _finish(rec, model, cond, plan, nodes, start)
+    return _assemble(rec, nfe)
+
+
+def _branch(rec: _Recorder, frontier: _Frontier, step: Step, i: int, s: float, s_next: float, branch: int,
+            noise_scale: float, trained: bool, kernel_id: int, x0_hat: torch.Tensor,
+            generator: torch.Generator | None) -> _Frontier:
+    """Draw `branch` children per frontier node: ``x_next = mean + kappa * std * eps``; record trained edges."""
+    n = len(frontier.ids)
+    mean = step.mean.repeat_interleave(branch, dim=0)  # (n * b, *latent)
+    ones = (1,) * (mean.ndim - 1)
+    std = torch.broadcast_to(step.std, (n, *ones)).reshape(n).repeat_interleave(branch)  # (n * b,)
+    std_b = std.reshape(-1, *ones)  # (n * b, 1, ..., 1)
+    if bool((std > 0).any()):
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        x_next = mean + noise_scale * std_b * eps  # BranchGRPO samples with kappa * std, scores with std
+    else:
+        x_next = mean
+    parent = frontier.ids.repeat_interleave(branch)
+    depth = rec.node("depth")[frontier.ids].repeat_interleave(branch) + 1
+    prompt = rec.node("prompt")[parent]
+    root = rec.node("root")[parent]
+    child = rec.add_nodes(x_next, parent, s_next, i + 1, depth, prompt, root)
+    if trained:
+        e = len(child)
+        edges = {
+            "parent": parent, "child": child, "x": frontier.x.repeat_interleave(branch, dim=0), "x_next": x_next,
+            "old_logp": gaussian_logprob(x_next, mean, std_b), "old_mean": mean, "std": std,
+            "sigma": _full(e, s, torch.float64), "sigma_next": _full(e, s_next, torch.float64),
+            "step": _full(e, i), "kernel": _full(e, kernel_id), "group": prompt, "sibling": parent,
+            "root": root,
+        }
+        for k, value in edges.items():
+            rec.edges[k].append(value)
+    return _Frontier(child, x_next, x0_hat.repeat_interleave(branch, dim=0), s)
+
+
+def _finish(rec: _Recorder, model: VelocityModel, cond: Cond, plan: RolloutPlan, nodes: _Frontier,
+            start: int) -> int:
+    """Complete `nodes` (all at main index `start`) on every finishing grid; add one leaf per node and grid."""
+    grids = finish_grids(plan, start)
+    if start == plan.num_inference_steps:  # already at sigma = 0: the nodes are the leaves
+        _mark_leaves(rec, nodes.ids)
+        return 0
+    prompt = rec.node("prompt")[nodes.ids]
+    rows = take_rows(cond, prompt)
+    finals: dict[int, torch.Tensor] = {}
+    nfe = _walk(model, rows, plan.finish.kernel, grids, list(range(len(grids))), 0, nodes.x, nodes.prev_x0,
+                nodes.prev_sigma, finals)
+    depth = rec.node("depth")[nodes.ids] + 1
+    root = rec.node("root")[nodes.ids]
+    leaf_ids = []
+    for g in range(len(grids)):
+        leaf_ids.append(rec.add_nodes(finals[g], nodes.ids, 0.0, plan.num_inference_steps, depth, prompt, root, g))
+    _mark_leaves(rec, torch.cat(leaf_ids))
+    return nfe
+
+
+def _walk(model, rows, kernel: str, grids, members: list[int], pos: int, x, prev_x0, prev_sigma,
+          finals: dict[int, torch.Tensor]) -> int:
+    """Run the finishing grids in `members` (identical up to `pos`) from `x`; evaluations of a shared prefix happen
+    once. Stores each grid's final state in `finals` and returns the NFE spent."""
+    s = float(grids[members[0]][pos])
+    if s == 0.0:
+        for g in members:
+            finals[g] = x
+        return 0
+    v = model(x, torch.full((x.shape[0],), s, dtype=x.dtype), rows)
+    nfe = x.shape[0]
+    x0_hat = x - s * v.to(x.dtype)
+    by_next: dict[float, list[int]] = {}
+    for g in members:
+        by_next.setdefault(float(grids[g][pos + 1]), []).append(g)
+    for s_next, group in by_next.items():
+        step = KERNELS[kernel](x, v, s, s_next, noise_level=0.0, prev_x0=prev_x0, prev_sigma=prev_sigma)
+        nfe += _walk(model, rows, kernel, grids, group, pos + 1, step.mean, x0_hat, s, finals)
+    return nfe
+
+
+def _mark_leaves(rec: _Recorder, ids: torch.Tensor) -> None:
+    is_leaf = torch.cat(rec.nodes["is_leaf"])
+    is_leaf[ids] = True
+    rec.nodes["is_leaf"] = [is_leaf]
+
+
+def _assemble(rec: _Recorder, nfe: int) -> Tree:
+    nodes = {k: torch.cat(v) for k, v in rec.nodes.items()}
+    if rec.edges["parent"]:
+        edges = Edges(**{k: torch.cat(v) for k, v in rec.edges.items()})
+    else:
+        x = nodes["x"]
+        empty_long = torch.zeros(0, dtype=torch.long)
+        empty = torch.zeros(0, dtype=x.dtype)
+        latent = x.new_zeros((0, *x.shape[1:]))
+        edges = Edges(empty_long, empty_long, latent, latent, empty, latent, empty, empty.double(), empty.double(),
+                      empty_long, empty_long, empty_long, empty_long, empty_long)
+    return Tree(**nodes, edges=edges, kernels=tuple(rec.kernels), nfe=nfe)
