@@ -1,0 +1,111 @@
+"""Training-time recomputation of the trained edges and their hand-off to the GRPO core as a `PolicyBatch`.
+
+Each parent state is evaluated ONCE for all its children (siblings share the forward), with the same kernel code
+as the rollout, so on-policy ratios are exactly 1. Layout of the core batch: one row per trained edge, ``T = 1``
+(`(E, 1)` tensors); a token-mean reduction is then the mean over trained edges, as in every reference repo.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from flowrl.flow.kernels import KERNELS, gaussian_logprob
+from flowrl.flow.tree import Tree
+from flowrl.flow.velocity import Cond, VelocityModel, take_rows
+from flowrl.grpo.kl import gaussian_kl_same_std
+from flowrl.grpo.objective import PolicyBatch
+from flowrl.grpo.weights import inverse_delta_weights, noise_aware_weights
+
+
+class EdgeEval(NamedTuple):
+    """Recomputed step of every selected edge under a model."""
+
+    logp: torch.Tensor  # (E,) gaussian_logprob(x_next, mean, std), with grad through the model
+    mean: torch.Tensor  # (E, *latent)
+    nfe: int  # model rows evaluated: the number of unique parents
+
+
+def evaluate_edges(model: VelocityModel, tree: Tree, cond: Cond, edge_index: torch.Tensor | None = None) -> EdgeEval:
+    """Recompute ``(mean, logp)`` of trained edges: one model call on the unique parents, gathered to the children.
+
+    Args:
+        model: the current policy (or the reference, for the KL term).
+        tree: the rollout.
+        cond: the same conditioning as at rollout (one row per prompt).
+        edge_index: `(E',)` subset of `tree.edges` (a micro-batch; keep siblings together to share forwards);
+            None = all edges.
+    """
+    e = tree.edges
+    idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
+    parents, inverse = torch.unique(e.parent[idx], return_inverse=True)  # (U,), (E',)
+    v_parent = model(tree.x[parents], tree.sigma[parents].to(tree.x.dtype), take_rows(cond, tree.prompt[parents]))
+    v = v_parent[inverse]  # (E', *latent): siblings reuse their parent's velocity
+    x, x_next, kernel = e.x[idx], e.x_next[idx], e.kernel[idx]
+    sigma, sigma_next = e.sigma[idx], e.sigma_next[idx]
+    means, order = [], []
+    for k in torch.unique(kernel).tolist():  # one call per kernel used (flow_sde for all but mixed plans)
+        sel = torch.nonzero(kernel == k).flatten()
+        name, level = tree.kernels[k]
+        step = KERNELS[name](x[sel], v[sel], sigma[sel], sigma_next[sel], noise_level=level, prev_x0=None,
+                             prev_sigma=None)
+        means.append(step.mean)
+        order.append(sel)
+    mean = torch.cat(means)[torch.argsort(torch.cat(order))]  # (E', *latent) back in edge order
+    std = e.std[idx]
+    logp = gaussian_logprob(x_next.detach(), mean, std)
+    return EdgeEval(logp=logp, mean=mean, nfe=int(parents.numel()))
+
+
+def _col(t: torch.Tensor) -> torch.Tensor:
+    return t.float().reshape(-1, 1)  # (E',) -> (E', 1)
+
+
+def step_weights(tree: Tree, edge_index: torch.Tensor | None = None, *, noise_aware: bool = False,
+                 guard: bool = False) -> torch.Tensor:
+    """Detached per-edge loss weights `(E',)`: product of the selected factors (1 when none).
+
+    * ``noise_aware`` (TempFlow-GRPO): ``w_i = std_i / mean_j std_j`` over the trained *steps* (each distinct step
+      counted once, not once per edge), computed from the grid, never hard-coded (2.24 for SD3.5-M, a = 0.7).
+    * ``guard`` (GRPO-Guard): ``1 / Delta_i``.
+    """
+    e = tree.edges
+    idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
+    w = torch.ones(idx.numel())
+    if noise_aware:
+        steps, inverse = torch.unique(e.step, return_inverse=True)  # over all trained edges of the tree
+        std_step = torch.zeros(steps.numel()).scatter_reduce(0, inverse, e.std.float(), reduce="amax")  # (S,)
+        w = w * noise_aware_weights(std_step, torch.ones_like(std_step))[inverse[idx]]
+    if guard:
+        w = w * inverse_delta_weights((e.sigma[idx] - e.sigma_next[idx]).float())
+    return w
+
+
+def policy_batch(tree: Tree, current: EdgeEval, adv: torch.Tensor, edge_index: torch.Tensor | None = None, *,
+                 weights: torch.Tensor | None = None, guard: bool = False,
+                 reference: EdgeEval | None = None) -> PolicyBatch:
+    """The core's `PolicyBatch` for the selected edges, `(E', 1)` per field.
+
+    Args:
+        current: `evaluate_edges` under the policy being trained (with grad).
+        adv: `(E,)` per-edge advantages of the whole tree (`flowrl.flow.advantages`).
+        weights: `(E',)` from `step_weights`, or None.
+        guard: fill `std` and `mean_shift_sq = mean_d (mean - old_mean)^2` for GRPO-Guard's RatioNorm
+            (use it with the core's ``flow_grpo(guard=True)`` variant).
+        reference: `evaluate_edges` under the reference model (no grad) for the Gaussian KL term.
+    """
+    e = tree.edges
+    idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
+    std = e.std[idx]
+    fields = dict(logp=_col(current.logp), old_logp=_col(e.old_logp[idx]), adv=_col(adv[idx]),
+                  mask=torch.ones(idx.numel(), 1))
+    if weights is not None:
+        fields["weights"] = _col(weights)
+    if guard:
+        diff = current.mean.float() - e.old_mean[idx].float()
+        fields["std"] = _col(std)
+        fields["mean_shift_sq"] = _col(diff.pow(2).reshape(diff.shape[0], -1).mean(-1))
+    if reference is not None:
+        fields["kl"] = _col(gaussian_kl_same_std(current.mean, reference.mean.detach(), std))
+    return PolicyBatch(**fields)
