@@ -1,0 +1,657 @@
+"""The image GRPO trainer: `flowrl train`.
+
+One iteration, for any method of `flowrl.flow.methods` (a chain, a shared-prefix branch, a probed spine, a tree)::
+
+    prompts  -> plan of this iteration -> tree rollout per prompt (no grad)  -> rewards on the leaves
+             -> advantages per trained edge -> edge mask (zero advantage, timestep subset, pruning)
+             -> inner epochs x optimizer steps: micro-batches of edges (siblings together, one forward per parent)
+                -> policy_loss (PPO clip, GRPO-Guard, step weights, Gaussian KL to the reference) -> backward
+             -> gradient all-reduce over processes -> clip -> AdamW -> EMA -> metrics, evaluation, checkpoint
+
+Scale-out: every process rolls out its share of the prompts (``prompts[rank::world]``); a prompt's whole tree lives on
+one process, so groups never span processes and advantages need no gather. The loss of an optimizer step is divided
+by the *global* count of trained edges and gradients are summed over processes, so 2 processes give the update of
+1 process with the same global batch. All randomness is derived from (seed, iteration, prompt index), which makes
+rollouts independent of the process count and resumption bit-exact.
+
+Run: ``flowrl train`` (ShapeWorld default), ``flowrl train --preset shapes_mixgrpo train.iterations=20``,
+``flowrl train --resume runs/<name>``; ``accelerate launch --cpu --num_processes 2 -m flowrl.train.image`` for two
+processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+import rewards as reward_lib
+from flowrl.config import ConfigError, dump_yaml, from_dict, load_yaml_file, load_yaml_text, merge, parse_overrides
+from flowrl.flow.advantages import edge_advantages, edge_leaf_map
+from flowrl.flow.grid import time_grid
+from flowrl.flow.loss import evaluate_edges, policy_batch, step_weights
+from flowrl.flow.methods import FlowMethod, build_method
+from flowrl.flow.plan import RolloutPlan, StepSpec
+from flowrl.flow.schedules import depth_prune_mask, timestep_subset_mask
+from flowrl.flow.tree import Tree, rollout
+from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, policy_loss, weighted_sum
+from flowrl.models.shapeworld import ShapeCond, ShapeWorldAdapter
+from flowrl.train.ema import EMA
+from flowrl.train.image_config import ImageTrainConfig
+from flowrl.train.prompts import eval_prompts, iteration_prompts
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+DEFAULT_PRESET = "shapes_flow_grpo"
+
+
+class PromptRollout(NamedTuple):
+    """One prompt's rollout and its credit assignment."""
+
+    index: int  # global prompt index in the iteration
+    prompt: str
+    cond: ShapeCond  # (1, ...) conditioning row
+    tree: Tree
+    rewards: torch.Tensor  # (L, K) per leaf and reward function
+    adv: torch.Tensor  # (E,) per trained edge
+    mask: torch.Tensor  # (E,) bool, edges entering the loss
+
+
+class EvalSummary(NamedTuple):
+    strict: dict[str, float]  # per family and "overall"
+    score: dict[str, float]
+    count: int
+
+
+# ----------------------------------------------------------------------------------------------------- config
+
+
+def resolve_model_path(path: str) -> Path:
+    """A model folder given relative to the current directory or, failing that, to the flowrl repository."""
+    for candidate in (Path(path), REPO_ROOT / path):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"Model folder {path!r} not found (looked in {Path.cwd()} and {REPO_ROOT}). Pass "
+        "model.path=/path/to/folder; the shipped ShapeWorld model is assets/shapeworld."
+    )
+
+
+def preset_path(name: str) -> Path:
+    """`name` as a file path, or the packaged preset `flowrl/presets/<name>.yaml`."""
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        return Path(name)
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        valid = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+        raise ConfigError(f"Unknown preset {name!r}. Valid: {valid}, or a path to a YAML file.")
+    return path
+
+
+def load_config(*, preset: str | None, overrides: list[str]) -> ImageTrainConfig:
+    """Defaults < preset (default: shapes_flow_grpo) < ``key.path=value`` overrides."""
+    data = load_yaml_file(preset_path(preset or DEFAULT_PRESET))
+    return from_dict(ImageTrainConfig, merge(data, parse_overrides(overrides)))
+
+
+# ----------------------------------------------------------------------------------------------------- pieces
+
+
+def _generator(*keys: int) -> torch.Generator:
+    seed = 0
+    for k in keys:
+        seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+def make_method(cfg: ImageTrainConfig, iteration: int) -> FlowMethod:
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.method.kwargs.items()}
+    try:
+        method = build_method(cfg.method.name, iteration=iteration, guard=cfg.method.guard, **kwargs)
+    except TypeError as e:  # an unknown kwarg of the plan builder
+        raise ConfigError(f"method.kwargs {sorted(kwargs)} do not fit method {cfg.method.name!r}: {e}") from e
+    if cfg.method.clip_range is not None:
+        method = method._replace(clip_range=cfg.method.clip_range)
+    if cfg.method.kl_beta is not None:
+        method = method._replace(kl_beta=cfg.method.kl_beta)
+    if cfg.method.adv_clip is not None:
+        method = method._replace(advantage_kwargs={**method.advantage_kwargs, "clip": cfg.method.adv_clip})
+    return method
+
+
+def compute_rewards(fns: list, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    """`(L, K)` rewards of the leaves; wrong shapes raise, NaN / inf are left for the caller to count."""
+    cols = [reward_lib.check_reward_output(fn.name, fn(images, prompts, None), len(prompts)) for fn in fns]
+    return torch.stack(cols, dim=1)
+
+
+def leaf_advantages(cfg: ImageTrainConfig, method: FlowMethod, tree: Tree, rewards: torch.Tensor) -> torch.Tensor:
+    """`(E,)` edge advantages from `(L, K)` leaf rewards, in the configured aggregation order."""
+    weights = torch.tensor(cfg.reward.weights)
+    estimate = partial(edge_advantages, method.advantage, tree, **method.advantage_kwargs)
+    if cfg.reward.aggregation == "sum_then_normalize" or rewards.shape[1] == 1:
+        return estimate(weighted_sum(rewards, weights=weights))
+    return sum(w * estimate(rewards[:, k]) for k, w in enumerate(weights.tolist()))
+
+
+def edge_mask(
+    method: FlowMethod, tree: Tree, adv: torch.Tensor, *, iteration: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Edges that enter the loss: nonzero advantage (flow_grpo / DAPO filter), DanceGRPO's timestep subset,
+    BranchGRPO depth pruning."""
+    e = tree.edges
+    mask = adv != 0
+    if method.timestep_fraction < 1.0:
+        trajectory = edge_leaf_map(tree).float().argmax(dim=1)  # (E,) one leaf below each chain edge
+        mask &= timestep_subset_mask(
+            e.step,
+            trajectory,
+            num_steps=method.plan.num_inference_steps,
+            fraction=method.timestep_fraction,
+            generator=generator,
+        )
+    if method.pruning is not None and method.pruning.depths:
+        p = method.pruning
+        mask &= depth_prune_mask(
+            tree.depth[e.child], depths=p.depths, iteration=iteration, interval=p.interval, stop_depth=p.stop_depth
+        )
+    return mask
+
+
+def micro_batches(rollout_: PromptRollout, size: int) -> list[torch.Tensor]:
+    """Masked edge indices in chunks of at most `size`, never splitting the children of one parent."""
+    idx = torch.nonzero(rollout_.mask).flatten()
+    if idx.numel() == 0:
+        return []
+    parents = rollout_.tree.edges.parent[idx]
+    idx = idx[torch.argsort(parents, stable=True)]
+    parents = rollout_.tree.edges.parent[idx]
+    chunks, start = [], 0
+    boundaries = torch.nonzero(parents[1:] != parents[:-1]).flatten().add(1).tolist() + [idx.numel()]
+    last = 0
+    for b in boundaries:
+        if b - start > size and last > start:
+            chunks.append(idx[start:last])
+            start = last
+        last = b
+    chunks.append(idx[start:])
+    return chunks
+
+
+def all_reduce_sum(t: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+    return t
+
+
+# ----------------------------------------------------------------------------------------------------- phases
+
+
+@torch.no_grad()
+def collect(
+    cfg: ImageTrainConfig,
+    adapter: ShapeWorldAdapter,
+    method: FlowMethod,
+    reward_fns: list,
+    prompts: list[tuple[int, str]],
+    iteration: int,
+) -> tuple[list[PromptRollout], dict[str, float]]:
+    """Roll out every (global index, prompt), score the leaves, assign advantages. Prompts with a non-finite reward
+    are skipped and counted (never trained on)."""
+    out, stats = [], {"nfe_rollout": 0.0, "skipped_prompts": 0.0, "time_rollout": 0.0, "time_reward": 0.0}
+    R = method.plan.num_roots
+    for index, prompt in prompts:
+        gen = _generator(cfg.train.seed, iteration, index)
+        noise = torch.randn((1, R, *adapter.latent_shape), generator=gen)  # (1, R, 3, H, W)
+        cond = adapter.encode([prompt])
+        t0 = time.perf_counter()
+        tree = rollout(adapter.velocity, method.plan, cond, noise, generator=gen)
+        t1 = time.perf_counter()
+        images = adapter.decode(tree.x[tree.leaves])  # (L, 3, H, W)
+        rewards = compute_rewards(reward_fns, images, [prompt] * images.shape[0])  # (L, K)
+        stats["time_rollout"] += t1 - t0
+        stats["time_reward"] += time.perf_counter() - t1
+        stats["nfe_rollout"] += tree.nfe
+        if not torch.isfinite(rewards).all():
+            stats["skipped_prompts"] += 1
+            print(
+                f"[flowrl] iteration {iteration}: a reward returned NaN/inf for {prompt!r}; prompt skipped.",
+                file=sys.stderr,
+            )
+            continue
+        adv = leaf_advantages(cfg, method, tree, rewards)
+        mask = edge_mask(method, tree, adv, iteration=iteration, generator=gen)
+        out.append(PromptRollout(index, prompt, cond, tree, rewards, adv, mask))
+    return out, stats
+
+
+def optimizer_step_loss(
+    cfg: ImageTrainConfig,
+    adapter: ShapeWorldAdapter,
+    method: FlowMethod,
+    objective,
+    chunk: list[PromptRollout],
+    norm: Normalizer,
+    world: int,
+) -> dict[str, torch.Tensor]:
+    """Forward + backward of every micro-batch of one optimizer step; returns summed metrics (for averaging)."""
+    sums: dict[str, torch.Tensor] = {}
+    for ro in chunk:
+        for idx in micro_batches(ro, cfg.train.micro_batch_edges):
+            current = evaluate_edges(adapter.velocity, ro.tree, ro.cond, idx)
+            reference = None
+            if method.kl_beta > 0:
+                with adapter.reference():
+                    reference = evaluate_edges(adapter.reference_velocity, ro.tree, ro.cond, idx)
+            weights = None
+            if method.noise_aware or method.guard:
+                weights = step_weights(ro.tree, idx, noise_aware=method.noise_aware, guard=method.guard)
+            batch = policy_batch(
+                ro.tree, current, ro.adv, idx, weights=weights, guard=method.guard, reference=reference
+            )
+            obj = objective
+            if method.hooks is not None:  # Dynamic-TreeRPO: per-edge clip bounds from a hook
+                lo, hi = method.hooks.clip_bounds(batch.adv, clip_range=method.clip_range)
+                obj = objective._replace(surrogate=partial(clipped_surrogate, eps_low=lo, eps_high=hi))
+            loss, metrics = policy_loss(obj, batch, norm=norm)
+            loss.backward()
+            n = torch.tensor(float(idx.numel()))
+            for k, v in metrics.items():  # metrics are micro-batch means: weight by edges to average later
+                sums[k] = sums.get(k, torch.zeros(())) + v.detach() * n
+            sums["edges"] = sums.get("edges", torch.zeros(())) + n
+            sums["nfe_train"] = sums.get("nfe_train", torch.zeros(())) + current.nfe
+            ratio = (current.logp.detach() - ro.tree.edges.old_logp[idx]).exp()  # (E',) plain per-edge ratio
+            for s in torch.unique(ro.tree.edges.step[idx]).tolist():
+                sel = ro.tree.edges.step[idx] == s
+                sums[f"ratio_sum/step_{s}"] = sums.get(f"ratio_sum/step_{s}", torch.zeros(())) + ratio[sel].sum()
+                sums[f"ratio_sq/step_{s}"] = sums.get(f"ratio_sq/step_{s}", torch.zeros(())) + (ratio[sel] ** 2).sum()
+                sums[f"ratio_n/step_{s}"] = sums.get(f"ratio_n/step_{s}", torch.zeros(())) + sel.sum()
+    return sums
+
+
+def update(
+    cfg: ImageTrainConfig,
+    adapter: ShapeWorldAdapter,
+    method: FlowMethod,
+    rollouts: list[PromptRollout],
+    optimizer: torch.optim.Optimizer,
+    ema: EMA | None,
+    iteration: int,
+    world: int,
+) -> dict[str, float]:
+    """Inner epochs over the iteration's rollouts; returns averaged metrics."""
+    variant = get_variant("flow_grpo", clip_range=method.clip_range, beta=method.kl_beta, guard=method.guard)
+    params = adapter.trainable_parameters()
+    totals: dict[str, torch.Tensor] = {}
+    n_prompts = cfg.train.prompts_per_iteration
+    for epoch in range(cfg.train.inner_epochs):
+        order = torch.randperm(n_prompts, generator=_generator(cfg.train.seed, iteration, 10_007, epoch)).tolist()
+        position = {p: i for i, p in enumerate(order)}
+        for k in range(cfg.train.steps_per_epoch):
+            chunk = [ro for ro in rollouts if position[ro.index] % cfg.train.steps_per_epoch == k]
+            chunk.sort(key=lambda ro: position[ro.index])
+            edges = torch.tensor(float(sum(int(ro.mask.sum()) for ro in chunk)))
+            edges = all_reduce_sum(edges, world)  # global trained edges of this optimizer step
+            if edges.item() == 0:
+                continue
+            norm = Normalizer(num_tokens=edges, num_sequences=edges)
+            optimizer.zero_grad(set_to_none=False)
+            sums = optimizer_step_loss(cfg, adapter, method, variant.objective, chunk, norm, world)
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                all_reduce_sum(p.grad, world)
+            if cfg.optim.grad_clip > 0:
+                sums["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip).detach() * sums.get(
+                    "edges", torch.zeros(())
+                )
+            optimizer.step()
+            if ema is not None:
+                ema.update()
+            for key, v in sums.items():
+                totals[key] = totals.get(key, torch.zeros(())) + v
+    return _average(totals)
+
+
+def _average(totals: dict[str, torch.Tensor]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    edges = float(totals.get("edges", torch.zeros(())))
+    for key, v in totals.items():
+        if key.startswith("ratio_"):
+            continue
+        out[key] = float(v) if key in ("edges", "nfe_train") else float(v) / max(edges, 1.0)
+    for key in totals:
+        if key.startswith("ratio_n/"):
+            step = key.split("/", 1)[1]
+            n = float(totals[key])
+            mean = float(totals[f"ratio_sum/{step}"]) / n
+            var = float(totals[f"ratio_sq/{step}"]) / n - mean**2
+            out[f"ratio_mean/{step}"] = mean
+            out[f"ratio_std/{step}"] = math.sqrt(max(var, 0.0))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(
+    cfg: ImageTrainConfig, adapter: ShapeWorldAdapter, prompts: list[str]
+) -> tuple[EvalSummary, torch.Tensor]:
+    """Held-out strict accuracy (ODE, CFG) on the same prompts and seeds every time; returns the summary and the
+    images of the first seed (for the grid)."""
+    from flowrl.shapes.grader import grade
+
+    e = cfg.eval
+    strict: dict[str, list[float]] = {}
+    score: dict[str, list[float]] = {}
+    first = None
+    T = e.num_inference_steps
+    plan = RolloutPlan(time_grid(T, shift=float(adapter.model.meta["shift"])), tuple(StepSpec() for _ in range(T)))
+    guidance = adapter.guidance_scale
+    adapter.guidance_scale = e.guidance_scale
+    try:
+        for seed in e.seeds:
+            images = []
+            for start in range(0, len(prompts), 50):
+                batch = prompts[start : start + 50]
+                noise = torch.randn((len(batch), 1, *adapter.latent_shape), generator=_generator(99, seed, start))
+                tree = rollout(adapter.velocity, plan, adapter.encode(batch), noise)  # Euler ODE, one leaf each
+                images.append(adapter.decode(tree.x[tree.leaves]))
+            images = torch.cat(images)  # (P, 3, H, W)
+            first = images if first is None else first
+            result = grade(images, prompts)
+            for fam, st, sc in zip(result.family, result.strict.tolist(), result.score.tolist(), strict=True):
+                for key in (fam, "overall"):
+                    strict.setdefault(key, []).append(float(st))
+                    score.setdefault(key, []).append(sc)
+    finally:
+        adapter.guidance_scale = guidance
+    summary = EvalSummary(
+        {k: sum(v) / len(v) for k, v in strict.items()},
+        {k: sum(v) / len(v) for k, v in score.items()},
+        len(strict["overall"]),
+    )
+    return summary, first
+
+
+def _eval_metrics(summary: EvalSummary) -> dict[str, float]:
+    out = {f"eval/strict/{k}": v for k, v in summary.strict.items()}
+    out.update({f"eval/score/{k}": v for k, v in summary.score.items()})
+    return out
+
+
+def _save_grid(run_dir: Path, iteration: int, prompts: list[str], images: torch.Tensor, n: int) -> None:
+    from flowrl.shapes.grader import grade
+    from flowrl.train.plots import save_image_grid
+
+    pick = list(range(0, len(prompts), max(1, len(prompts) // n)))[:n]
+    imgs = images[pick]
+    passed = grade(imgs, [prompts[i] for i in pick]).strict.tolist()
+    captions = [("PASS " if ok else "fail ") + prompts[i] for i, ok in zip(pick, passed, strict=True)]
+    (run_dir / "samples").mkdir(exist_ok=True)
+    save_image_grid(imgs, run_dir / "samples" / f"eval_{iteration:05d}.png", nrow=5, captions=captions)
+
+
+# ----------------------------------------------------------------------------------------------------- checkpoints
+
+
+def _model_state(adapter: ShapeWorldAdapter) -> dict[str, torch.Tensor]:
+    if adapter.lora_rank > 0:
+        from peft.utils import get_peft_model_state_dict
+
+        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(adapter.transformer).items()}
+    return {k: v.detach().clone() for k, v in adapter.transformer.state_dict().items()}
+
+
+def _load_model_state(adapter: ShapeWorldAdapter, state: dict[str, torch.Tensor]) -> None:
+    if adapter.lora_rank > 0:
+        from peft.utils import set_peft_model_state_dict
+
+        set_peft_model_state_dict(adapter.transformer, state)
+    else:
+        adapter.transformer.load_state_dict(state)
+
+
+def save_final_weights(adapter: ShapeWorldAdapter, run_dir: Path) -> Path:
+    """LoRA: `lora/pytorch_lora_weights.safetensors` in diffusers' layout (``transformer.``-prefixed keys, loadable
+    with `load_lora_adapter(..., prefix="transformer")` or a pipeline's `load_lora_weights`). Full fine-tuning: a
+    complete model folder `final/` that `flowrl sample --model` loads."""
+    if adapter.lora_rank > 0:
+        from diffusers import StableDiffusion3Pipeline
+        from peft.utils import get_peft_model_state_dict
+
+        out = run_dir / "lora"
+        StableDiffusion3Pipeline.save_lora_weights(
+            out, transformer_lora_layers=get_peft_model_state_dict(adapter.transformer), safe_serialization=True
+        )
+        return out
+    from flowrl.shapes.model import save_shapeworld
+
+    out = run_dir / "final"
+    save_shapeworld(adapter.model, out, extra_meta={"finetuned_by": "flowrl train", "run_dir": str(run_dir)})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- the loop
+
+
+class TrainResult(NamedTuple):
+    run_dir: Path
+    base: EvalSummary | None
+    final: EvalSummary | None
+    iterations: int
+
+
+def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: bool = True) -> TrainResult:
+    """Run (or resume) an image GRPO run and return where it lives and its base / final held-out accuracy."""
+    from accelerate import Accelerator
+
+    from flowrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from flowrl.train.metrics import MetricsLogger, read_metrics
+    from flowrl.train.plots import plot_curves
+    from flowrl.train.progress import progress
+    from flowrl.train.run_dir import create_run_dir, write_config
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if cfg.train.prompts_per_iteration % world:
+        raise ConfigError(
+            f"train.prompts_per_iteration ({cfg.train.prompts_per_iteration}) must be divisible by the "
+            f"number of processes ({world})."
+        )
+    main_process = accelerator.is_main_process
+    t_start = time.perf_counter()
+
+    adapter = ShapeWorldAdapter.from_folder(
+        resolve_model_path(cfg.model.path),
+        guidance_scale=cfg.guidance_scale,
+        lora_rank=cfg.model.lora_rank,
+        lora_alpha=cfg.model.lora_alpha,
+        device=accelerator.device,
+    )
+    params = adapter.trainable_parameters()
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+    ema = EMA(params, decay=cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    reward_fns = [reward_lib.load_reward(name) for name in cfg.reward.names]
+    held_out = eval_prompts(cfg.eval.prompts_per_family)
+
+    start_iteration, base = 0, None
+    if resume is not None:
+        ckpt_path = latest_checkpoint(resume)
+        if ckpt_path is None:
+            raise FileNotFoundError(f"No checkpoint in {resume}/checkpoints to resume from.")
+        ckpt = load_checkpoint(ckpt_path)
+        _load_model_state(adapter, ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ema is not None and ckpt["ema"] is not None:
+            ema.load_state_dict(ckpt["ema"])
+        start_iteration = int(ckpt["trainer"]["iteration"])
+        if ckpt["trainer"].get("base_strict") is not None:
+            base = EvalSummary(
+                ckpt["trainer"]["base_strict"], ckpt["trainer"]["base_score"], int(ckpt["trainer"]["base_count"])
+            )
+        run_dir = Path(resume)
+    else:
+        name = cfg.run.name or None
+        run_dir = create_run_dir(cfg.run.root, name) if main_process else Path(cfg.run.root)
+    if main_process:
+        write_config(run_dir, dump_yaml(cfg))
+    logger = (
+        MetricsLogger(run_dir, tensorboard=cfg.run.tensorboard, resume_step=start_iteration) if main_process else None
+    )
+
+    def run_eval(iteration: int) -> EvalSummary:
+        context = ema.swapped() if ema is not None else contextlib.nullcontext()
+        with context:
+            summary, images = evaluate(cfg, adapter, held_out)
+        if main_process:
+            _save_grid(run_dir, iteration, held_out, images, cfg.eval.grid_prompts)
+        return summary
+
+    if base is None and main_process:
+        base = run_eval(0)
+        logger.log(0, _eval_metrics(base))
+        print(
+            f"[flowrl] base model: held-out strict accuracy {100 * base.strict['overall']:.1f}% "
+            f"({base.count} samples)",
+            file=sys.stderr,
+        )
+
+    def checkpoint(next_iteration: int) -> None:
+        if not main_process:
+            return
+        trainer = {"iteration": next_iteration}
+        if base is not None:
+            trainer.update(base_strict=base.strict, base_score=base.score, base_count=base.count)
+        save_checkpoint(
+            run_dir,
+            next_iteration,
+            {
+                "model": _model_state(adapter),
+                "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "trainer": trainer,
+                "config": dump_yaml(cfg),
+            },
+            keep_last=cfg.run.keep_last,
+        )
+
+    final = None
+    iteration = start_iteration
+    bar = progress(cfg.train.iterations - start_iteration, desc="flowrl train", disable=not main_process)
+    try:
+        for iteration in range(start_iteration, cfg.train.iterations):
+            t_it = time.perf_counter()
+            method = make_method(cfg, iteration)
+            prompts = iteration_prompts(
+                cfg.train.prompts_per_iteration, families=cfg.train.families, seed=cfg.train.seed, iteration=iteration
+            )
+            local = [(i, p) for i, p in enumerate(prompts) if i % world == rank]
+            rollouts, stats = collect(cfg, adapter, method, reward_fns, local, iteration)
+            t_train = time.perf_counter()
+            metrics = update(cfg, adapter, method, rollouts, optimizer, ema, iteration, world)
+            metrics.update(stats)
+            metrics["time_train"] = time.perf_counter() - t_train
+            all_rewards = torch.cat([ro.rewards for ro in rollouts]) if rollouts else torch.zeros(0, 1)
+            for k, name in enumerate(cfg.reward.names):
+                metrics[f"reward/{name}/mean"] = float(all_rewards[:, k].mean()) if len(all_rewards) else math.nan
+            total = weighted_sum(all_rewards, weights=torch.tensor(cfg.reward.weights)) if len(all_rewards) else None
+            metrics["reward_mean"] = float(total.mean()) if total is not None else math.nan
+            metrics["reward_std"] = float(total.std()) if total is not None and total.numel() > 1 else math.nan
+            metrics["time_iteration"] = time.perf_counter() - t_it
+            done = iteration + 1
+            if main_process:
+                if done % cfg.eval.every == 0 or done == cfg.train.iterations:
+                    t_eval = time.perf_counter()
+                    summary = run_eval(done)
+                    metrics.update(_eval_metrics(summary))
+                    metrics["time_eval"] = time.perf_counter() - t_eval
+                    final = summary
+                metrics["wall_minutes"] = (time.perf_counter() - t_start) / 60
+                logger.log(done, metrics)
+                bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}")
+                bar.update(1)
+            if done % cfg.run.checkpoint_every == 0 or done == cfg.train.iterations:
+                checkpoint(done)
+            limit = cfg.train.time_limit_minutes
+            if limit > 0 and (time.perf_counter() - t_start) / 60 >= limit and done < cfg.train.iterations:
+                if main_process:
+                    print(f"[flowrl] time limit of {limit} min reached after {done} iterations.", file=sys.stderr)
+                    summary = run_eval(done)
+                    logger.log(done, _eval_metrics(summary))
+                    final = summary
+                checkpoint(done)
+                iteration = done - 1
+                break
+        else:
+            iteration = cfg.train.iterations - 1
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
+    if main_process:
+        save_final_weights(adapter, run_dir)
+        records = read_metrics(run_dir / "metrics.jsonl")
+        plot_curves(
+            records,
+            ["reward_mean", "eval/strict/overall", "kl", "clip_ratio/region_mean"],
+            run_dir / "curves.png",
+            title=f"{cfg.method.name} on ShapeWorld",
+        )
+        if base is not None and final is not None:
+            b, f = 100 * base.strict["overall"], 100 * final.strict["overall"]
+            print(
+                f"flowrl train: held-out strict accuracy base {b:.1f}% -> final {f:.1f}% ({f - b:+.1f} points, "
+                f"{final.count} paired samples) in {(time.perf_counter() - t_start) / 60:.1f} min; run folder "
+                f"{run_dir}"
+            )
+    return TrainResult(run_dir, base, final, iteration + 1)
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="flowrl train",
+        description="GRPO-train a flow-matching image model. Defaults: the shipped ShapeWorld model, preset "
+        f"{DEFAULT_PRESET}, on CPU. Override any field with key.path=value.",
+        epilog="Examples: flowrl train --preset shapes_mixgrpo train.iterations=20 | flowrl train method.guard=true | "
+        "flowrl train --resume runs/<name>",
+    )
+    names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+    parser.add_argument("--preset", help=f"preset name ({names}) or a YAML file")
+    parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
+    parser.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides (e.g. optim.lr=1e-4)")
+    args = parser.parse_args(argv)
+    try:
+        if args.resume is not None:
+            saved = args.resume / "config.yaml"
+            if not saved.is_file():
+                raise ConfigError(f"{args.resume} has no config.yaml: not a flowrl run folder.")
+            cfg = load_yaml_text(ImageTrainConfig, saved.read_text())
+            if args.overrides:
+                cfg = from_dict(ImageTrainConfig, merge(load_yaml_file(saved), parse_overrides(args.overrides)))
+        else:
+            cfg = load_config(preset=args.preset, overrides=args.overrides)
+        if args.show_config:
+            print(dump_yaml(cfg), end="")
+            return 0
+        train(cfg, resume=args.resume)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"flowrl train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The schema of an image GRPO run (`flowrl train`): nested dataclasses, one documented field each.
+
+Defaults are the ShapeWorld CPU recipe (`flowrl/presets/shapes_flow_grpo.yaml` repeats them with the reasons).
+Method hyper-parameters beyond the shared ones go in `method.kwargs` and are passed to the method's plan builder
+(`flowrl.flow.methods`), whose defaults quote the papers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class ModelConfig:
+    path: str = "assets/shapeworld"
+    """Local model folder (ShapeWorld layout: transformer/, text_encoder/, tokenizer/). Relative paths are resolved
+    against the current directory, then against the flowrl repository."""
+    lora_rank: int = 0
+    """0 = full fine-tuning with a frozen reference copy; > 0 = LoRA of this rank (reference = adapter disabled)."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator (scale = alpha / rank)."""
+
+    def __post_init__(self) -> None:
+        if self.lora_rank < 0:
+            raise ValueError(f"model.lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}.")
+
+
+@dataclass
+class MethodConfig:
+    name: str = "flow_grpo"
+    """Image method (a plan builder in flowrl.flow.methods.METHODS): flow_grpo, flow_grpo_fast, dance_grpo, mixgrpo,
+    mixgrpo_flash, tempflow_grpo, g2rpo, branch_grpo, tree_grpo, dynamic_treerpo."""
+    guard: bool = False
+    """Apply GRPO-Guard (RatioNorm + 1/Delta step weights) on top of the method."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the method's plan builder (e.g. num_inference_steps, noise_level, group_size); unset
+    ones keep the paper's defaults."""
+    clip_range: float | None = None
+    """PPO clip epsilon; None = the method's published value (Flow-GRPO 1e-4, GRPO-Guard 2e-6, ...)."""
+    kl_beta: float | None = None
+    """Weight of the closed-form Gaussian KL to the reference; None = the method's published value."""
+    adv_clip: float | None = None
+    """Clamp |advantage| to this; None = the method's published value (5 everywhere)."""
+
+
+@dataclass
+class RewardConfig:
+    names: list[str] = field(default_factory=lambda: ["shapes"])
+    """Reward functions (rewards.REWARDS names or 'package.module:factory')."""
+    weights: list[float] = field(default_factory=lambda: [1.0])
+    """One weight per reward."""
+    aggregation: Literal["sum_then_normalize", "normalize_then_sum"] = "sum_then_normalize"
+    """Weighted sum then advantage (Flow-GRPO), or an advantage per reward then the weighted sum (MixGRPO, G2RPO)."""
+
+    def __post_init__(self) -> None:
+        if not self.names or len(self.names) != len(self.weights):
+            raise ValueError(
+                f"reward.names ({len(self.names)}) and reward.weights ({len(self.weights)}) must be "
+                "non-empty and of the same length: one weight per reward."
+            )
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 = off)."""
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 40
+    """Rollout-then-update iterations."""
+    prompts_per_iteration: int = 8
+    """Prompts (GRPO groups) per iteration, over all processes; must be divisible by the number of processes."""
+    families: dict[str, float] = field(
+        default_factory=lambda: {"single": 1.0, "two_objects": 1.0, "counting": 1.0, "colors": 1.0, "position": 1.0}
+    )
+    """Training prompt families and their sampling weights (ShapeWorld train split)."""
+    inner_epochs: int = 2
+    """Passes over each iteration's rollouts (PPO epochs); ratios move off 1 from the second pass on."""
+    steps_per_epoch: int = 1
+    """Optimizer steps per pass; each takes prompts_per_iteration / steps_per_epoch prompts' edges."""
+    micro_batch_edges: int = 256
+    """Most trained edges per forward/backward (edges sharing a parent stay together)."""
+    ema_decay: float = 0.0
+    """EMA of the trained weights used for evaluation (0 = off; Flow-GRPO uses EMA on SD3.5)."""
+    seed: int = 0
+    """Seed of prompts, initial noise and SDE noise (each derived from (seed, iteration, prompt))."""
+    time_limit_minutes: float = 0.0
+    """Stop after the iteration that crosses this wall time (0 = no limit); evaluation and checkpoint still run."""
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "prompts_per_iteration", "inner_epochs", "steps_per_epoch", "micro_batch_edges"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.prompts_per_iteration % self.steps_per_epoch:
+            raise ValueError(
+                f"train.prompts_per_iteration ({self.prompts_per_iteration}) must be divisible by "
+                f"train.steps_per_epoch ({self.steps_per_epoch})."
+            )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}.")
+
+
+@dataclass
+class EvalConfig:
+    every: int = 20
+    """Evaluate every this many iterations (and always before the first and after the last)."""
+    prompts_per_family: int = 20
+    """Held-out (test split) prompts per family."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    """One sample per prompt and seed; the same prompts and seeds at every evaluation (paired comparison)."""
+    num_inference_steps: int = 10
+    """Euler ODE steps."""
+    guidance_scale: float = 4.0
+    """CFG scale."""
+    grid_prompts: int = 10
+    """Prompts shown in the sample grid of each evaluation."""
+
+
+@dataclass
+class RunConfig:
+    root: str = "runs"
+    """Folder under which run folders are created."""
+    name: str = ""
+    """Run folder name ('' = method name + timestamp)."""
+    checkpoint_every: int = 10
+    """Write a checkpoint every this many iterations (and at the end)."""
+    keep_last: int = 2
+    """Checkpoints kept."""
+    tensorboard: bool = True
+    """Also write TensorBoard scalars."""
+
+
+@dataclass
+class ImageTrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The model to fine-tune."""
+    method: MethodConfig = field(default_factory=MethodConfig)
+    """The rollout plan and credit assignment (one of the published image methods)."""
+    guidance_scale: float = 4.0
+    """CFG scale during rollouts and training (the policy is the guided velocity)."""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """Reward functions and their aggregation."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimizer."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Loop sizes and seeds."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Held-out evaluation."""
+    run: RunConfig = field(default_factory=RunConfig)
+    """Run folder, checkpoints and logging."""
