@@ -1,0 +1,157 @@
+"""Every method's plan runs end to end on a tiny conv velocity model, on CPU, into the core's loss; GRPO-Guard
+identity. Run: pytest tests/flow/test_methods.py -q
+"""
+
+from typing import NamedTuple
+
+import pytest
+import torch
+
+from flowrl.flow import (
+    METHODS,
+    build_method,
+    edge_advantages,
+    edge_leaf_map,
+    evaluate_edges,
+    policy_batch,
+    rollout,
+    step_weights,
+)
+from flowrl.flow.schedules import timestep_subset_mask
+from flowrl.grpo import get_variant, normalizer, policy_loss
+from flowrl.grpo.ratios import ratio_norm_log_ratio
+
+# scaled-down settings per method (published defaults are tested in docs and test_tree's hand formulas)
+SMALL = {
+    "flow_grpo": dict(num_inference_steps=4, group_size=3),
+    "flow_grpo_fast": dict(num_inference_steps=6, group_size=3, window_size=2, window_range=(0, 3)),
+    "dance_grpo": dict(num_inference_steps=4, group_size=3),
+    "mixgrpo": dict(num_inference_steps=6, group_size=3, window_size=2),
+    "mixgrpo_flash": dict(num_inference_steps=8, group_size=3, window_size=2),
+    "tempflow_grpo": dict(num_inference_steps=4, num_seeds=2, num_probes=3),
+    "g2rpo": dict(num_inference_steps=6, group_size=3, probe_steps=(0, 1, 2)),
+    "branch_grpo": dict(num_inference_steps=6, split_points=(0, 2)),
+    "tree_grpo": dict(num_inference_steps=6, window_size=2),
+    "dynamic_treerpo": dict(num_inference_steps=6, window_size=2, noise_levels=(0.9, 0.5)),
+}
+
+
+class Cond(NamedTuple):
+    emb: torch.Tensor  # (P, 2)
+    scale: torch.Tensor  # (P,)
+
+
+class TinyVelocity(torch.nn.Module):
+    """v = conv(x) + film(cond, sigma): a 1x1 conv net conditioned on a per-prompt embedding."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 2, 1)
+        self.film = torch.nn.Linear(3, 2)
+
+    def forward(self, x, sigma, cond: Cond):
+        h = self.film(torch.cat([cond.emb, sigma[:, None].float()], dim=1))  # (B, 2)
+        return self.conv(x) * cond.scale[:, None, None, None] + h[:, :, None, None]
+
+
+def test_every_method_is_covered():
+    assert set(SMALL) == set(METHODS)
+
+
+@pytest.mark.parametrize("guard", [False, True])
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_method_runs_into_the_core_loss(name, guard):
+    model = TinyVelocity()
+    method = build_method(name, guard=guard, **SMALL[name])
+    P = 2
+    cond = Cond(torch.randn(P, 2), torch.rand(P) + 0.5)
+    with torch.no_grad():
+        tree = rollout(model, method.plan, cond, torch.randn(P, method.plan.num_roots, 2, 4, 4),
+                       generator=torch.Generator().manual_seed(0))
+    rewards = tree.x[tree.leaves].mean(dim=(1, 2, 3))  # a toy reward per leaf
+    adv = edge_advantages(method.advantage, tree, rewards, **method.advantage_kwargs)
+    assert adv.shape == tree.edges.old_logp.shape and bool(torch.isfinite(adv).all())
+    edges = torch.arange(adv.numel())
+    if method.timestep_fraction < 1.0:  # DanceGRPO: per-trajectory random subset of steps
+        traj = edge_leaf_owner(tree)
+        edges = torch.nonzero(timestep_subset_mask(tree.edges.step, traj, num_steps=method.plan.num_inference_steps,
+                                                   fraction=method.timestep_fraction)).flatten()
+    current = evaluate_edges(model, tree, cond, edges)
+    # on-policy: the recomputation reproduces the rollout's log-probs exactly (same kernel code, same inputs)
+    torch.testing.assert_close(current.logp.detach(), tree.edges.old_logp[edges], atol=1e-5, rtol=0)
+    weights = step_weights(tree, edges, noise_aware=method.noise_aware, guard=method.guard)
+    batch = policy_batch(tree, current, adv, edges, weights=weights, guard=method.guard)
+    variant = get_variant("flow_grpo", clip_range=method.clip_range, beta=0.0, guard=method.guard)
+    loss, metrics = policy_loss(variant.objective, batch, norm=normalizer(batch.mask))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert metrics["ratio_mean"].item() == pytest.approx(1.0, abs=1e-5)
+    assert model.conv.weight.grad is not None and bool(torch.isfinite(model.conv.weight.grad).all())
+
+
+def edge_leaf_owner(tree):
+    # for chains each trained edge has one leaf below it: use it as the trajectory id
+    return edge_leaf_map(tree).float().argmax(1)
+
+
+def test_guard_identity_through_the_sampler():
+    # x_next = mu_old + std eps; under a perturbed model mu_new: RatioNorm(log r) = mean_d[eps (mu_new - mu_old)]
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = TinyVelocity()
+        method = build_method("flow_grpo", guard=True, num_inference_steps=5, group_size=2)
+        cond = Cond(torch.randn(1, 2), torch.ones(1))
+        with torch.no_grad():
+            tree = rollout(model, method.plan, cond, torch.randn(1, 2, 2, 4, 4))
+            model.conv.weight.add_(0.05 * torch.randn_like(model.conv.weight))
+        current = evaluate_edges(model, tree, cond)
+        batch = policy_batch(tree, current, torch.zeros_like(current.logp), guard=True)
+        e = tree.edges
+        eps = (e.x_next - e.old_mean) / e.std.reshape(-1, 1, 1, 1)
+        expected = (eps * (current.mean - e.old_mean)).flatten(1).mean(1)
+        normed = ratio_norm_log_ratio(batch.logp - batch.old_logp, std=batch.std, mean_shift_sq=batch.mean_shift_sq)
+        torch.testing.assert_close(normed.flatten(), expected.float(), atol=1e-6, rtol=1e-5)
+        assert expected.abs().max() > 1e-4  # the perturbation moved the means
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_guard_weights_are_inverse_delta_and_reference_kl_is_filled():
+    model = TinyVelocity()
+    method = build_method("tempflow_grpo", guard=True, num_inference_steps=4, num_seeds=1, num_probes=2)
+    cond = Cond(torch.randn(1, 2), torch.ones(1))
+    with torch.no_grad():
+        tree = rollout(model, method.plan, cond, torch.randn(1, 1, 2, 4, 4))
+    e = tree.edges
+    w_guard = step_weights(tree, guard=True)
+    torch.testing.assert_close(w_guard, (1 / (e.sigma - e.sigma_next)).float())
+    w_both = step_weights(tree, noise_aware=True, guard=True)
+    torch.testing.assert_close(w_both, step_weights(tree, noise_aware=True) * w_guard)
+    current = evaluate_edges(model, tree, cond)
+    batch = policy_batch(tree, current, torch.zeros(e.std.numel()), reference=evaluate_edges(model, tree, cond))
+    assert batch.kl.abs().max().item() < 1e-8  # reference == policy -> KL 0
+
+
+def test_unknown_method_lists_valid_ones_and_mentions_guard():
+    with pytest.raises(ValueError, match="Valid.*guard=True"):
+        build_method("grpo_guard")
+
+
+def test_published_defaults_are_wired():
+    m = build_method("flow_grpo")
+    assert m.plan.num_inference_steps == 10 and m.plan.num_roots == 24 and m.clip_range == 1e-4
+    assert [s.trained for s in m.plan.steps] == [True] * 9 + [False]
+    m = build_method("mixgrpo", iteration=60)
+    assert m.plan.num_inference_steps == 25 and [i for i, s in enumerate(m.plan.steps) if s.trained] == [2, 3, 4, 5]
+    assert m.plan.steps[2].branch == 12 and m.plan.num_roots == 1
+    m = build_method("tempflow_grpo")
+    assert m.plan.probes.count == 6 and m.plan.num_roots == 4 and m.noise_aware
+    m = build_method("g2rpo")
+    assert m.plan.probes.steps == tuple(range(8)) and m.plan.finish.strides == (1, 2)
+    m = build_method("branch_grpo")
+    assert [i for i, s in enumerate(m.plan.steps) if s.branch == 2] == [0, 3, 6, 9] and m.clip_range == 1e-3
+    assert m.plan.steps[0].noise_scale == 4.0 and m.plan.steps[1].noise_scale == 1.0
+    m = build_method("tree_grpo")
+    assert [i for i, s in enumerate(m.plan.steps) if s.branch == 2] == [0, 1, 2, 3]
+    m = build_method("flow_grpo", guard=True)
+    assert m.guard and m.clip_range == 2e-6 and m.kl_beta == 0.0
