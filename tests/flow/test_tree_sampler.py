@@ -1,5 +1,5 @@
 """The tree sampler: NFE counts against hand formulas, one evaluation per unique (state, step), edge records.
-Run: pytest tests/flow/test_tree.py -q
+Run: pytest tests/flow/test_tree_sampler.py -q
 """
 
 import math
