@@ -37,6 +37,11 @@ class Edges(NamedTuple):
     sibling: torch.Tensor  # (E,) long, sibling-set id (edges from the same parent state and step)
     root: torch.Tensor  # (E,) long, root node id (the tree the edge belongs to)
 
+    @property
+    def delta(self) -> torch.Tensor:
+        """`(E,)` step size ``Delta = sigma - sigma_next > 0``."""
+        return self.sigma - self.sigma_next
+
 
 class Tree(NamedTuple):
     """A rollout: `N` nodes (states), the trained `edges`, and the NFE count."""

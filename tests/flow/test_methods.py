@@ -155,3 +155,14 @@ def test_published_defaults_are_wired():
     assert [i for i, s in enumerate(m.plan.steps) if s.branch == 2] == [0, 1, 2, 3]
     m = build_method("flow_grpo", guard=True)
     assert m.guard and m.clip_range == 2e-6 and m.kl_beta == 0.0
+
+
+def test_video_latents_run_through_sampler_and_recomputation():
+    # rank-agnostic: (P, R, C, F, H, W) noise, a velocity that only uses elementwise ops
+    method = build_method("tree_grpo", num_inference_steps=4, window_size=2)
+    model = lambda x, sigma, cond: 0.2 * x - sigma.reshape(-1, *([1] * (x.ndim - 1)))  # noqa: E731
+    tree = rollout(model, method.plan, None, torch.randn(1, 1, 2, 3, 4, 4))
+    assert tree.x.shape[1:] == (2, 3, 4, 4) and tree.edges.old_mean.shape[1:] == (2, 3, 4, 4)
+    current = evaluate_edges(model, tree, None)
+    torch.testing.assert_close(current.logp, tree.edges.old_logp)
+    torch.testing.assert_close(tree.edges.delta, tree.edges.sigma - tree.edges.sigma_next)
