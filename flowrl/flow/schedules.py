@@ -139,31 +139,42 @@ def depth_prune_mask(depth: torch.Tensor, *, depths: tuple[int, ...], iteration:
     return ~torch.isin(depth, pruned)
 
 
-def width_prune_mask(adv: torch.Tensor, branch: torch.Tensor, *, ratio: float = 0.5,
-                     mode: int = 1) -> torch.Tensor:
-    """BranchGRPO width pruning of the edges after the last split.
-
-    Mode 1: within each last-split branch keep the top `ratio` of edges by advantage. Mode 2: keep the best
-    ``ratio / 2`` and worst ``ratio / 2`` of all given edges.
+def width_prune_per_branch(adv: torch.Tensor, branch: torch.Tensor, *, ratio: float = 0.5) -> torch.Tensor:
+    """BranchGRPO width pruning, mode 1: within each last-split branch keep the top `ratio` of edges by advantage.
 
     Args:
-        adv: `(E,)` advantages of the candidate edges.
-        branch: `(E,)` id of the last-split branch each edge belongs to (mode 1).
+        adv: `(E,)` advantages of the candidate edges (those after the last split).
+        branch: `(E,)` id of the last-split branch each edge belongs to.
 
     Returns:
         `(E,)` bool, True = keep.
     """
     keep = torch.zeros_like(adv, dtype=torch.bool)
-    if mode == 1:
-        for b in torch.unique(branch).tolist():
-            sel = torch.nonzero(branch == b).flatten()
-            k = max(1, int(round(sel.numel() * ratio)))
-            keep[sel[torch.topk(adv[sel], k).indices]] = True
-        return keep
-    if mode == 2:
-        k = max(1, int(round(adv.numel() * ratio / 2)))
-        order = torch.argsort(adv)
-        keep[order[:k]] = True
-        keep[order[-k:]] = True
-        return keep
-    raise ValueError(f"Unknown width pruning mode {mode}. Valid: 1 (top ratio per branch), 2 (best and worst).")
+    for b in torch.unique(branch).tolist():
+        sel = torch.nonzero(branch == b).flatten()
+        k = max(1, int(round(sel.numel() * ratio)))
+        keep[sel[torch.topk(adv[sel], k).indices]] = True
+    return keep
+
+
+def width_prune_extremes(adv: torch.Tensor, branch: torch.Tensor, *, ratio: float = 0.5) -> torch.Tensor:
+    """BranchGRPO width pruning, mode 2: keep the best ``ratio / 2`` and the worst ``ratio / 2`` of all candidate
+    edges (`branch` unused; same signature as `width_prune_per_branch`)."""
+    del branch
+    keep = torch.zeros_like(adv, dtype=torch.bool)
+    k = max(1, int(round(adv.numel() * ratio / 2)))
+    order = torch.argsort(adv)
+    keep[order[:k]] = True
+    keep[order[-k:]] = True
+    return keep
+
+
+WIDTH_PRUNERS: dict[int, Callable[..., torch.Tensor]] = {1: width_prune_per_branch, 2: width_prune_extremes}
+"""BranchGRPO's `width_pruning_mode` values and their rules."""
+
+
+def width_prune_mask(adv: torch.Tensor, branch: torch.Tensor, *, ratio: float = 0.5, mode: int = 1) -> torch.Tensor:
+    """`WIDTH_PRUNERS[mode](adv, branch, ratio=ratio)`: `(E,)` bool keep-mask; unknown modes raise."""
+    if mode not in WIDTH_PRUNERS:
+        raise ValueError(f"Unknown width pruning mode {mode}. Valid: 1 (top ratio per branch), 2 (best and worst).")
+    return WIDTH_PRUNERS[mode](adv, branch, ratio=ratio)
