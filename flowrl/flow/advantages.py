@@ -1,5 +1,6 @@
 """From leaf rewards to one advantage per trained edge: the tree sampler wired to the core's estimators.
 
+Tree metadata lives on the CPU, so these small computations run there (rewards are moved) and return CPU tensors.
 Rewards are given per leaf in `Tree.leaves` order (`(L,)`, already aggregated over reward models, or normalised
 and summed per model with `flowrl.grpo.aggregate`). Each function returns `(E,)` advantages aligned with
 `tree.edges`; an edge is credited with (a function of) the leaves below its child.
@@ -39,8 +40,8 @@ def leaf_values(tree: Tree, rewards: torch.Tensor) -> torch.Tensor:
     if rewards.shape != leaves.shape:
         raise ValueError(f"Expected one reward per leaf, {leaves.numel()} in `tree.leaves` order, got "
                          f"{tuple(rewards.shape)}.")
-    values = torch.zeros(tree.parent.numel(), dtype=torch.float32, device=rewards.device)
-    values[leaves] = rewards.float()
+    values = torch.zeros(tree.parent.numel(), dtype=torch.float32)
+    values[leaves] = rewards.detach().float().cpu()
     return values
 
 
@@ -61,7 +62,7 @@ def group_edge_advantages(tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-
     """Flow-GRPO: ``A_leaf = (R - mean_prompt R) / (std_prompt R + eps)`` clipped to +-clip; an edge gets the mean
     leaf advantage below it (for chains, exactly its trajectory's advantage)."""
     leaves = tree.leaves
-    leaf_adv = group_advantages(rewards.float(), tree.prompt[leaves], scale=scale, eps=eps, clip=clip)
+    leaf_adv = group_advantages(rewards.detach().float().cpu(), tree.prompt[leaves], scale=scale, eps=eps, clip=clip)
     node_adv = fuse_leaf_mean(tree.parent, leaf_values(tree, leaf_adv), tree.is_leaf)
     return node_adv[tree.edges.child]
 
@@ -87,7 +88,7 @@ def multi_granular_edge_advantages(tree: Tree, rewards: torch.Tensor, *, eps: fl
 
 def _node_edge_logp(tree: Tree) -> torch.Tensor:
     logp = torch.zeros(tree.parent.numel(), dtype=torch.float32)
-    logp[tree.edges.child] = tree.edges.old_logp.float()
+    logp[tree.edges.child] = tree.edges.old_logp.float().cpu()
     return logp
 
 

@@ -40,7 +40,8 @@ def evaluate_edges(model: VelocityModel, tree: Tree, cond: Cond, edge_index: tor
     e = tree.edges
     idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
     parents, inverse = torch.unique(e.parent[idx], return_inverse=True)  # (U,), (E',)
-    v_parent = model(tree.x[parents], tree.sigma[parents].to(tree.x.dtype), take_rows(cond, tree.prompt[parents]))
+    sigma_in = tree.sigma[parents].to(device=tree.x.device, dtype=tree.x.dtype)  # (U,)
+    v_parent = model(tree.x[parents], sigma_in, take_rows(cond, tree.prompt[parents]))
     v = v_parent[inverse]  # (E', *latent): siblings reuse their parent's velocity
     x, x_next, kernel = e.x[idx], e.x_next[idx], e.kernel[idx]
     sigma, sigma_next = e.sigma[idx], e.sigma_next[idx]
@@ -72,14 +73,15 @@ def step_weights(tree: Tree, edge_index: torch.Tensor | None = None, *, noise_aw
     """
     e = tree.edges
     idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
-    w = torch.ones(idx.numel())
+    w = torch.ones(idx.numel())  # computed on the CPU (ids and sigmas live there), moved to the latents' device
     if noise_aware:
         steps, inverse = torch.unique(e.step, return_inverse=True)  # over all trained edges of the tree
-        std_step = torch.zeros(steps.numel()).scatter_reduce(0, inverse, e.std.float(), reduce="amax")  # (S,)
+        std_edge = e.std.detach().float().cpu()
+        std_step = torch.zeros(steps.numel()).scatter_reduce(0, inverse, std_edge, reduce="amax")  # (S,)
         w = w * noise_aware_weights(std_step, torch.ones_like(std_step))[inverse[idx]]
     if guard:
         w = w * inverse_delta_weights((e.sigma[idx] - e.sigma_next[idx]).float())
-    return w
+    return w.to(e.std.device)
 
 
 def policy_batch(tree: Tree, current: EdgeEval, adv: torch.Tensor, edge_index: torch.Tensor | None = None, *,
@@ -98,10 +100,11 @@ def policy_batch(tree: Tree, current: EdgeEval, adv: torch.Tensor, edge_index: t
     e = tree.edges
     idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
     std = e.std[idx]
-    fields = dict(logp=_col(current.logp), old_logp=_col(e.old_logp[idx]), adv=_col(adv[idx]),
-                  mask=torch.ones(idx.numel(), 1))
+    device = current.logp.device
+    fields = dict(logp=_col(current.logp), old_logp=_col(e.old_logp[idx]), adv=_col(adv[idx]).to(device),
+                  mask=torch.ones(idx.numel(), 1, device=device))
     if weights is not None:
-        fields["weights"] = _col(weights)
+        fields["weights"] = _col(weights).to(device)
     if guard:
         diff = current.mean.float() - e.old_mean[idx].float()
         fields["std"] = _col(std)

@@ -4,7 +4,8 @@ One network evaluation per unique (state, step): every frontier node is evaluate
 its children (branches, probes and the spine child alike); finishing grids that share a prefix (G2RPO strides) share
 its evaluations. `Tree.nfe` counts model rows evaluated (a CFG adapter doubles its own cost internally).
 
-Node ids are topological (``parent[n] < n``). Trained edges carry what the loss needs (`Edges`).
+Node ids are topological (``parent[n] < n``). Trained edges carry what the loss needs (`Edges`). Latent tensors
+(`x`, `x_next`, `old_mean`, `old_logp`, `std`) live on the device of the noise; ids and sigmas stay on the CPU.
 """
 
 from __future__ import annotations
@@ -141,8 +142,8 @@ def rollout(model: VelocityModel, plan: RolloutPlan, cond: Cond, noise: torch.Te
     for i, spec in enumerate(plan.steps):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
         node_prompt = rec.node("prompt")[frontier.ids]
-        v = model(frontier.x, torch.full((len(frontier.ids),), s, dtype=frontier.x.dtype),
-                  take_rows(cond, node_prompt))  # (n, *latent)
+        sigma_in = torch.full((len(frontier.ids),), s, dtype=frontier.x.dtype, device=frontier.x.device)
+        v = model(frontier.x, sigma_in, take_rows(cond, node_prompt))  # (n, *latent)
         nfe += len(frontier.ids)
         x0_hat = frontier.x - s * v.to(frontier.x.dtype)  # (n, *latent) multistep history for dpmpp_2m
         if i in probe_steps:
@@ -228,7 +229,7 @@ def _walk(model, rows, kernel: str, grids, members: list[int], pos: int, x, prev
         for g in members:
             finals[g] = x
         return 0
-    v = model(x, torch.full((x.shape[0],), s, dtype=x.dtype), rows)
+    v = model(x, torch.full((x.shape[0],), s, dtype=x.dtype, device=x.device), rows)
     nfe = x.shape[0]
     x0_hat = x - s * v.to(x.dtype)
     by_next: dict[float, list[int]] = {}
