@@ -95,7 +95,9 @@ def parse_family_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def lr_at(step: int, *, lr: float, warmup_steps: int, max_steps: int, min_lr_ratio: float, time_progress: float) -> float:
+def lr_at(
+    step: int, *, lr: float, warmup_steps: int, max_steps: int, min_lr_ratio: float, time_progress: float
+) -> float:
     """Linear warm-up to `lr`, then cosine decay to lr * min_lr_ratio.
 
     The decay progress is the larger of the step progress and `time_progress` (training time / --max-minutes, 0
@@ -118,7 +120,9 @@ def make_batch(step: int, args: argparse.Namespace, weights: dict[str, float]) -
     return images * 2.0 - 1.0, prompts
 
 
-def flow_loss(model: ShapeWorldModel, x0: torch.Tensor, prompts: list[str], generator: torch.Generator) -> torch.Tensor:
+def flow_loss(
+    model: ShapeWorldModel, x0: torch.Tensor, prompts: list[str], generator: torch.Generator
+) -> torch.Tensor:
     """Rectified-flow MSE between the predicted velocity and noise - x0 at logit-normal sigma."""
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, 3, H, W)
     sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=generator)).to(x0.device)  # (B,)
@@ -189,7 +193,6 @@ def run_eval(ema: ShapeWorldModel, args: argparse.Namespace, per_family: int, se
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(1)
     torch.manual_seed(args.seed)
     weights = parse_family_weights(args.family_weights)
     out = Path(args.out)
@@ -198,9 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ema = copy.deepcopy(model)
     for param in parameters(ema):
         param.requires_grad_(False)
-    optimizer = torch.optim.AdamW(
-        parameters(model), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay
-    )
+    optimizer = torch.optim.AdamW(parameters(model), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
     generator = torch.Generator().manual_seed(args.seed)
     step, train_seconds = 0, 0.0
     checkpoint_path = out / "last.pt"
@@ -228,8 +229,18 @@ def main(argv: list[str] | None = None) -> int:
             optimizer.step()
             times.append(time.perf_counter() - begin)
         median_ms = 1000 * statistics.median(times[2:])
-        print(json.dumps({"patch": args.patch_size, "layers": args.num_layers, "width": args.num_heads * args.head_dim,
-                          "batch": args.batch_size, "params": n_params, "train_step_ms": round(median_ms, 1)}))
+        print(
+            json.dumps(
+                {
+                    "patch": args.patch_size,
+                    "layers": args.num_layers,
+                    "width": args.num_heads * args.head_dim,
+                    "batch": args.batch_size,
+                    "params": n_params,
+                    "train_step_ms": round(median_ms, 1),
+                }
+            )
+        )
         return 0
     log_path = out / "log.jsonl"
     if not args.export_only:
@@ -266,31 +277,58 @@ def main(argv: list[str] | None = None) -> int:
             losses.append(loss.item())
             if step % args.log_every == 0:
                 rate = (time.time() - segment_start) / max(1, step - segment_steps_start)
-                log(log_path, {"step": step, "loss": sum(losses) / len(losses), "lr": current_lr,
-                               "train_min": round(train_seconds / 60, 2), "s_per_step": round(rate, 3)})
+                log(
+                    log_path,
+                    {
+                        "step": step,
+                        "loss": sum(losses) / len(losses),
+                        "lr": current_lr,
+                        "train_min": round(train_seconds / 60, 2),
+                        "s_per_step": round(rate, 3),
+                    },
+                )
                 losses = []
             if time.time() - last_checkpoint >= 60 * args.checkpoint_minutes or step == args.max_steps:
                 atomic_save(
-                    {"model": model_state(model), "ema": model_state(ema), "optimizer": optimizer.state_dict(),
-                     "generator": generator.get_state(), "step": step, "train_seconds": train_seconds,
-                     "args": vars(args)},
+                    {
+                        "model": model_state(model),
+                        "ema": model_state(ema),
+                        "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(),
+                        "step": step,
+                        "train_seconds": train_seconds,
+                        "args": vars(args),
+                    },
                     checkpoint_path,
                 )
                 last_checkpoint = time.time()
             if args.quick_eval_minutes and time.time() - last_eval >= 60 * args.quick_eval_minutes:
                 metrics = run_eval(ema, args, per_family=40, seeds=[0])
-                log(log_path, {"event": "quick_eval", "step": step, "train_min": round(train_seconds / 60, 2),
-                               **metrics})
+                log(
+                    log_path,
+                    {"event": "quick_eval", "step": step, "train_min": round(train_seconds / 60, 2), **metrics},
+                )
                 last_eval = time.time()
         atomic_save(
-            {"model": model_state(model), "ema": model_state(ema), "optimizer": optimizer.state_dict(),
-             "generator": generator.get_state(), "step": step, "train_seconds": train_seconds, "args": vars(args)},
+            {
+                "model": model_state(model),
+                "ema": model_state(ema),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "step": step,
+                "train_seconds": train_seconds,
+                "args": vars(args),
+            },
             checkpoint_path,
         )
     ema.transformer.eval()
     ema.text_encoder.eval()
-    provenance = {"train_steps": step, "train_minutes": round(train_seconds / 60, 1), "params": n_params,
-                  "training_command": "python " + " ".join(sys.argv)}
+    provenance = {
+        "train_steps": step,
+        "train_minutes": round(train_seconds / 60, 1),
+        "params": n_params,
+        "training_command": "python " + " ".join(sys.argv),
+    }
     save_shapeworld(ema, out / "model", extra_meta={"training": provenance})
     metrics = run_eval(ema, args, per_family=args.eval_per_family, seeds=list(range(args.eval_seeds)))
     log(log_path, {"event": "final_eval", "step": step, "train_min": round(train_seconds / 60, 2), **metrics})
@@ -298,4 +336,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    torch.set_num_interop_threads(1)  # allowed once per process, before any parallel work
     raise SystemExit(main())

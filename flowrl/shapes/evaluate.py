@@ -31,7 +31,9 @@ def stratified_prompts(prompts_per_family: int, *, split: Split = "test", seed: 
     """`prompts_per_family` prompts of each family from one split, family by family (drawn with replacement)."""
     prompts = []
     for index, family in enumerate(FAMILIES):
-        prompts += sample_prompts(prompts_per_family, split=split, seed=seed * 1000 + index, family_weights={family: 1})
+        prompts += sample_prompts(
+            prompts_per_family, split=split, seed=seed * 1000 + index, family_weights={family: 1}
+        )
     return prompts
 
 
@@ -74,7 +76,9 @@ def evaluate_model(
                 shift=shift,
             )  # (b, 3, H, W)
             result = grade(images, batch)
-            for family, strict, score in zip(result.family, result.strict.tolist(), result.score.tolist(), strict=True):
+            for family, strict, score in zip(
+                result.family, result.strict.tolist(), result.score.tolist(), strict=True
+            ):
                 for key in (family, "overall"):
                     strict_sum[key] = strict_sum.get(key, 0.0) + float(strict)
                     score_sum[key] = score_sum.get(key, 0.0) + score

@@ -82,7 +82,9 @@ def _check_images(images: object) -> None:
             "Add a batch dimension with images[None] for a single image, or permute channels-last input."
         )
     if not images.is_floating_point():
-        raise TypeError(f"images must be a float tensor with values in [0, 1], got dtype {images.dtype}; divide uint8 by 255.")
+        raise TypeError(
+            f"images must be a float tensor with values in [0, 1], got dtype {images.dtype}; divide uint8 by 255."
+        )
     if images.shape[2] < 16 or images.shape[3] < 16:
         raise ValueError(f"images must be at least 16x16 pixels, got {images.shape[2]}x{images.shape[3]}.")
     low, high = images.min(), images.max()
@@ -210,8 +212,10 @@ def score_detections(spec: PromptSpec, detections: list[Detection], *, margin: f
     if spec.relation is None:
         return object_score, objects_ok
     # Position prompts have exactly one object per phrase: wanted index 0 is A, wanted index 1 is B.
-    relation_ok = 0 in exact and 1 in exact and _relation_holds(
-        detections[exact[0]], detections[exact[1]], spec.relation, margin
+    relation_ok = (
+        0 in exact
+        and 1 in exact
+        and _relation_holds(detections[exact[0]], detections[exact[1]], spec.relation, margin)
     )
     score = _POSITION_OBJECT_WEIGHT * object_score + (1.0 - _POSITION_OBJECT_WEIGHT) * float(relation_ok)
     return score, objects_ok and relation_ok

@@ -28,7 +28,9 @@ def image_grid(
         `PIL.Image.Image`.
     """
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] % num_rows != 0:
-        raise ValueError(f"images must be (N, 3, H, W) with N divisible by num_rows={num_rows}, got {tuple(images.shape)}.")
+        raise ValueError(
+            f"images must be (N, 3, H, W) with N divisible by num_rows={num_rows}, got {tuple(images.shape)}."
+        )
     if row_labels is not None and len(row_labels) != num_rows:
         raise ValueError(f"row_labels has {len(row_labels)} entries for {num_rows} rows; give one label per row.")
     num_cols = images.shape[0] // num_rows

@@ -177,7 +177,9 @@ def load_shapeworld(
         `ShapeWorldModel`.
     """
     folder = Path(folder)
-    missing = [name for name in ("transformer", "text_encoder", "tokenizer", META_FILE) if not (folder / name).exists()]
+    missing = [
+        name for name in ("transformer", "text_encoder", "tokenizer", META_FILE) if not (folder / name).exists()
+    ]
     if missing:
         raise FileNotFoundError(
             f"{folder} is not a ShapeWorld model folder: missing {missing}. Expected transformer/, text_encoder/, "
@@ -238,7 +240,9 @@ def velocity(
     """
     batch = x.shape[0]
     if cond.embeds.shape[0] != batch:
-        raise ValueError(f"cond has batch {cond.embeds.shape[0]} but x has batch {batch}; encode one prompt per image.")
+        raise ValueError(
+            f"cond has batch {cond.embeds.shape[0]} but x has batch {batch}; encode one prompt per image."
+        )
     dtype = model.transformer.dtype
     sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).expand(batch)  # (B,)
     if guidance_scale == 1.0:

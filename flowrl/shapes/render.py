@@ -23,7 +23,7 @@ from flowrl.shapes.palette import BACKGROUND, PALETTE
 _MAX_TRIES = 400
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shape_mask(shape: str, side: int) -> np.ndarray:
     """Boolean (side, side) mask of a shape drawn in a square box, sampled at pixel centres."""
     centres = np.arange(side) + 0.5  # (side,)

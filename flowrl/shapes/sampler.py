@@ -36,13 +36,17 @@ def sample_specs(
     weights = dict(DEFAULT_FAMILY_WEIGHTS if family_weights is None else family_weights)
     unknown = sorted(set(weights) - set(FAMILIES))
     if unknown:
-        raise ValueError(f"Unknown prompt families {unknown} in family_weights; valid families: {', '.join(FAMILIES)}.")
+        raise ValueError(
+            f"Unknown prompt families {unknown} in family_weights; valid families: {', '.join(FAMILIES)}."
+        )
     if any(weight < 0 for weight in weights.values()) or sum(weights.values()) <= 0:
         raise ValueError(f"family_weights must be >= 0 with a positive sum, got {weights}.")
     if num_prompts < 0:
         raise ValueError(f"num_prompts must be >= 0, got {num_prompts}.")
     families = [family for family in FAMILIES if weights.get(family, 0.0) > 0]
-    pools = {family: split_prompts(family, split, test_fraction=test_fraction, split_seed=split_seed) for family in families}
+    pools = {
+        family: split_prompts(family, split, test_fraction=test_fraction, split_seed=split_seed) for family in families
+    }
     rng = random.Random(seed)
     chosen = rng.choices(families, weights=[weights[family] for family in families], k=num_prompts)
     return [rng.choice(pools[family]) for family in chosen]

@@ -51,8 +51,9 @@ def test_counted_objects_do_not_touch(count):
         assert components == count
 
 
-@pytest.mark.parametrize(("relation", "axis", "sign"), [("left of", 1, -1), ("right of", 1, 1), ("above", 0, -1),
-                                                        ("below", 0, 1)])
+@pytest.mark.parametrize(
+    ("relation", "axis", "sign"), [("left of", 1, -1), ("right of", 1, 1), ("above", 0, -1), ("below", 0, 1)]
+)
 def test_position_relation_holds_in_pixels(relation, axis, sign):
     rng = random.Random(5)
     spec = parse_prompt(f"a red circle {relation} a blue triangle")

@@ -1,0 +1,163 @@
+"""ShapeWorld model: tokenizer, save/load, CFG velocity, time grid, sampler, CLI, and the shipped model."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from flowrl.shapes.model import (  # noqa: E402
+    META_FILE,
+    build_shapeworld,
+    encode_prompts,
+    load_shapeworld,
+    save_shapeworld,
+    velocity,
+)
+from flowrl.shapes.sample_cli import default_model_folder, main  # noqa: E402
+from flowrl.shapes.sampling import sample_images, shifted_sigmas  # noqa: E402
+from flowrl.shapes.tokenizer import build_tokenizer  # noqa: E402
+
+SHIPPED = default_model_folder()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_shapeworld(num_layers=1, num_attention_heads=2, attention_head_dim=16, text_hidden_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tiny, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shapeworld")
+    save_shapeworld(tiny, folder, extra_meta={"note": "test"})
+    return folder
+
+
+def test_tokenizer_ids_and_round_trip(tmp_path):
+    tokenizer = build_tokenizer()
+    ids = tokenizer(["a red circle", ""], padding="max_length", max_length=12).input_ids
+    eos, bos, pad = tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.pad_token_id
+    assert eos == len(tokenizer) - 1  # EOS is the highest id so argmax pooling finds it
+    assert ids[0][0] == bos and ids[0][4] == eos and ids[0][5:] == [pad] * 7  # 3 words between BOS and EOS
+    assert ids[1][:2] == [bos, eos]
+    assert len(set(ids[0][1:4])) == 3 and tokenizer.unk_token_id not in ids[0]
+    tokenizer.save_pretrained(tmp_path)
+    from transformers import PreTrainedTokenizerFast
+
+    assert PreTrainedTokenizerFast.from_pretrained(tmp_path)(["a red circle"]).input_ids[0] == ids[0][:5]
+
+
+def test_encode_shapes_and_unknown_word(tiny):
+    cond = encode_prompts(tiny, ["a red circle", "two blue squares", ""])
+    assert cond.embeds.shape == (3, 12, 32) and cond.pooled.shape == (3, 32)
+    with pytest.raises(ValueError, match="'purple'"):
+        encode_prompts(tiny, ["a purple circle"])
+    with pytest.raises(TypeError, match="list of str"):
+        encode_prompts(tiny, "a red circle")
+
+
+def test_cfg_is_one_forward_equal_to_separate_passes(tiny):
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    sigma = torch.tensor([0.3, 0.8])
+    with torch.no_grad():
+        cond = encode_prompts(tiny, ["a red circle", "a blue square"])
+        uncond = encode_prompts(tiny, ["", ""])
+        v_cond = velocity(tiny, x, sigma, cond)
+        v_uncond = velocity(tiny, x, sigma, uncond)
+        v = velocity(tiny, x, sigma, cond, guidance_scale=4.0)
+    assert v.shape == (2, 3, 32, 32) and v.dtype == torch.float32
+    torch.testing.assert_close(v, v_uncond + 4.0 * (v_cond - v_uncond), atol=1e-5, rtol=1e-4)
+
+
+def test_save_load_round_trip(tiny, tiny_folder):
+    for part in ("transformer", "text_encoder", "tokenizer", META_FILE):
+        assert (tiny_folder / part).exists()
+    assert json.loads((tiny_folder / META_FILE).read_text())["note"] == "test"
+    loaded = load_shapeworld(tiny_folder)
+    assert not loaded.transformer.training and not loaded.text_encoder.training
+    prompts = ["a red circle", "a circle and a square"]
+    first = sample_images(tiny, prompts, generator=torch.Generator().manual_seed(1), num_inference_steps=2)
+    second = sample_images(loaded, prompts, generator=torch.Generator().manual_seed(1), num_inference_steps=2)
+    assert torch.equal(first, second)
+    assert first.shape == (2, 3, 32, 32) and first.min() >= 0 and first.max() <= 1
+
+
+def test_each_part_loads_with_from_pretrained(tiny_folder):
+    from diffusers import SD3Transformer2DModel
+    from transformers import CLIPTextModelWithProjection
+
+    transformer = SD3Transformer2DModel.from_pretrained(tiny_folder, subfolder="transformer")
+    text_encoder = CLIPTextModelWithProjection.from_pretrained(tiny_folder / "text_encoder")
+    assert transformer.config.in_channels == 3 and text_encoder.config.hidden_size == 32
+
+
+def test_missing_folder_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a ShapeWorld model folder"):
+        load_shapeworld(tmp_path)
+
+
+def test_shifted_sigmas_hand_values():
+    # T = 2: sigma = 1, 0.5, 0; shift 3 maps 0.5 to 3 * 0.5 / (1 + 2 * 0.5) = 0.75 and keeps 1 and 0.
+    torch.testing.assert_close(shifted_sigmas(2, shift=3.0), torch.tensor([1.0, 0.75, 0.0]))
+    torch.testing.assert_close(shifted_sigmas(4, shift=1.0), torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0]))
+    with pytest.raises(ValueError, match="num_inference_steps >= 1"):
+        shifted_sigmas(0)
+
+
+def test_sampler_is_seeded(tiny):
+    prompts = ["a red circle"] * 2
+    first = sample_images(tiny, prompts, generator=torch.Generator().manual_seed(3), num_inference_steps=2)
+    again = sample_images(tiny, prompts, generator=torch.Generator().manual_seed(3), num_inference_steps=2)
+    other = sample_images(tiny, prompts, generator=torch.Generator().manual_seed(4), num_inference_steps=2)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_sample_cli_writes_png(tiny_folder, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    code = main(
+        [
+            "--prompt",
+            "a red circle",
+            "--prompt",
+            "two blue squares",
+            "--model",
+            str(tiny_folder),
+            "--num-images",
+            "3",
+            "--steps",
+            "2",
+            "--scale",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    width, height = Image.open(out).size
+    assert height == 2 * (64 + 2) + 2 and width > 3 * (64 + 2)
+
+
+@pytest.mark.skipif(not (SHIPPED / META_FILE).exists(), reason=f"shipped model folder {SHIPPED} is absent")
+def test_shipped_model_loads_and_samples_in_seconds():
+    start = time.perf_counter()
+    model = load_shapeworld(SHIPPED)
+    images = sample_images(
+        model,
+        ["a red circle", "two blue squares", "a green triangle", "a circle and a square"],
+        generator=torch.Generator().manual_seed(0),
+        num_inference_steps=10,
+    )
+    seconds = time.perf_counter() - start
+    assert images.shape == (4, 3, model.meta["image_size"], model.meta["image_size"])
+    assert torch.isfinite(images).all() and images.std() > 0.05  # not blank
+    assert seconds < 20.0
+    total_bytes = sum(path.stat().st_size for path in Path(SHIPPED).rglob("*") if path.is_file())
+    assert total_bytes <= 25 * 1024 * 1024
+    assert list(Path(SHIPPED).rglob("*.safetensors"))
