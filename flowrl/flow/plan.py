@@ -41,7 +41,12 @@ class ProbeSpec(NamedTuple):
 
 
 class FinishSpec(NamedTuple):
-    """How a node that leaves the main path is completed to sigma = 0 (deterministically)."""
+    """How a node that leaves the main path is completed to sigma = 0 (deterministically).
+
+    Every grid ends at 0. A grid whose last evaluated point is sigma_k > 0 ends with the jump sigma_k -> 0, whose Euler
+    step is ``x - sigma_k v = x0_hat``: "decode the last predicted x0" (G2RPO) is this jump, and a grid that reaches
+    0 on its own decodes the last x.
+    """
 
     kernel: str = "ode_euler"  # "ode_euler" or "dpmpp_2m"
     strides: tuple[int, ...] = (1,)  # one leaf per stride g (G2RPO granularities); 1 = the main grid
