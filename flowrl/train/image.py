@@ -454,7 +454,13 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     """Run (or resume) an image GRPO run and return where it lives and its base / final held-out accuracy."""
     from accelerate import Accelerator
 
-    from flowrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from flowrl.train.checkpoint import (
+        capture_rng_state,
+        latest_checkpoint,
+        load_checkpoint,
+        restore_rng_state,
+        save_checkpoint,
+    )
     from flowrl.train.metrics import MetricsLogger, read_metrics
     from flowrl.train.plots import plot_curves
     from flowrl.train.progress import progress
@@ -493,6 +499,8 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         optimizer.load_state_dict(ckpt["optimizer"])
         if ema is not None and ckpt["ema"] is not None:
             ema.load_state_dict(ckpt["ema"])
+        if ckpt["rng"] is not None:
+            restore_rng_state(ckpt["rng"])
         start_iteration = int(ckpt["trainer"]["iteration"])
         if ckpt["trainer"].get("base_strict") is not None:
             base = EvalSummary(
@@ -504,9 +512,9 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         run_dir = create_run_dir(cfg.run.root, name) if main_process else Path(cfg.run.root)
     if main_process:
         write_config(run_dir, dump_yaml(cfg))
-    logger = (
-        MetricsLogger(run_dir, tensorboard=cfg.run.tensorboard, resume_step=start_iteration) if main_process else None
-    )
+    # metrics of iteration i are logged at step i + 1: on resume, drop what the abandoned continuation wrote after
+    resume_step = start_iteration + 1 if resume is not None else None
+    logger = MetricsLogger(run_dir, tensorboard=cfg.run.tensorboard, resume_step=resume_step) if main_process else None
 
     def run_eval(iteration: int) -> EvalSummary:
         context = ema.swapped() if ema is not None else contextlib.nullcontext()
@@ -538,6 +546,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
                 "model": _model_state(adapter),
                 "optimizer": optimizer.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None,
+                "rng": capture_rng_state(),
                 "trainer": trainer,
                 "config": dump_yaml(cfg),
             },

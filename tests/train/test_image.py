@@ -1,0 +1,140 @@
+"""The image trainer end to end on a tiny random ShapeWorld model: every preset (with and without GRPO-Guard), resume,
+bad input, NFE accounting, LoRA export. Run: pytest tests/train/test_image.py -q"""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from flowrl.config import ConfigError
+from flowrl.shapes.model import build_shapeworld, save_shapeworld
+from flowrl.train.image import PRESETS_DIR, load_config, main, train
+from flowrl.train.metrics import read_metrics
+
+PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+SMALL = [
+    "train.prompts_per_iteration=2",
+    "eval.prompts_per_family=1",
+    "eval.seeds=[0]",
+    "eval.every=2",
+    "eval.grid_prompts=2",
+    "run.tensorboard=false",
+    "reward.names=[toy_rewards:brightness]",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_shapeworld")
+    save_shapeworld(
+        build_shapeworld(
+            num_layers=1, num_attention_heads=2, attention_head_dim=8, text_hidden_size=16, text_layers=1, text_heads=2
+        ),
+        folder,
+    )
+    return folder
+
+
+def _cfg(tiny_model, tmp_path, *extra, preset="shapes_flow_grpo"):
+    return load_config(
+        preset=preset, overrides=[f"model.path={tiny_model}", f"run.root={tmp_path}", "run.name=r", *SMALL, *extra]
+    )
+
+
+def test_preset_list_is_complete():
+    methods = {
+        "flow_grpo",
+        "flow_grpo_fast",
+        "dance_grpo",
+        "mixgrpo",
+        "mixgrpo_flash",
+        "tempflow_grpo",
+        "g2rpo",
+        "branch_grpo",
+        "tree_grpo",
+        "dynamic_treerpo",
+    }
+    assert {f"shapes_{m}" for m in methods} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("guard", [False, True])
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_runs_two_iterations(preset, guard, tiny_model, tmp_path):
+    cfg = _cfg(tiny_model, tmp_path, "train.iterations=2", f"method.guard={str(guard).lower()}", preset=preset)
+    result = train(cfg)
+    records = read_metrics(result.run_dir / "metrics.jsonl")
+    last = records[-1]
+    assert last["step"] == 2 and last["nfe_rollout"] > 0 and last["edges"] > 0 and last["nfe_train"] > 0
+    assert last["eval/strict/overall"] is not None and (result.run_dir / "curves.png").is_file()
+    assert (result.run_dir / "samples" / "eval_00002.png").is_file()
+    trained = load_file(result.run_dir / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
+    base = load_file(tiny_model / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert any(not torch.equal(trained[k], base[k]) for k in base), "no parameter moved"
+    assert any(k.startswith("ratio_mean/step_") for k in last) and "clip_ratio/region_mean" in last
+
+
+def test_resume_is_bit_exact(tiny_model, tmp_path):
+    straight = train(_cfg(tiny_model, tmp_path / "a", "train.iterations=4", "run.checkpoint_every=2"))
+    half = train(_cfg(tiny_model, tmp_path / "b", "train.iterations=2", "run.checkpoint_every=2"))
+    assert main(["--resume", str(half.run_dir), "train.iterations=4"]) == 0
+    a = load_file(straight.run_dir / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(half.run_dir / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [r["step"] for r in read_metrics(half.run_dir / "metrics.jsonl")]
+    assert steps == sorted(set(steps)) and steps[-1] == 4  # no duplicated lines after the resume
+
+
+def test_mixgrpo_rollout_costs_at_most_half_of_flow_grpo(tiny_model, tmp_path):
+    # Equal steps (T = 8) and group size (G = 8), 2 prompts, NFE read from the rollout counter.
+    # Flow-GRPO: G independent chains x T steps = 64 rows per prompt.
+    # MixGRPO with a shared x_T and its window at step l: l prefix rows + 1 row at the branch point + G rows on each of
+    # the T - l - 1 later steps. With interval 1 the window starts at l = 4 in iteration 4: 4 + 1 + 8 * 3 = 29 <= 32.
+    flow = train(_cfg(tiny_model, tmp_path / "f", "train.iterations=1", "eval.every=100"))
+    mix = train(
+        _cfg(
+            tiny_model,
+            tmp_path / "m",
+            "train.iterations=5",
+            "eval.every=100",
+            "method.kwargs.interval=1",
+            preset="shapes_mixgrpo",
+        )
+    )
+    nfe_flow = read_metrics(flow.run_dir / "metrics.jsonl")[-1]["nfe_rollout"]
+    nfe_mix = read_metrics(mix.run_dir / "metrics.jsonl")[-1]["nfe_rollout"]
+    assert nfe_flow == 2 * 8 * 8
+    assert nfe_mix == 2 * (4 + 1 + 8 * 3)
+    assert nfe_mix <= nfe_flow / 2
+
+
+def test_nan_reward_is_skipped_and_counted(tiny_model, tmp_path, capsys):
+    cfg = _cfg(
+        tiny_model,
+        tmp_path,
+        "train.iterations=1",
+        "eval.every=100",
+        "train.prompts_per_iteration=5",
+        "reward.names=[toy_rewards:nan_for_circles]",
+    )
+    result = train(cfg)
+    last = read_metrics(result.run_dir / "metrics.jsonl")[-1]
+    assert last["skipped_prompts"] >= 1
+    assert "NaN/inf" in capsys.readouterr().err
+
+
+def test_wrong_shape_reward_is_an_error(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match=r"Reward 'toy_rewards:wrong_shape' returned shape \(8, 2\)"):
+        train(_cfg(tiny_model, tmp_path, "train.iterations=1", "reward.names=[toy_rewards:wrong_shape]"))
+
+
+def test_bad_input_gives_clear_errors(tiny_model, tmp_path, capsys):
+    assert main(["--preset", "nope"]) == 2
+    assert "Unknown preset 'nope'. Valid: [" in capsys.readouterr().err
+    assert main(["train.iteratoins=3"]) == 2
+    assert "Unknown key 'iteratoins' in `train`" in capsys.readouterr().err
+    assert main([f"model.path={tmp_path / 'missing'}", f"run.root={tmp_path}"]) == 2
+    assert "Model folder" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="method.kwargs"):
+        train(_cfg(tiny_model, tmp_path, "method.kwargs.window=3"))

@@ -1,0 +1,20 @@
+"""Cheap rewards for trainer tests (loaded by dotted path, as user rewards are)."""
+
+import torch
+
+
+def brightness(**_):
+    """Mean pixel value: varies across samples of any model, so advantages are nonzero."""
+    return lambda images, prompts, metadata=None: images.float().mean(dim=(1, 2, 3))
+
+
+def nan_for_circles(**_):
+    def reward(images, prompts, metadata=None):
+        out = images.float().mean(dim=(1, 2, 3))
+        return torch.where(torch.tensor(["circle" in p for p in prompts]), torch.nan, out)
+
+    return reward
+
+
+def wrong_shape(**_):
+    return lambda images, prompts, metadata=None: torch.zeros(len(prompts), 2)
