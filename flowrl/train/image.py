@@ -191,6 +191,23 @@ def all_reduce_sum(t: torch.Tensor, world: int) -> torch.Tensor:
     return t
 
 
+def gather_objects(obj, world: int) -> list:
+    """Every process's `obj` (small, picklable: metric sums, rewards), in rank order."""
+    if world == 1:
+        return [obj]
+    out = [None] * world
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def _merge_sums(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    merged: dict[str, torch.Tensor] = {}
+    for part in parts:
+        for key, v in part.items():
+            merged[key] = merged.get(key, torch.zeros(())) + v
+    return merged
+
+
 # ----------------------------------------------------------------------------------------------------- phases
 
 
@@ -317,7 +334,7 @@ def update(
                 ema.update()
             for key, v in sums.items():
                 totals[key] = totals.get(key, torch.zeros(())) + v
-    return _average(totals)
+    return _average(_merge_sums(gather_objects(totals, world)))
 
 
 def _average(totals: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -567,9 +584,12 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             rollouts, stats = collect(cfg, adapter, method, reward_fns, local, iteration)
             t_train = time.perf_counter()
             metrics = update(cfg, adapter, method, rollouts, optimizer, ema, iteration, world)
-            metrics.update(stats)
+            counts = _merge_sums(gather_objects({k: torch.tensor(v) for k, v in stats.items()}, world))
+            metrics.update({k: float(v) for k, v in counts.items()})  # NFE and skips summed, times summed over ranks
             metrics["time_train"] = time.perf_counter() - t_train
-            all_rewards = torch.cat([ro.rewards for ro in rollouts]) if rollouts else torch.zeros(0, 1)
+            local_rewards = [ro.rewards for ro in rollouts]
+            gathered = [r for part in gather_objects(local_rewards, world) for r in part]
+            all_rewards = torch.cat(gathered) if gathered else torch.zeros(0, len(cfg.reward.names))
             for k, name in enumerate(cfg.reward.names):
                 metrics[f"reward/{name}/mean"] = float(all_rewards[:, k].mean()) if len(all_rewards) else math.nan
             total = weighted_sum(all_rewards, weights=torch.tensor(cfg.reward.weights)) if len(all_rewards) else None
