@@ -152,6 +152,14 @@ class ShapeWorldAdapter:
         """The policy's velocity: a `flowrl.flow.VelocityModel`."""
         return self._velocity(self.transformer, x, sigma, cond)
 
+    def conditional_velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: ShapeCond) -> torch.Tensor:
+        """The policy's velocity without guidance (the pretraining objective's velocity)."""
+        guidance, self.guidance_scale = self.guidance_scale, 1.0
+        try:
+            return self._velocity(self.transformer, x, sigma, cond)
+        finally:
+            self.guidance_scale = guidance
+
     @contextlib.contextmanager
     def reference(self) -> Iterator[None]:
         """Inside this context `reference_velocity` is the frozen initial policy."""

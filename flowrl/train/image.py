@@ -37,7 +37,7 @@ from flowrl.config import ConfigError, dump_yaml, from_dict, load_yaml_file, loa
 from flowrl.flow.advantages import edge_advantages, edge_leaf_map
 from flowrl.flow.grid import time_grid
 from flowrl.flow.loss import evaluate_edges, policy_batch, step_weights
-from flowrl.flow.methods import FlowMethod, build_method
+from flowrl.flow.methods import FlowMethod, TreeRPOHooks, build_method
 from flowrl.flow.plan import RolloutPlan, StepSpec
 from flowrl.flow.schedules import depth_prune_mask, timestep_subset_mask
 from flowrl.flow.tree import Tree, rollout
@@ -45,6 +45,7 @@ from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, policy_loss,
 from flowrl.models.shapeworld import ShapeCond, ShapeWorldAdapter
 from flowrl.train.ema import EMA
 from flowrl.train.image_config import ImageTrainConfig
+from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
 from flowrl.train.prompts import eval_prompts, iteration_prompts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -123,6 +124,13 @@ def make_method(cfg: ImageTrainConfig, iteration: int) -> FlowMethod:
         method = method._replace(kl_beta=cfg.method.kl_beta)
     if cfg.method.adv_clip is not None:
         method = method._replace(advantage_kwargs={**method.advantage_kwargs, "clip": cfg.method.adv_clip})
+    if cfg.method.sft_weight > 0 or cfg.method.adaptive_clip_scale > 0:
+        base = method.hooks or TreeRPOHooks()
+        clip_bounds = base.clip_bounds
+        if cfg.method.adaptive_clip_scale > 0:
+            clip_bounds = partial(reward_adaptive_clip_bounds, scale=cfg.method.adaptive_clip_scale)
+        weight = cfg.method.sft_weight
+        method = method._replace(hooks=TreeRPOHooks(sft_weight=lambda it: weight, clip_bounds=clip_bounds))
     return method
 
 
@@ -256,9 +264,12 @@ def optimizer_step_loss(
     objective,
     chunk: list[PromptRollout],
     norm: Normalizer,
-    world: int,
+    iteration: int,
+    num_prompts: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """Forward + backward of every micro-batch of one optimizer step; returns summed metrics (for averaging)."""
+    """Forward + backward of every micro-batch of one optimizer step; returns summed metrics (for averaging).
+
+    `num_prompts` is the global number of prompts in the step (normaliser of the LayerTuning-RL term)."""
     sums: dict[str, torch.Tensor] = {}
     for ro in chunk:
         for idx in micro_batches(ro, cfg.train.micro_batch_edges):
@@ -290,7 +301,43 @@ def optimizer_step_loss(
                 sums[f"ratio_sum/step_{s}"] = sums.get(f"ratio_sum/step_{s}", torch.zeros(())) + ratio[sel].sum()
                 sums[f"ratio_sq/step_{s}"] = sums.get(f"ratio_sq/step_{s}", torch.zeros(())) + (ratio[sel] ** 2).sum()
                 sums[f"ratio_n/step_{s}"] = sums.get(f"ratio_n/step_{s}", torch.zeros(())) + sel.sum()
+    if method.hooks is not None and method.hooks.sft_weight(iteration) > 0:
+        sums.update(layer_tuning_backward(cfg, adapter, method, chunk, iteration, num_prompts))
     return sums
+
+
+def layer_tuning_backward(
+    cfg: ImageTrainConfig,
+    adapter: ShapeWorldAdapter,
+    method: FlowMethod,
+    chunk: list[PromptRollout],
+    iteration: int,
+    num_prompts: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """Dynamic-TreeRPO LayerTuning-RL (our reading, `flowrl/train/layer_tuning.py`): backward of
+    ``sum_p lambda_p L_p / P`` over this process's prompts, P the global prompts of the optimizer step."""
+    base = method.hooks.sft_weight(iteration)
+    total_weight, total_loss = torch.zeros(()), torch.zeros(())
+    for ro in chunk:
+        weight = prompt_weight(ro.rewards[:, 0], base=base)
+        if weight == 0.0:
+            continue
+        loss = flow_matching_loss(
+            adapter.conditional_velocity,
+            ro.prompt,
+            ro.cond,
+            num_targets=cfg.method.sft_targets,
+            image_size=adapter.latent_shape[-1],
+            generator=_generator(cfg.train.seed, iteration, 20_011, ro.index),
+        )
+        (weight * loss / num_prompts).backward()
+        total_weight += weight
+        total_loss += loss.detach() * weight
+    return {
+        "sft_weight_sum": total_weight,
+        "sft_loss_weighted_sum": total_loss,
+        "sft_prompts": torch.tensor(float(len(chunk))),
+    }
 
 
 def update(
@@ -316,11 +363,13 @@ def update(
             chunk.sort(key=lambda ro: position[ro.index])
             edges = torch.tensor(float(sum(int(ro.mask.sum()) for ro in chunk)))
             edges = all_reduce_sum(edges, world)  # global trained edges of this optimizer step
-            if edges.item() == 0:
+            sft = method.hooks is not None and method.hooks.sft_weight(iteration) > 0
+            if edges.item() == 0 and not sft:  # no advantage signal anywhere and nothing else to learn from
                 continue
             norm = Normalizer(num_tokens=edges, num_sequences=edges)
             optimizer.zero_grad(set_to_none=False)
-            sums = optimizer_step_loss(cfg, adapter, method, variant.objective, chunk, norm, world)
+            num_prompts = all_reduce_sum(torch.tensor(float(len(chunk))), world)
+            sums = optimizer_step_loss(cfg, adapter, method, variant.objective, chunk, norm, iteration, num_prompts)
             for p in params:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
@@ -341,9 +390,13 @@ def _average(totals: dict[str, torch.Tensor]) -> dict[str, float]:
     out: dict[str, float] = {}
     edges = float(totals.get("edges", torch.zeros(())))
     for key, v in totals.items():
-        if key.startswith("ratio_"):
+        if key.startswith(("ratio_", "sft_")):
             continue
         out[key] = float(v) if key in ("edges", "nfe_train") else float(v) / max(edges, 1.0)
+    if "sft_weight_sum" in totals:
+        w = float(totals["sft_weight_sum"])
+        out["sft/weight_mean"] = w / max(float(totals["sft_prompts"]), 1.0)
+        out["sft/loss"] = float(totals["sft_loss_weighted_sum"]) / w if w > 0 else math.nan
     for key in totals:
         if key.startswith("ratio_n/"):
             step = key.split("/", 1)[1]

@@ -42,6 +42,13 @@ class MethodConfig:
     """Weight of the closed-form Gaussian KL to the reference; None = the method's published value."""
     adv_clip: float | None = None
     """Clamp |advantage| to this; None = the method's published value (5 everywhere)."""
+    sft_weight: float = 0.0
+    """Dynamic-TreeRPO LayerTuning-RL (our reading, flowrl/train/layer_tuning.py): weight lambda_0 of the
+    flow-matching term on rendered ShapeWorld targets, scaled per prompt by (1 - its mean reward); 0 = off."""
+    sft_targets: int = 4
+    """Rendered targets per prompt for the LayerTuning-RL term."""
+    adaptive_clip_scale: float = 0.0
+    """Dynamic-TreeRPO adaptive clip bounds (our reading): eps_i = clip_range * (1 + scale * tanh|A_i|); 0 = off."""
 
 
 @dataclass
