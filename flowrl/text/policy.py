@@ -1,0 +1,86 @@
+"""The trained causal LM, its tokenizer and its reference: loaded from a local folder.
+
+Full fine-tuning keeps a frozen copy as the reference (only when a KL term needs it); LoRA uses the base model with
+the adapter disabled as the reference (no copy).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from flowrl.text.evaluate import eos_token_ids
+from flowrl.text.logprobs import TokenLogProbs, completion_logprobs
+
+
+class TextPolicy(NamedTuple):
+    model: PreTrainedModel  # trained (a peft model when lora_rank > 0)
+    tokenizer: PreTrainedTokenizerBase  # left padding
+    eos_ids: set[int]
+    reference: PreTrainedModel | None  # frozen copy (full fine-tuning with KL), else None
+    lora: bool
+
+
+def load_policy(
+    path: str | Path,
+    *,
+    dtype: str = "float32",
+    lora_rank: int = 0,
+    lora_alpha: float = 16.0,
+    keep_reference: bool = False,
+    device: torch.device | str = "cpu",
+) -> TextPolicy:
+    """Load a causal LM and its tokenizer from `path` (offline).
+
+    Raises:
+        ValueError: the tokenizer has no pad token (needed to batch prompts), or no EOS token is defined.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        raise ValueError(
+            f"The tokenizer in {path} has no pad token, which batching prompts of different lengths needs. Set "
+            "one and save it: `tok.pad_token = tok.eos_token` (or add a dedicated '<pad>'), then "
+            "`tok.save_pretrained(folder)`."
+        )
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    eos_ids = eos_token_ids(model, tokenizer)
+    reference = None
+    if lora_rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model, LoraConfig(r=lora_rank, lora_alpha=lora_alpha, target_modules="all-linear", lora_dropout=0.0)
+        )
+    elif keep_reference:
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
+    model.train()
+    return TextPolicy(model, tokenizer, eos_ids, reference, lora_rank > 0)
+
+
+def trainable_parameters(policy: TextPolicy) -> list[torch.nn.Parameter]:
+    return [p for p in policy.model.parameters() if p.requires_grad]
+
+
+@torch.no_grad()
+def reference_logprobs(policy: TextPolicy, *args, **kwargs) -> TokenLogProbs:
+    """`completion_logprobs` of the reference: the frozen copy, or the LoRA model with its adapter disabled."""
+    if policy.lora:
+        with policy.model.disable_adapter():
+            return completion_logprobs(policy.model, *args, **kwargs)
+    if policy.reference is None:
+        raise ValueError("No reference model was kept: load the policy with keep_reference=True (loss.kl_beta > 0).")
+    return completion_logprobs(policy.reference, *args, **kwargs)
+
+
+def base_model(policy: TextPolicy) -> PreTrainedModel:
+    """The underlying transformers model (the peft wrapper's base when LoRA is on)."""
+    return policy.model.get_base_model() if policy.lora else policy.model
+
+
+__all__ = ["TextPolicy", "base_model", "load_policy", "reference_logprobs", "trainable_parameters"]
