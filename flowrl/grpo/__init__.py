@@ -37,6 +37,15 @@ from flowrl.grpo.reduce import (
     token_mean_local,
 )
 from flowrl.grpo.surrogates import cispo_surrogate, clipped_surrogate, reinforce_surrogate
+from flowrl.grpo.tree import (
+    depthwise_advantages,
+    fuse_children_mean,
+    fuse_leaf_mean,
+    fuse_logp_softmax,
+    leaf_first_advantages,
+    multi_granular_advantages,
+    sibling_advantages,
+)
 from flowrl.grpo.variants import VARIANTS, Variant, get_variant
 from flowrl.grpo.weights import inverse_delta_weights, noise_aware_weights
 
@@ -52,6 +61,13 @@ __all__ = [
     "clip_advantages",
     "clipped_surrogate",
     "constant_norm",
+    "depthwise_advantages",
+    "fuse_children_mean",
+    "fuse_leaf_mean",
+    "fuse_logp_softmax",
+    "leaf_first_advantages",
+    "multi_granular_advantages",
+    "sibling_advantages",
     "gaussian_kl_same_std",
     "get_variant",
     "group_advantages",
