@@ -216,6 +216,13 @@ def _merge_sums(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
     return merged
 
 
+def _should_stop(cfg: ImageTrainConfig, *, minutes: float, nfe_total: float, world: int) -> bool:
+    """Budget check (wall time, network evaluations); any process over budget stops all of them."""
+    t = cfg.train
+    over = (t.time_limit_minutes > 0 and minutes >= t.time_limit_minutes) or (t.max_nfe > 0 and nfe_total >= t.max_nfe)
+    return any(gather_objects(bool(over), world))
+
+
 # ----------------------------------------------------------------------------------------------------- phases
 
 
@@ -559,7 +566,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     reward_fns = [reward_lib.load_reward(name) for name in cfg.reward.names]
     held_out = eval_prompts(cfg.eval.prompts_per_family)
 
-    start_iteration, base = 0, None
+    start_iteration, base, nfe_total = 0, None, 0.0
     if resume is not None:
         ckpt_path = latest_checkpoint(resume)
         if ckpt_path is None:
@@ -572,6 +579,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         if ckpt["rng"] is not None:
             restore_rng_state(ckpt["rng"])
         start_iteration = int(ckpt["trainer"]["iteration"])
+        nfe_total = float(ckpt["trainer"]["nfe_total"])
         if ckpt["trainer"].get("base_strict") is not None:
             base = EvalSummary(
                 ckpt["trainer"]["base_strict"], ckpt["trainer"]["base_score"], int(ckpt["trainer"]["base_count"])
@@ -594,7 +602,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             _save_grid(run_dir, iteration, held_out, images, cfg.eval.grid_prompts)
         return summary
 
-    if base is None and main_process:
+    if base is None and main_process and cfg.eval.at_start:
         base = run_eval(0)
         logger.log(0, _eval_metrics(base))
         print(
@@ -606,7 +614,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     def checkpoint(next_iteration: int) -> None:
         if not main_process:
             return
-        trainer = {"iteration": next_iteration}
+        trainer = {"iteration": next_iteration, "nfe_total": nfe_total}
         if base is not None:
             trainer.update(base_strict=base.strict, base_score=base.score, base_count=base.count)
         save_checkpoint(
@@ -624,7 +632,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         )
 
     final = None
-    iteration = start_iteration
+    done = start_iteration
     bar = progress(cfg.train.iterations - start_iteration, desc="flowrl train", disable=not main_process)
     try:
         for iteration in range(start_iteration, cfg.train.iterations):
@@ -649,9 +657,13 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             metrics["reward_mean"] = float(total.mean()) if total is not None else math.nan
             metrics["reward_std"] = float(total.std()) if total is not None and total.numel() > 1 else math.nan
             metrics["time_iteration"] = time.perf_counter() - t_it
+            nfe_total += metrics["nfe_rollout"] + metrics.get("nfe_train", 0.0)
+            metrics["nfe_total"] = nfe_total
             done = iteration + 1
+            stop = _should_stop(cfg, minutes=(time.perf_counter() - t_start) / 60, nfe_total=nfe_total, world=world)
+            last = done == cfg.train.iterations or stop
             if main_process:
-                if done % cfg.eval.every == 0 or done == cfg.train.iterations:
+                if done % cfg.eval.every == 0 or last:
                     t_eval = time.perf_counter()
                     summary = run_eval(done)
                     metrics.update(_eval_metrics(summary))
@@ -661,20 +673,16 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
                 logger.log(done, metrics)
                 bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}")
                 bar.update(1)
-            if done % cfg.run.checkpoint_every == 0 or done == cfg.train.iterations:
+            if done % cfg.run.checkpoint_every == 0 or last:
                 checkpoint(done)
-            limit = cfg.train.time_limit_minutes
-            if limit > 0 and (time.perf_counter() - t_start) / 60 >= limit and done < cfg.train.iterations:
+            if stop:
                 if main_process:
-                    print(f"[flowrl] time limit of {limit} min reached after {done} iterations.", file=sys.stderr)
-                    summary = run_eval(done)
-                    logger.log(done, _eval_metrics(summary))
-                    final = summary
-                checkpoint(done)
-                iteration = done - 1
+                    print(
+                        f"[flowrl] budget reached after {done} iterations ({metrics['wall_minutes']:.1f} min, "
+                        f"{nfe_total:.0f} NFE).",
+                        file=sys.stderr,
+                    )
                 break
-        else:
-            iteration = cfg.train.iterations - 1
     finally:
         bar.close()
         if logger is not None:
@@ -695,7 +703,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
                 f"{final.count} paired samples) in {(time.perf_counter() - t_start) / 60:.1f} min; run folder "
                 f"{run_dir}"
             )
-    return TrainResult(run_dir, base, final, iteration + 1)
+    return TrainResult(run_dir, base, final, done)
 
 
 # ----------------------------------------------------------------------------------------------------- CLI

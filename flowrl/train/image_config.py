@@ -102,6 +102,8 @@ class TrainConfig:
     """Seed of prompts, initial noise and SDE noise (each derived from (seed, iteration, prompt))."""
     time_limit_minutes: float = 0.0
     """Stop after the iteration that crosses this wall time (0 = no limit); evaluation and checkpoint still run."""
+    max_nfe: int = 0
+    """Stop after the iteration that crosses this many network evaluations, rollout + training (0 = no limit)."""
 
     def __post_init__(self) -> None:
         for name in ("iterations", "prompts_per_iteration", "inner_epochs", "steps_per_epoch", "micro_batch_edges"):
@@ -130,6 +132,8 @@ class EvalConfig:
     """CFG scale."""
     grid_prompts: int = 10
     """Prompts shown in the sample grid of each evaluation."""
+    at_start: bool = True
+    """Evaluate the base model before training (the paired baseline of the final summary line)."""
 
 
 @dataclass

@@ -221,3 +221,13 @@ def test_lora_weights_load_in_diffusers_and_change_the_output(tiny_model, tmp_pa
     before = run()
     model.load_lora_adapter(str(lora.parent), prefix="transformer", weight_name=lora.name)
     assert not torch.allclose(run(), before)
+
+
+def test_nfe_budget_stops_the_run_with_a_final_eval(tiny_model, tmp_path):
+    # Flow-GRPO, 2 prompts x 8 chains x 8 steps = 128 rollout NFE per iteration (+ training NFE): a budget of 100
+    # is crossed by the first iteration, which is then evaluated and checkpointed.
+    result = train(_cfg(tiny_model, tmp_path, "train.iterations=10", "train.max_nfe=100", "eval.every=100"))
+    assert result.iterations == 1 and result.final is not None
+    last = read_metrics(result.run_dir / "metrics.jsonl")[-1]
+    assert last["step"] == 1 and last["nfe_total"] == last["nfe_rollout"] + last["nfe_train"] >= 128
+    assert (result.run_dir / "checkpoints" / "step_000001").is_dir()
