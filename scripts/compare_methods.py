@@ -1,0 +1,158 @@
+"""Compare the ShapeWorld presets of every image method at the same budget of network evaluations.
+
+Each preset trains from the same base model with ``train.max_nfe = BUDGET`` (rollout + training NFE, the cost model
+of the tree sampler) and is evaluated on the same held-out prompts and seeds every few iterations. The script writes
+a table (held-out strict accuracy, NFE, wall time) and a plot (accuracy against NFE and against wall time) to
+docs/benchmarks.md, docs/compare_methods.png and a JSON file.
+
+    python scripts/compare_methods.py --nfe-budget 60000                   # every shapes_* preset
+    python scripts/compare_methods.py --presets shapes_flow_grpo shapes_mixgrpo --nfe-budget 20000 --guard
+
+Wall times are measured one run after the other on the same machine; compare them as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from flowrl.models.shapeworld import ShapeWorldAdapter  # noqa: E402
+from flowrl.train.image import PRESETS_DIR, evaluate, load_config, resolve_model_path, train  # noqa: E402
+from flowrl.train.metrics import read_metrics  # noqa: E402
+from flowrl.train.prompts import eval_prompts  # noqa: E402
+
+START, END = "<!-- compare-methods:start -->", "<!-- compare-methods:end -->"
+
+
+def main() -> None:
+    presets = sorted(p.stem for p in PRESETS_DIR.glob("shapes_*.yaml"))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=presets, choices=presets)
+    parser.add_argument("--nfe-budget", type=int, required=True, help="network evaluations per method")
+    parser.add_argument("--guard", action="store_true", help="also run every preset with method.guard=true")
+    parser.add_argument("--model", default="assets/shapeworld")
+    parser.add_argument("--eval-every", type=int, default=10, help="iterations between evaluations")
+    parser.add_argument("--prompts-per-family", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=2, help="evaluation seeds per prompt")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=Path("runs/compare"))
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides applied to every preset")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    common = [
+        f"model.path={args.model}",
+        f"train.max_nfe={args.nfe_budget}",
+        "train.iterations=100000",
+        "eval.at_start=false",
+        f"eval.every={args.eval_every}",
+        f"eval.prompts_per_family={args.prompts_per_family}",
+        f"eval.seeds={list(range(args.seeds))}",
+        f"run.root={args.out / stamp}",
+        "run.tensorboard=false",
+        "run.checkpoint_every=100000",
+        *args.overrides,
+    ]
+
+    base_cfg = load_config(preset=args.presets[0], overrides=common)
+    adapter = ShapeWorldAdapter.from_folder(resolve_model_path(base_cfg.model.path), guidance_scale=4.0)
+    base, _ = evaluate(base_cfg, adapter, eval_prompts(args.prompts_per_family))
+    del adapter
+
+    runs = []
+    for preset in args.presets:
+        for guard in [False, True] if args.guard else [False]:
+            name = preset.removeprefix("shapes_") + ("+guard" if guard else "")
+            cfg = load_config(
+                preset=preset, overrides=[*common, f"run.name={name}", f"method.guard={str(guard).lower()}"]
+            )
+            t0 = time.perf_counter()
+            result = train(cfg)
+            records = read_metrics(result.run_dir / "metrics.jsonl")
+            curve = [(0.0, 0.0, base.strict["overall"])] + [
+                (r["nfe_total"], r["wall_minutes"], r["eval/strict/overall"])
+                for r in records
+                if r.get("eval/strict/overall") is not None
+            ]
+            runs.append(
+                {
+                    "method": name,
+                    "iterations": result.iterations,
+                    "nfe": records[-1]["nfe_total"],
+                    "minutes": (time.perf_counter() - t0) / 60,
+                    "final": result.final.strict,
+                    "curve": curve,
+                    "run_dir": str(result.run_dir),
+                }
+            )
+            print(f"{name}: {100 * result.final.strict['overall']:.1f}% after {result.iterations} iterations")
+
+    families = [k for k in base.strict if k != "overall"]
+    header = "| method | iterations | NFE | minutes | strict overall | " + " | ".join(families) + " |"
+    lines = [header, "|" + "---|" * (5 + len(families))]
+    lines.append(
+        f"| base model | 0 | 0 | 0 | {100 * base.strict['overall']:.1f}% | "
+        + " | ".join(f"{100 * base.strict[f]:.1f}%" for f in families)
+        + " |"
+    )
+    for r in runs:
+        lines.append(
+            f"| {r['method']} | {r['iterations']} | {r['nfe']:.0f} | {r['minutes']:.1f} | "
+            f"{100 * r['final']['overall']:.1f}% | "
+            + " | ".join(f"{100 * r['final'][f]:.1f}%" for f in families)
+            + " |"
+        )
+    table = "\n".join(lines)
+    print(table)
+
+    args.docs.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for r in runs:
+        nfe, minutes, acc = zip(*r["curve"], strict=True)
+        axes[0].plot(nfe, [100 * a for a in acc], marker="o", label=r["method"])
+        axes[1].plot(minutes, [100 * a for a in acc], marker="o", label=r["method"])
+    axes[0].set(xlabel="network evaluations (rollout + training)", ylabel="held-out strict accuracy (%)")
+    axes[1].set(xlabel="wall minutes", ylabel="held-out strict accuracy (%)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(args.docs / "compare_methods.png", dpi=120)
+
+    n = len(eval_prompts(args.prompts_per_family)) * args.seeds
+    p = base.strict["overall"]
+    se = 100 * (p * (1 - p) / n) ** 0.5
+    section = (
+        f"{START}\n## Image methods at equal NFE on ShapeWorld\n\n"
+        f"Command: `python scripts/compare_methods.py --nfe-budget {args.nfe_budget}"
+        f"{' --guard' if args.guard else ''} --seeds {args.seeds} --prompts-per-family "
+        f"{args.prompts_per_family}{' ' + ' '.join(args.overrides) if args.overrides else ''}` "
+        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), {stamp}). "
+        f"Held-out strict accuracy on {n} paired samples (same prompts and seeds for every row; one standard "
+        f"error of the base accuracy is ±{se:.1f} points).\n\n{table}\n\n![accuracy vs NFE and wall time]"
+        f"(compare_methods.png)\n{END}"
+    )
+    doc = args.docs / "benchmarks.md"
+    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
+    text = (
+        re.sub(re.escape(START) + ".*?" + re.escape(END), section, text, flags=re.S)
+        if START in text
+        else text.rstrip() + "\n\n" + section + "\n"
+    )
+    doc.write_text(text)
+    (args.out / stamp / "compare_methods.json").write_text(
+        json.dumps({"nfe_budget": args.nfe_budget, "base": base.strict, "runs": runs}, indent=1)
+    )
+
+
+if __name__ == "__main__":
+    main()
