@@ -3,7 +3,7 @@
 Each prompt is prefilled ONCE: a forward over its tokens but the last fills a KV cache, the cache rows are repeated
 `group_size` times, and `generate` continues from that cache for the repeated prompts (it only has the last prompt
 token left to process). Plain `generate(num_return_sequences=G)` would prefill every prompt G times. Sampling
-(temperature, top-k, top-p, stop strings, max new tokens, EOS) is generate's own.
+(temperature, top-k, top-p, max new tokens, EOS) is generate's own; stop strings are a decoding stopping criterion.
 """
 
 from __future__ import annotations
@@ -89,7 +89,11 @@ def sample_groups(
         cache.batch_repeat_interleave(group_size)
         kwargs["cache"] = cache
     if sampling.stop_strings:
-        kwargs.update(stop_strings=list(sampling.stop_strings), tokenizer=tokenizer)
+        from transformers import StoppingCriteriaList
+
+        kwargs["stopping_criteria"] = StoppingCriteriaList(
+            [StopOnStrings(tokenizer, sampling.stop_strings, prompt_length=rep_ids.shape[1])]
+        )
     out = model.generate(
         input_ids=rep_ids,
         attention_mask=rep_mask,
@@ -109,6 +113,21 @@ def sample_groups(
     completion = torch.where(comp_mask.bool(), completion, tokenizer.pad_token_id)
     groups = torch.arange(len(prompt_rows), device=device).repeat_interleave(group_size)
     return Rollout(rep_ids, rep_mask, completion, comp_mask, truncated, groups)
+
+
+class StopOnStrings:
+    """A `generate` stopping criterion: a row is done once its decoded completion contains a stop string.
+
+    It decodes the text (so it works for any tokenizer, including character-level ones where transformers' built-in
+    `stop_strings` cannot build its token table).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop_strings: tuple[str, ...], *, prompt_length: int):
+        self.tokenizer, self.stop_strings, self.prompt_length = tokenizer, stop_strings, prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stop_strings) for t in texts], device=input_ids.device)
 
 
 def completion_mask(
