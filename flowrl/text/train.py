@@ -521,7 +521,8 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
             print(
                 f"flowrl train-text: held-out accuracy base {100 * base:.1f}% -> final {100 * final:.1f}% "
                 f"({100 * (final - base):+.1f} points, {len(test_rows)} problems) after {steps_done} steps, "
-                f"{minutes:.1f} min of training; run folder {run_dir}"
+                f"{minutes:.1f} min of training, {(time.perf_counter() - t_start) / 60:.1f} min wall; run folder "
+                f"{run_dir}"
             )
         else:
             print(f"flowrl train-text: {steps_done} steps, {minutes:.1f} min of training; run folder {run_dir}")
