@@ -68,3 +68,17 @@ def test_errors_name_the_problem():
         group_advantages(torch.ones(2, 3), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="integer"):
         group_advantages(torch.ones(2), torch.zeros(2))
+
+
+def test_clip_and_broadcast_advantages():
+    from flowrl.grpo import broadcast_advantages, clip_advantages
+
+    torch.testing.assert_close(
+        clip_advantages(torch.tensor([-7.0, 0.5, 9.0]), max_abs=5.0), torch.tensor([-5.0, 0.5, 5.0])
+    )
+    mask = torch.ones(2, 3)
+    assert broadcast_advantages(torch.tensor([1.0, -2.0]), mask).tolist() == [[1.0] * 3, [-2.0] * 3]
+    per_edge = torch.arange(6.0).reshape(2, 3)
+    assert torch.equal(broadcast_advantages(per_edge, mask), per_edge)
+    with pytest.raises(ValueError, match=r"\(B,\) per sample or \(B, T\) per edge"):
+        broadcast_advantages(torch.ones(3), mask)
