@@ -14,7 +14,7 @@ import sys
 COMMANDS: dict[str, tuple[str | None, str]] = {
     "train": ("flowrl.train.image", "GRPO-train a flow-matching image model (default: ShapeWorld on CPU)"),
     "sample": ("flowrl.shapes.sample_cli", "write a PNG grid of samples from a model for given prompts"),
-    "eval": (None, "score images or a model's samples with reward / preference models"),
+    "eval": ("flowrl.eval.cli", "score images or a model's samples with reward / preference models"),
     "train-text": ("flowrl.text.train", "GRPO-train a causal language model (default: the tiny arithmetic LM)"),
     "demo": (None, "open a Gradio page comparing a base and a tuned model"),
 }
