@@ -46,7 +46,7 @@ from flowrl.models.shapeworld import ShapeCond, ShapeWorldAdapter
 from flowrl.train.ema import EMA
 from flowrl.train.image_config import ImageTrainConfig
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
-from flowrl.train.prompts import eval_prompts, iteration_prompts
+from flowrl.train.prompts import eval_prompts, file_prompts, iteration_prompts, read_prompts_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
@@ -565,6 +565,9 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     ema = EMA(params, decay=cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     reward_fns = [reward_lib.load_reward(name) for name in cfg.reward.names]
     held_out = eval_prompts(cfg.eval.prompts_per_family)
+    user_prompts = read_prompts_file(cfg.train.prompts_file) if cfg.train.prompts_file else []
+    if user_prompts:
+        adapter.encode(user_prompts)  # fail now, naming any word the model's tokenizer does not know
 
     start_iteration, base, nfe_total = 0, None, 0.0
     if resume is not None:
@@ -638,9 +641,17 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         for iteration in range(start_iteration, cfg.train.iterations):
             t_it = time.perf_counter()
             method = make_method(cfg, iteration)
-            prompts = iteration_prompts(
-                cfg.train.prompts_per_iteration, families=cfg.train.families, seed=cfg.train.seed, iteration=iteration
-            )
+            if user_prompts:
+                prompts = file_prompts(
+                    user_prompts, cfg.train.prompts_per_iteration, seed=cfg.train.seed, iteration=iteration
+                )
+            else:
+                prompts = iteration_prompts(
+                    cfg.train.prompts_per_iteration,
+                    families=cfg.train.families,
+                    seed=cfg.train.seed,
+                    iteration=iteration,
+                )
             local = [(i, p) for i, p in enumerate(prompts) if i % world == rank]
             rollouts, stats = collect(cfg, adapter, method, reward_fns, local, iteration)
             t_train = time.perf_counter()
@@ -737,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
             print(dump_yaml(cfg), end="")
             return 0
         train(cfg, resume=args.resume)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"flowrl train: error: {e}", file=sys.stderr)
         return 2
     return 0

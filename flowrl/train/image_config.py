@@ -90,6 +90,9 @@ class TrainConfig:
         default_factory=lambda: {"single": 1.0, "two_objects": 1.0, "counting": 1.0, "colors": 1.0, "position": 1.0}
     )
     """Training prompt families and their sampling weights (ShapeWorld train split)."""
+    prompts_file: str = ""
+    """Train on the prompts of this text file (one per line, '#' comments) instead of ShapeWorld's generator; each
+    iteration draws prompts_per_iteration of them with replacement. '' = the stratified ShapeWorld train split."""
     inner_epochs: int = 2
     """Passes over each iteration's rollouts (PPO epochs); ratios move off 1 from the second pass on."""
     steps_per_epoch: int = 1
@@ -142,7 +145,7 @@ class RunConfig:
     """Folder under which run folders are created."""
     name: str = ""
     """Run folder name ('' = method name + timestamp)."""
-    checkpoint_every: int = 10
+    checkpoint_every: int = 5
     """Write a checkpoint every this many iterations (and at the end)."""
     keep_last: int = 2
     """Checkpoints kept."""

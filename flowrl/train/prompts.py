@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from flowrl.shapes.evaluate import stratified_prompts
 from flowrl.shapes.grammar import FAMILIES
@@ -38,3 +39,19 @@ def iteration_prompts(num_prompts: int, *, families: dict[str, float], seed: int
 def eval_prompts(prompts_per_family: int) -> list[str]:
     """The fixed held-out (test split) prompts, `prompts_per_family` of each family."""
     return stratified_prompts(prompts_per_family, split="test", seed=0)
+
+
+def read_prompts_file(path: str | Path) -> list[str]:
+    """Non-empty, non-comment lines of a prompts file; an empty or missing file is an error that says so."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"train.prompts_file {str(path)!r} does not exist.")
+    prompts = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if not prompts:
+        raise ValueError(f"train.prompts_file {str(path)!r} holds no prompts (one per line; '#' starts a comment).")
+    return prompts
+
+
+def file_prompts(prompts: list[str], num_prompts: int, *, seed: int, iteration: int) -> list[str]:
+    """`num_prompts` prompts drawn with replacement from `prompts`, depending only on (seed, iteration)."""
+    return random.Random(seed * 1_000_003 + iteration).choices(prompts, k=num_prompts)

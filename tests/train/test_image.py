@@ -231,3 +231,18 @@ def test_nfe_budget_stops_the_run_with_a_final_eval(tiny_model, tmp_path):
     last = read_metrics(result.run_dir / "metrics.jsonl")[-1]
     assert last["step"] == 1 and last["nfe_total"] == last["nfe_rollout"] + last["nfe_train"] >= 128
     assert (result.run_dir / "checkpoints" / "step_000001").is_dir()
+
+
+def test_prompts_file(tiny_model, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# only a comment\n\n")
+    assert main([f"model.path={tiny_model}", f"run.root={tmp_path}", f"train.prompts_file={empty}"]) == 2
+    assert "holds no prompts" in capsys.readouterr().err
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a red circle\na purple circle\n")
+    assert main([f"model.path={tiny_model}", f"run.root={tmp_path}", f"train.prompts_file={bad}"]) == 2
+    assert "purple" in capsys.readouterr().err
+    good = tmp_path / "good.txt"
+    good.write_text("a red circle\n")
+    result = train(_cfg(tiny_model, tmp_path, "train.iterations=1", "eval.every=100", f"train.prompts_file={good}"))
+    assert result.iterations == 1
