@@ -88,3 +88,13 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"{type(obj).__name__}. Pass the checkpoint file itself, not a training snapshot or a model pickle."
         )
     return obj
+
+
+def check_vocab(reward: str, tokenizer_size: int, vocab_size: int, *, source: str) -> None:
+    """Raise if the tokenizer can produce ids the model's embedding table does not have."""
+    if tokenizer_size > vocab_size:
+        raise ValueError(
+            f"Reward {reward!r}: the tokenizer from {source} has {tokenizer_size} tokens but the checkpoint's text "
+            f"embedding has {vocab_size} rows; pass the tokenizer that belongs to this checkpoint (tokenizer_path= / "
+            "vocab_path=)."
+        )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rewards.checkpoints import Checkpoint, resolve
+from rewards.checkpoints import Checkpoint, check_vocab, resolve
 from rewards.clip_model import image_embeds, load_clip_folder, text_embeds
 from rewards.clip_tokenizer import clip_tokenizer
 from rewards.images import check_images
@@ -54,6 +54,8 @@ class ClipScoreReward:
         self.size = self.model.config.vision_config.image_size
         self.context = self.model.config.text_config.max_position_embeddings
         self.tokenizer = clip_tokenizer(Path(tokenizer_path or folder), max_length=self.context)
+        vocab = self.model.config.text_config.vocab_size
+        check_vocab(self.name, len(self.tokenizer), vocab, source=str(tokenizer_path or folder))
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, prompts: list[str], metadata: list[dict] | None = None) -> torch.Tensor:

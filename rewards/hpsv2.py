@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from rewards.checkpoints import Checkpoint, load_state_dict, resolve
+from rewards.checkpoints import Checkpoint, check_vocab, load_state_dict, resolve
 from rewards.clip_model import image_embeds, text_embeds
 from rewards.clip_tokenizer import clip_tokenizer
 from rewards.images import check_images
@@ -73,6 +73,8 @@ class HpsV2Reward:
         self.size = self.model.config.vision_config.image_size
         self.context = self.model.config.text_config.max_position_embeddings
         self.tokenizer = clip_tokenizer(tokenizer_path, max_length=self.context)
+        vocab = self.model.config.text_config.vocab_size
+        check_vocab(self.name, len(self.tokenizer), vocab, source=str(tokenizer_path or "the shipped BPE file"))
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, prompts: list[str], metadata: list[dict] | None = None) -> torch.Tensor:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from rewards.blip_keys import blip_configs, linear_stack, split_imagereward
-from rewards.checkpoints import Checkpoint, load_state_dict, resolve
+from rewards.checkpoints import Checkpoint, check_vocab, load_state_dict, resolve
 from rewards.images import check_images
 from rewards.preprocess import pil_resize_crop
 
@@ -91,7 +91,9 @@ class ImageRewardReward:
         self.vision = self.vision.to(device, dtype).eval().requires_grad_(False)
         self.text = self.text.to(device, dtype).eval().requires_grad_(False)
         self.mlp = linear_stack(mlp_sd).to(device)
-        self.tokenizer = blip_tokenizer(vocab_path or bert_vocab_path())
+        vocab_path = vocab_path or bert_vocab_path()
+        self.tokenizer = blip_tokenizer(vocab_path)
+        check_vocab(self.name, len(self.tokenizer), text_config.vocab_size, source=str(vocab_path))
         self.size = vision_config.image_size
 
     @torch.no_grad()

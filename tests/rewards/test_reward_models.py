@@ -202,6 +202,12 @@ def test_missing_checkpoint_names_reward_path_file_and_source(tmp_path, monkeypa
     assert repr(name) in message and str(tmp_path / file) in message and published in message
 
 
+def test_tokenizer_larger_than_the_embedding_is_rejected(tmp, hps):  # hps writes the tiny .pt
+    # the tiny checkpoint has 522 token rows; the shipped CLIP BPE has 49,408 tokens
+    with pytest.raises(ValueError, match="49408 tokens but the checkpoint's text embedding has 522 rows"):
+        load_reward("hpsv2", path=tmp / "HPS_v2.1_compressed.pt", vision_heads=4, text_heads=4)
+
+
 def test_non_state_dict_checkpoint_is_rejected(tmp_path):
     torch.save([torch.zeros(1)], tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="does not hold a state dict"):
