@@ -12,7 +12,7 @@ import sys
 
 # name -> (module with `main(argv)`, one-line help). A module of None means the subcommand is not built yet.
 COMMANDS: dict[str, tuple[str | None, str]] = {
-    "train": ("flowrl.train.image", "GRPO-train a flow-matching image model (default: ShapeWorld on CPU)"),
+    "train": ("flowrl.train.image_cli", "GRPO-train a flow-matching image model (default: ShapeWorld on CPU)"),
     "sample": ("flowrl.shapes.sample_cli", "write a PNG grid of samples from a model for given prompts"),
     "eval": ("flowrl.eval.cli", "score images or a model's samples with reward / preference models"),
     "train-text": ("flowrl.text.train", "GRPO-train a causal language model (default: the tiny arithmetic LM)"),

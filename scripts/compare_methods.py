@@ -27,7 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from flowrl.models.shapeworld import ShapeWorldAdapter  # noqa: E402
-from flowrl.train.image import PRESETS_DIR, evaluate, load_config, resolve_model_path, train  # noqa: E402
+from flowrl.train.image import evaluate, resolve_model_path, train  # noqa: E402
+from flowrl.train.image_cli import PRESETS_DIR, load_config  # noqa: E402
 from flowrl.train.metrics import read_metrics  # noqa: E402
 from flowrl.train.prompts import eval_prompts  # noqa: E402
 

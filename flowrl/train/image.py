@@ -21,7 +21,6 @@ processes.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import sys
@@ -33,7 +32,7 @@ from typing import NamedTuple
 import torch
 
 import rewards as reward_lib
-from flowrl.config import ConfigError, dump_yaml, from_dict, load_yaml_file, load_yaml_text, merge, parse_overrides
+from flowrl.config import ConfigError, dump_yaml
 from flowrl.flow.advantages import edge_advantages, edge_leaf_map
 from flowrl.flow.grid import time_grid
 from flowrl.flow.loss import evaluate_edges, policy_batch, step_weights
@@ -43,14 +42,24 @@ from flowrl.flow.schedules import depth_prune_mask, timestep_subset_mask
 from flowrl.flow.tree import Tree, rollout
 from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, policy_loss, weighted_sum
 from flowrl.models.shapeworld import ShapeCond, ShapeWorldAdapter
+from flowrl.shapes.grader import grade
+from flowrl.train.checkpoint import (
+    capture_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from flowrl.train.ema import EMA
 from flowrl.train.image_config import ImageTrainConfig
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
+from flowrl.train.metrics import MetricsLogger, read_metrics
+from flowrl.train.plots import plot_curves, save_image_grid
+from flowrl.train.progress import progress
 from flowrl.train.prompts import eval_prompts, file_prompts, iteration_prompts, read_prompts_file
+from flowrl.train.run_dir import create_run_dir, write_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
-DEFAULT_PRESET = "shapes_flow_grpo"
 
 
 class PromptRollout(NamedTuple):
@@ -83,23 +92,6 @@ def resolve_model_path(path: str) -> Path:
         f"Model folder {path!r} not found (looked in {Path.cwd()} and {REPO_ROOT}). Pass "
         "model.path=/path/to/folder; the shipped ShapeWorld model is assets/shapeworld."
     )
-
-
-def preset_path(name: str) -> Path:
-    """`name` as a file path, or the packaged preset `flowrl/presets/<name>.yaml`."""
-    if name.endswith((".yaml", ".yml")) or "/" in name:
-        return Path(name)
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        valid = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
-        raise ConfigError(f"Unknown preset {name!r}. Valid: {valid}, or a path to a YAML file.")
-    return path
-
-
-def load_config(*, preset: str | None, overrides: list[str]) -> ImageTrainConfig:
-    """Defaults < preset (default: shapes_flow_grpo) < ``key.path=value`` overrides."""
-    data = load_yaml_file(preset_path(preset or DEFAULT_PRESET))
-    return from_dict(ImageTrainConfig, merge(data, parse_overrides(overrides)))
 
 
 # ----------------------------------------------------------------------------------------------------- pieces
@@ -424,8 +416,6 @@ def evaluate(
 ) -> tuple[EvalSummary, torch.Tensor]:
     """Held-out strict accuracy (ODE, CFG) on the same prompts and seeds every time; returns the summary and the
     images of the first seed (for the grid)."""
-    from flowrl.shapes.grader import grade
-
     e = cfg.eval
     strict: dict[str, list[float]] = {}
     score: dict[str, list[float]] = {}
@@ -466,9 +456,6 @@ def _eval_metrics(summary: EvalSummary) -> dict[str, float]:
 
 
 def _save_grid(run_dir: Path, iteration: int, prompts: list[str], images: torch.Tensor, n: int) -> None:
-    from flowrl.shapes.grader import grade
-    from flowrl.train.plots import save_image_grid
-
     pick = list(range(0, len(prompts), max(1, len(prompts) // n)))[:n]
     imgs = images[pick]
     passed = grade(imgs, [prompts[i] for i in pick]).strict.tolist()
@@ -529,19 +516,7 @@ class TrainResult(NamedTuple):
 
 def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: bool = True) -> TrainResult:
     """Run (or resume) an image GRPO run and return where it lives and its base / final held-out accuracy."""
-    from accelerate import Accelerator
-
-    from flowrl.train.checkpoint import (
-        capture_rng_state,
-        latest_checkpoint,
-        load_checkpoint,
-        restore_rng_state,
-        save_checkpoint,
-    )
-    from flowrl.train.metrics import MetricsLogger, read_metrics
-    from flowrl.train.plots import plot_curves
-    from flowrl.train.progress import progress
-    from flowrl.train.run_dir import create_run_dir, write_config
+    from accelerate import Accelerator  # imported here: `flowrl train --help` stays fast
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -717,42 +692,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     return TrainResult(run_dir, base, final, done)
 
 
-# ----------------------------------------------------------------------------------------------------- CLI
+if __name__ == "__main__":  # `python -m flowrl.train.image` / `torchrun ... -m flowrl.train.image`
+    from flowrl.train.image_cli import main
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="flowrl train",
-        description="GRPO-train a flow-matching image model. Defaults: the shipped ShapeWorld model, preset "
-        f"{DEFAULT_PRESET}, on CPU. Override any field with key.path=value.",
-        epilog="Examples: flowrl train --preset shapes_mixgrpo train.iterations=20 | flowrl train method.guard=true | "
-        "flowrl train --resume runs/<name>",
-    )
-    names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-    parser.add_argument("--preset", help=f"preset name ({names}) or a YAML file")
-    parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
-    parser.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("overrides", nargs="*", help="key.path=value overrides (e.g. optim.lr=1e-4)")
-    args = parser.parse_args(argv)
-    try:
-        if args.resume is not None:
-            saved = args.resume / "config.yaml"
-            if not saved.is_file():
-                raise ConfigError(f"{args.resume} has no config.yaml: not a flowrl run folder.")
-            cfg = load_yaml_text(ImageTrainConfig, saved.read_text())
-            if args.overrides:
-                cfg = from_dict(ImageTrainConfig, merge(load_yaml_file(saved), parse_overrides(args.overrides)))
-        else:
-            cfg = load_config(preset=args.preset, overrides=args.overrides)
-        if args.show_config:
-            print(dump_yaml(cfg), end="")
-            return 0
-        train(cfg, resume=args.resume)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"flowrl train: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 from flowrl.config import ConfigError
 from flowrl.shapes.model import build_shapeworld, save_shapeworld
-from flowrl.train.image import PRESETS_DIR, load_config, main, train
+from flowrl.train.image import train
+from flowrl.train.image_cli import PRESETS_DIR, load_config, main
 from flowrl.train.metrics import read_metrics
 
 PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))

@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from flowrl.shapes.render import render_prompts
-from flowrl.train.image import load_config, train
+from flowrl.train.image import train
+from flowrl.train.image_cli import load_config
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
 from flowrl.train.metrics import read_metrics
 
@@ -33,8 +34,14 @@ def test_flow_matching_loss_of_a_zero_velocity():
     torch.rand(K, generator=gen)
     noise = torch.randn(x0.shape, generator=gen)
     cond = (torch.zeros(1, 4, 8), torch.zeros(1, 8))
-    loss = flow_matching_loss(lambda x, s, c: torch.zeros_like(x), prompt, cond, num_targets=K, image_size=32,
-                              generator=torch.Generator().manual_seed(7))
+    loss = flow_matching_loss(
+        lambda x, s, c: torch.zeros_like(x),
+        prompt,
+        cond,
+        num_targets=K,
+        image_size=32,
+        generator=torch.Generator().manual_seed(7),
+    )
     torch.testing.assert_close(loss, ((noise - x0) ** 2).mean())
 
 
@@ -45,14 +52,27 @@ def test_layer_tuning_trains_when_rl_has_no_signal(tmp_path):
 
     torch.manual_seed(0)
     model_dir = tmp_path / "model"
-    save_shapeworld(build_shapeworld(num_layers=1, num_attention_heads=2, attention_head_dim=8, text_hidden_size=16,
-                                     text_layers=1, text_heads=2), model_dir)
-    common = [f"model.path={model_dir}", f"run.root={tmp_path}", "train.iterations=2", "train.prompts_per_iteration=2",
-              "eval.every=100", "eval.prompts_per_family=1", "eval.seeds=[0]", "run.tensorboard=false"]
+    save_shapeworld(
+        build_shapeworld(
+            num_layers=1, num_attention_heads=2, attention_head_dim=8, text_hidden_size=16, text_layers=1, text_heads=2
+        ),
+        model_dir,
+    )
+    common = [
+        f"model.path={model_dir}",
+        f"run.root={tmp_path}",
+        "train.iterations=2",
+        "train.prompts_per_iteration=2",
+        "eval.every=100",
+        "eval.prompts_per_family=1",
+        "eval.seeds=[0]",
+        "run.tensorboard=false",
+    ]
     base = load_file(model_dir / "transformer" / "diffusion_pytorch_model.safetensors")
     for name, sft, moved in (("sft_off", 0.0, False), ("sft_on", 0.5, True)):
-        cfg = load_config(preset="shapes_dynamic_treerpo", overrides=[*common, f"run.name={name}",
-                                                                       f"method.sft_weight={sft}"])
+        cfg = load_config(
+            preset="shapes_dynamic_treerpo", overrides=[*common, f"run.name={name}", f"method.sft_weight={sft}"]
+        )
         run = train(cfg).run_dir
         after = load_file(run / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
         assert any(not torch.equal(after[k], base[k]) for k in base) == moved
