@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import torch
 
-from flowrl.shapes.model import PromptEmbeds, ShapeWorldModel, encode_prompts, load_shapeworld
+from flowrl.shapes.model import PromptEmbeds, ShapeWorldModel, encode_prompts, load_shapeworld, save_shapeworld
 
 # Attention and feed-forward projections of every SD3 joint block (the targets Flow-GRPO uses for SD3.5).
 LORA_TARGETS = (
@@ -184,3 +184,38 @@ class ShapeWorldAdapter:
     def decode(x: torch.Tensor) -> torch.Tensor:
         """Model space ([-1, 1] pixels) -> images in [0, 1], `(B, 3, H, W)` float32 on the CPU."""
         return ((x.detach().float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    # ------------------------------------------------------------------------------------------------ weights
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """The LoRA weights (peft keys) or the full transformer state dict, detached copies."""
+        if self.lora_rank > 0:
+            from peft.utils import get_peft_model_state_dict
+
+            return {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.transformer).items()}
+        return {k: v.detach().clone() for k, v in self.transformer.state_dict().items()}
+
+    def load_trained_state(self, state: dict[str, torch.Tensor]) -> None:
+        if self.lora_rank > 0:
+            from peft.utils import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.transformer, state)
+        else:
+            self.transformer.load_state_dict(state)
+
+    def save_trained(self, run_dir: Path) -> Path:
+        """LoRA: `lora/pytorch_lora_weights.safetensors` in diffusers' layout (``transformer.``-prefixed keys,
+        loadable with `load_lora_adapter(..., prefix="transformer")` or a pipeline's `load_lora_weights`). Full
+        fine-tuning: a complete model folder `final/` that `flowrl sample --model` loads."""
+        if self.lora_rank > 0:
+            from diffusers import StableDiffusion3Pipeline
+            from peft.utils import get_peft_model_state_dict
+
+            out = Path(run_dir) / "lora"
+            StableDiffusion3Pipeline.save_lora_weights(
+                out, transformer_lora_layers=get_peft_model_state_dict(self.transformer), safe_serialization=True
+            )
+            return out
+        out = Path(run_dir) / "final"
+        save_shapeworld(self.model, out, extra_meta={"finetuned_by": "flowrl train", "run_dir": str(run_dir)})
+        return out

@@ -464,46 +464,6 @@ def _save_grid(run_dir: Path, iteration: int, prompts: list[str], images: torch.
     save_image_grid(imgs, run_dir / "samples" / f"eval_{iteration:05d}.png", nrow=5, captions=captions)
 
 
-# ----------------------------------------------------------------------------------------------------- checkpoints
-
-
-def _model_state(adapter: ShapeWorldAdapter) -> dict[str, torch.Tensor]:
-    if adapter.lora_rank > 0:
-        from peft.utils import get_peft_model_state_dict
-
-        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(adapter.transformer).items()}
-    return {k: v.detach().clone() for k, v in adapter.transformer.state_dict().items()}
-
-
-def _load_model_state(adapter: ShapeWorldAdapter, state: dict[str, torch.Tensor]) -> None:
-    if adapter.lora_rank > 0:
-        from peft.utils import set_peft_model_state_dict
-
-        set_peft_model_state_dict(adapter.transformer, state)
-    else:
-        adapter.transformer.load_state_dict(state)
-
-
-def save_final_weights(adapter: ShapeWorldAdapter, run_dir: Path) -> Path:
-    """LoRA: `lora/pytorch_lora_weights.safetensors` in diffusers' layout (``transformer.``-prefixed keys, loadable
-    with `load_lora_adapter(..., prefix="transformer")` or a pipeline's `load_lora_weights`). Full fine-tuning: a
-    complete model folder `final/` that `flowrl sample --model` loads."""
-    if adapter.lora_rank > 0:
-        from diffusers import StableDiffusion3Pipeline
-        from peft.utils import get_peft_model_state_dict
-
-        out = run_dir / "lora"
-        StableDiffusion3Pipeline.save_lora_weights(
-            out, transformer_lora_layers=get_peft_model_state_dict(adapter.transformer), safe_serialization=True
-        )
-        return out
-    from flowrl.shapes.model import save_shapeworld
-
-    out = run_dir / "final"
-    save_shapeworld(adapter.model, out, extra_meta={"finetuned_by": "flowrl train", "run_dir": str(run_dir)})
-    return out
-
-
 # ----------------------------------------------------------------------------------------------------- the loop
 
 
@@ -550,7 +510,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         if ckpt_path is None:
             raise FileNotFoundError(f"No checkpoint in {resume}/checkpoints to resume from.")
         ckpt = load_checkpoint(ckpt_path)
-        _load_model_state(adapter, ckpt["model"])
+        adapter.load_trained_state(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if ema is not None and ckpt["ema"] is not None:
             ema.load_state_dict(ckpt["ema"])
@@ -599,7 +559,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             run_dir,
             next_iteration,
             {
-                "model": _model_state(adapter),
+                "model": adapter.trained_state(),
                 "optimizer": optimizer.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None,
                 "rng": capture_rng_state(),
@@ -674,7 +634,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         if logger is not None:
             logger.close()
     if main_process:
-        save_final_weights(adapter, run_dir)
+        adapter.save_trained(run_dir)
         records = read_metrics(run_dir / "metrics.jsonl")
         plot_curves(
             records,
