@@ -131,22 +131,34 @@ def _features(model, pixel_values, text):
 
 
 def pickscore_parity(tmp: Path, images: torch.Tensor) -> dict:
-    """PickScore's README / Flow-GRPO pipeline (AutoProcessor + AutoModel, logit_scale * cos / 26) vs flowrl."""
-    from transformers import AutoModel, AutoProcessor
+    """PickScore's README / Flow-GRPO pipeline (AutoProcessor + AutoModel, logit_scale * cos / 26) vs flowrl.
+
+    The image processor is run with both transformers backends: the PIL one (``CLIPImageProcessorPil``, what
+    transformers 4's CLIPImageProcessor did when PickScore and Flow-GRPO were released, and what transformers 5 uses
+    without torchvision) is the reference; the torchvision one (transformers 5's default when torchvision is
+    installed) is reported beside it.
+    """
+    from transformers import AutoModel, AutoProcessor, CLIPImageProcessorPil
 
     from rewards import load_reward
 
     folder = clip_folder(tmp, "pick", seed=1)
     processor, model = AutoProcessor.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    pil_processor = CLIPImageProcessorPil.from_pretrained(folder)
+    scores = {}
     with torch.no_grad():
-        pix = processor(images=to_pil(images), return_tensors="pt").pixel_values
         text = processor(text=PROMPTS, padding=True, truncation=True, max_length=77, return_tensors="pt")
-        img, txt = _features(model, pix, dict(text))
-        original = model.logit_scale.exp() * (img * txt).sum(-1) / 26
+        for name, image_processor in (("pil", pil_processor), ("torchvision", processor.image_processor)):
+            pix = torch.as_tensor(image_processor(images=to_pil(images), return_tensors="pt").pixel_values)
+            img, txt = _features(model, pix, dict(text))
+            scores[name] = model.logit_scale.exp() * (img * txt).sum(-1) / 26
     ours = load_reward("pickscore", path=folder)(images, PROMPTS)
-    kind = type(processor.image_processor).__name__
-    diff = float((original - ours).abs().max())
-    return {"max_abs_diff": diff, "image_processor": kind, "original": original.tolist(), "flowrl": ours.tolist()}
+    return {
+        "max_abs_diff": float((scores["pil"] - ours).abs().max()),
+        "max_abs_diff_torchvision_backend": float((scores["torchvision"] - ours).abs().max()),
+        "original": scores["pil"].tolist(),
+        "flowrl": ours.tolist(),
+    }
 
 
 def clip_score_parity(tmp: Path, images: torch.Tensor) -> dict:
@@ -183,15 +195,23 @@ def aesthetic_parity(tmp: Path, images: torch.Tensor) -> dict:
                         nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1)).eval()  # fmt: skip
     # LAION's predictor is a module whose Sequential is `layers`: its state dict keys are layers.{0,2,4,6,7}.*
     torch.save({f"layers.{k}": v for k, v in mlp.state_dict().items()}, tmp / "mlp.pth")
-    model, processor = CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)
+    from transformers import CLIPImageProcessorPil
+
+    model = CLIPModel.from_pretrained(folder).eval()
+    processors = {"pil": CLIPImageProcessorPil.from_pretrained(folder),
+                  "torchvision": CLIPProcessor.from_pretrained(folder).image_processor}  # fmt: skip
+    scores = {}
     with torch.no_grad():
         u8 = (images * 255).round().clamp(0, 255).to(torch.uint8)
-        embed = model.get_image_features(**processor(images=u8, return_tensors="pt")).pooler_output
-        original = mlp(embed / torch.linalg.vector_norm(embed, dim=-1, keepdim=True)).squeeze(1)
+        for name, image_processor in processors.items():
+            pix = torch.as_tensor(image_processor(images=list(u8), return_tensors="pt").pixel_values)
+            embed = model.get_image_features(pixel_values=pix).pooler_output
+            scores[name] = mlp(embed / torch.linalg.vector_norm(embed, dim=-1, keepdim=True)).squeeze(1)
     ours = load_reward("aesthetic", path=tmp / "mlp.pth", clip_path=folder)(images, PROMPTS)
     return {
-        "max_abs_diff": float((original - ours).abs().max()),
-        "original": original.tolist(),
+        "max_abs_diff": float((scores["pil"] - ours).abs().max()),
+        "max_abs_diff_torchvision_backend": float((scores["torchvision"] - ours).abs().max()),
+        "original": scores["pil"].tolist(),
         "flowrl": ours.tolist(),
     }
 
@@ -229,12 +249,12 @@ def main() -> None:
 
     versions = {"torch": torch.__version__, "torchvision": torchvision.__version__,
                 "open_clip": open_clip.__version__, "transformers": transformers.__version__}  # fmt: skip
-    print(
-        f"| reward | max abs difference, original vs flowrl | ({', '.join(f'{k} {v}' for k, v in versions.items())})"
-    )
-    print("|---|---:|")
+    print(", ".join(f"{k} {v}" for k, v in versions.items()))
+    print("| reward | max abs difference, original vs flowrl | same, transformers' torchvision image processor |")
+    print("|---|---:|---:|")
     for name, r in results.items():
-        print(f"| {name} | {r['max_abs_diff']:.3g} |")
+        tv = r.get("max_abs_diff_torchvision_backend")
+        print(f"| {name} | {r['max_abs_diff']:.3g} | {'-' if tv is None else f'{tv:.3g}'} |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"versions": versions, "results": results}, indent=1) + "\n")
     print(f"wrote {args.json}; images {tuple(images.shape)}, {len(PROMPTS)} prompts", flush=True)
