@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from rewards.blip_keys import linear_stack
 from rewards.checkpoints import Checkpoint, load_state_dict, resolve
 from rewards.clip_model import image_embeds, load_clip_folder
 from rewards.images import check_images
+from rewards.mlp_head import linear_stack
 from rewards.preprocess import pil_resize_crop
 
 CLIP_CHECKPOINT = Checkpoint(

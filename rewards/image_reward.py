@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 
-from rewards.blip_keys import blip_configs, linear_stack, split_imagereward
+from rewards.blip_keys import blip_configs, split_imagereward
 from rewards.checkpoints import Checkpoint, check_vocab, load_state_dict, resolve
 from rewards.images import check_images
+from rewards.mlp_head import linear_stack
 from rewards.preprocess import pil_resize_crop
 
 CHECKPOINT = Checkpoint(

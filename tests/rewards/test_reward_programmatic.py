@@ -20,7 +20,7 @@ from rewards.combine import MultiReward
 @pytest.mark.parametrize(
     "module",
     ["rewards.text", "rewards.jpeg", "rewards.ocr", "rewards.images", "rewards.preprocess", "rewards.blip_keys",
-     "rewards.combine"],
+     "rewards.mlp_head", "rewards.combine"],
 )  # fmt: skip
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
