@@ -7,6 +7,8 @@ Three modes::
 
     # samples generated from a ShapeWorld model (the base model or a run's final/) with fixed seeds
     flowrl eval --model runs/my_run/final --prompts prompts.jsonl --samples-per-prompt 4 --rewards shapes --out eval/
+    # ... or the base model with a LoRA run's adapter
+    flowrl eval --model assets/shapeworld --lora runs/my_run/lora --prompts prompts.jsonl --rewards shapes --out eval/
 
     # two score files (scores.json / scores.csv of earlier runs): per-prompt win rates, paired difference with CI
     flowrl eval --compare base/scores.json tuned/scores.json --out compare/
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="--model: prompt i is sampled with seed + i")
     parser.add_argument("--steps", type=int, default=None, help="--model: Euler steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="--model: CFG scale (default: the model's)")
+    parser.add_argument("--lora", default=None, help="--model: a run's lora/ folder to load on the model")
+    parser.add_argument("--lora-alpha", type=float, default=None, help="--lora: alpha, if the file has no metadata")
     parser.add_argument("--device", default="cpu", help="--model: torch device for sampling")
     parser.add_argument("--batch-size", type=int, default=8, help="images per reward call")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
@@ -188,16 +192,22 @@ def main(argv: list[str] | None = None) -> int:
         from flowrl.eval.generate import generate_shapeworld
         from flowrl.train.plots import save_image_grid
 
-        images, ids = generate_shapeworld(
-            args.model,
-            [r.prompt for r in rows],
-            samples_per_prompt=args.samples_per_prompt,
-            seed=args.seed,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            device=args.device,
-            show_progress=show,
-        )
+        try:
+            images, ids = generate_shapeworld(
+                args.model,
+                [r.prompt for r in rows],
+                samples_per_prompt=args.samples_per_prompt,
+                seed=args.seed,
+                num_inference_steps=args.steps,
+                guidance_scale=args.guidance,
+                device=args.device,
+                lora=args.lora,
+                lora_alpha=args.lora_alpha,
+                show_progress=show,
+            )
+        except (ValueError, FileNotFoundError) as err:
+            print(f"flowrl eval: {err}", file=sys.stderr)
+            return 2
         (out / "images").mkdir(parents=True, exist_ok=True)
         records = []
         for n, (img, (i, seed)) in enumerate(zip(images, ids, strict=True)):
@@ -215,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
                     "metadata": row.metadata,
                 }
             )
-        source = f"{args.samples_per_prompt} samples per prompt from `{args.model}` (prompt i: seed {args.seed} + i)"
+        lora = f" + LoRA `{args.lora}`" if args.lora else ""
+        source = (
+            f"{args.samples_per_prompt} samples per prompt from `{args.model}`{lora} (prompt i: seed {args.seed} + i)"
+        )
     from flowrl.eval.scoring import score_images
 
     scores = score_images(
