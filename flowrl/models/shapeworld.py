@@ -213,7 +213,10 @@ class ShapeWorldAdapter:
 
             out = Path(run_dir) / "lora"
             StableDiffusion3Pipeline.save_lora_weights(
-                out, transformer_lora_layers=get_peft_model_state_dict(self.transformer), safe_serialization=True
+                out,
+                transformer_lora_layers=get_peft_model_state_dict(self.transformer),
+                transformer_lora_adapter_metadata=self.transformer.peft_config["default"].to_dict(),  # keeps alpha
+                safe_serialization=True,
             )
             return out
         out = Path(run_dir) / "final"

@@ -478,6 +478,8 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     """Run (or resume) an image GRPO run and return where it lives and its base / final held-out accuracy."""
     from accelerate import Accelerator  # imported here: `flowrl train --help` stays fast
 
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
     if cfg.train.prompts_per_iteration % world:

@@ -103,6 +103,9 @@ class TrainConfig:
     """EMA of the trained weights used for evaluation (0 = off; Flow-GRPO uses EMA on SD3.5)."""
     seed: int = 0
     """Seed of prompts, initial noise and SDE noise (each derived from (seed, iteration, prompt))."""
+    threads: int = 1
+    """torch CPU threads per process (0 = torch's default). One thread is fastest for small models on a shared CPU:
+    two threads made a 3.6M-parameter forward 4-5x slower on the 2-core machine while other jobs ran."""
     time_limit_minutes: float = 0.0
     """Stop after the iteration that crosses this wall time (0 = no limit); evaluation and checkpoint still run."""
     max_nfe: int = 0

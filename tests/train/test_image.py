@@ -13,7 +13,7 @@ from flowrl.train.image import train
 from flowrl.train.image_cli import PRESETS_DIR, load_config, main
 from flowrl.train.metrics import read_metrics
 
-PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("shapes_*.yaml"))  # the CPU-sized presets
 SMALL = [
     "train.prompts_per_iteration=2",
     "eval.prompts_per_family=1",
@@ -222,6 +222,8 @@ def test_lora_weights_load_in_diffusers_and_change_the_output(tiny_model, tmp_pa
     before = run()
     model.load_lora_adapter(str(lora.parent), prefix="transformer", weight_name=lora.name)
     assert not torch.allclose(run(), before)
+    # rank and alpha travel with the file (alpha 16 / rank 4: scale 4, not the loader's default scale 1)
+    assert [(c.r, c.lora_alpha) for c in model.peft_config.values()] == [(4, 16)]
 
 
 def test_nfe_budget_stops_the_run_with_a_final_eval(tiny_model, tmp_path):
