@@ -96,6 +96,9 @@ class FluxAdapter:
         mixed_precision: 'bf16' = bf16 autocast on the pipeline's device; 'no' = the weights' dtype.
         max_sequence_length: T5 tokens per prompt (diffusers' FLUX default 512; Flow-GRPO 512).
         decode_batch_size: images per VAE decode call.
+        reference_copy: full fine-tuning only: keep a frozen copy of the initial transformer as the reference
+            policy. False saves that copy (24 GB for FLUX.1-dev in bf16) when the method has no KL term
+            (kl_beta = 0, e.g. every published FLUX recipe); `reference()` then raises.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class FluxAdapter:
         mixed_precision: MixedPrecision = "no",
         max_sequence_length: int = 512,
         decode_batch_size: int = 8,
+        reference_copy: bool = True,
     ) -> None:
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full fine-tuning), got {lora_rank}.")
@@ -163,7 +167,9 @@ class FluxAdapter:
                     p.data = p.data.float()
             self.reference_transformer = None
         else:
-            self.reference_transformer = copy.deepcopy(self.transformer).requires_grad_(False).eval()
+            self.reference_transformer = (
+                copy.deepcopy(self.transformer).requires_grad_(False).eval() if reference_copy else None
+            )
             if base_dtype != torch.float32:
                 self.transformer.to(torch.float32)  # fp32 master weights
             self.transformer.requires_grad_(True)
@@ -344,6 +350,8 @@ class FluxAdapter:
     @contextlib.contextmanager
     def reference(self) -> Iterator[None]:
         """Inside this context `reference_velocity` is the frozen initial policy (LoRA: adapter disabled)."""
+        if self.lora_rank == 0 and self.reference_transformer is None:
+            raise _no_reference()
         if self.reference_transformer is None:
             self.transformer.disable_adapters()
             try:
@@ -356,8 +364,10 @@ class FluxAdapter:
     @torch.no_grad()
     def reference_velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: FluxCond) -> torch.Tensor:
         """The reference policy's velocity (call inside `reference()` when using LoRA)."""
-        if self.reference_transformer is None:
+        if self.lora_rank > 0:  # inside `reference()` the adapter is disabled
             return self._velocity(self.transformer, self._dtype, x, sigma, cond, self.guidance_scale)
+        if self.reference_transformer is None:
+            raise _no_reference()
         return self._velocity(self.reference_transformer, self._reference_dtype, x, sigma, cond, self.guidance_scale)
 
     # ------------------------------------------------------------------------------------------------ images
@@ -421,3 +431,10 @@ class FluxAdapter:
         out = Path(run_dir) / "final" / "transformer"
         self.transformer.save_pretrained(out)
         return out
+
+
+def _no_reference() -> RuntimeError:
+    return RuntimeError(
+        "This adapter was built with reference_copy=False (full fine-tuning without a reference policy): build it "
+        "with reference_copy=True, or train with kl_beta = 0 (then no reference velocity is needed)."
+    )

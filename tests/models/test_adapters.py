@@ -144,3 +144,15 @@ def test_gradient_checkpointing_and_bf16_autocast(kind, folder):
         v16 = bf16.velocity(x, sigma, bf16.encode(PROMPTS))
     assert v16.dtype == torch.float32
     torch.testing.assert_close(v16, v32, atol=0.1, rtol=0.05)  # bf16 has 8 mantissa bits
+
+
+@pytest.mark.parametrize("kind,folder", [(k, k) for k in KINDS], indirect=["folder"])
+def test_full_finetuning_without_a_reference_copy(kind, folder):
+    a = load(kind, folder, reference_copy=False)
+    assert a.reference_transformer is None
+    with pytest.raises(RuntimeError, match="reference_copy=False"):
+        with a.reference():
+            pass
+    with pytest.raises(RuntimeError, match="reference_copy=False"):
+        a.reference_velocity(_x(a), torch.tensor([0.5, 0.5]), a.encode(PROMPTS))
+    grpo_step(a, "mixgrpo", window_size=2)  # kl_beta = 0: no reference needed
