@@ -294,12 +294,14 @@ def optimizer_step_loss(
                 sums[k] = sums.get(k, torch.zeros(())) + v.detach() * n
             sums["edges"] = sums.get("edges", torch.zeros(())) + n
             sums["nfe_train"] = sums.get("nfe_train", torch.zeros(())) + current.nfe
-            ratio = (current.logp.detach() - ro.tree.edges.old_logp[idx]).exp()  # (E',) plain per-edge ratio
-            for s in torch.unique(ro.tree.edges.step[idx]).tolist():
-                sel = ro.tree.edges.step[idx] == s
-                sums[f"ratio_sum/step_{s}"] = sums.get(f"ratio_sum/step_{s}", torch.zeros(())) + ratio[sel].sum()
-                sums[f"ratio_sq/step_{s}"] = sums.get(f"ratio_sq/step_{s}", torch.zeros(())) + (ratio[sel] ** 2).sum()
-                sums[f"ratio_n/step_{s}"] = sums.get(f"ratio_n/step_{s}", torch.zeros(())) + sel.sum()
+            # per-step importance-ratio statistics from d = r - 1 in float64 (E[r^2] - E[r]^2 cancels in fp32)
+            dev = (current.logp.detach().double() - ro.tree.edges.old_logp[idx].double()).exp() - 1.0  # (E',)
+            steps = ro.tree.edges.step[idx]
+            for s in torch.unique(steps).tolist():
+                sel = steps == s
+                for name, value in (("sum", dev[sel].sum()), ("sq", (dev[sel] ** 2).sum()), ("n", sel.sum())):
+                    key = f"ratio_{name}/step_{s}"
+                    sums[key] = sums.get(key, torch.zeros((), dtype=torch.float64)) + value
     if method.hooks is not None and method.hooks.sft_weight(iteration) > 0:
         sums.update(layer_tuning_backward(cfg, adapter, method, chunk, iteration, num_prompts))
     return sums
@@ -400,9 +402,9 @@ def _average(totals: dict[str, torch.Tensor]) -> dict[str, float]:
         if key.startswith("ratio_n/"):
             step = key.split("/", 1)[1]
             n = float(totals[key])
-            mean = float(totals[f"ratio_sum/{step}"]) / n
-            var = float(totals[f"ratio_sq/{step}"]) / n - mean**2
-            out[f"ratio_mean/{step}"] = mean
+            mean_dev = float(totals[f"ratio_sum/{step}"]) / n  # E[r - 1]
+            var = float(totals[f"ratio_sq/{step}"]) / n - mean_dev**2
+            out[f"ratio_mean/{step}"] = 1.0 + mean_dev
             out[f"ratio_std/{step}"] = math.sqrt(max(var, 0.0))
     return out
 
