@@ -62,9 +62,10 @@ def completion_logprobs(
     head = model.get_output_embeddings()
     softcap = model.config.to_dict().get("final_logit_softcapping")
     logps, entropies = [], []
+    recompute = torch.is_grad_enabled() and C > chunk_size  # one chunk: nothing to bound, skip the recompute
     for s in range(0, C, chunk_size):
         h, t = hidden[:, s : s + chunk_size], completion_ids[:, s : s + chunk_size]
-        if torch.is_grad_enabled():
+        if recompute:
             lp, ent = checkpoint(_head_chunk, h, t, head, temperature, softcap, use_reentrant=False)
         else:
             lp, ent = _head_chunk(h, t, head, temperature, softcap)
