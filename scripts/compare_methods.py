@@ -68,7 +68,7 @@ def main() -> None:
 
     base_cfg = load_config(preset=args.presets[0], overrides=common)
     adapter = ShapeWorldAdapter.from_folder(resolve_model_path(base_cfg.model.path), guidance_scale=4.0)
-    base, _ = evaluate(base_cfg, adapter, eval_prompts(args.prompts_per_family))
+    base, _ = evaluate(base_cfg, adapter, eval_prompts(args.prompts_per_family), [])
     del adapter
 
     runs = []

@@ -103,6 +103,20 @@ class ShapeWorldAdapter:
         size = int(self.model.meta["image_size"])
         return (3, size, size)
 
+    @property
+    def default_shift(self) -> float:
+        """The SD3 time shift the model was trained and is sampled with."""
+        return float(self.model.meta["shift"])
+
+    def set_resolution(self, *, height: int, width: int) -> None:
+        """ShapeWorld samples at its training size only; any other size is an error."""
+        size = int(self.model.meta["image_size"])
+        if (height, width) != (size, size):
+            raise ValueError(
+                f"The ShapeWorld model draws {size}x{size} images; got {height}x{width}. Leave "
+                "model.resolution / eval.resolution at 0 for ShapeWorld."
+            )
+
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.transformer.parameters() if p.requires_grad]
 

@@ -27,7 +27,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -41,7 +41,8 @@ from flowrl.flow.plan import RolloutPlan, StepSpec
 from flowrl.flow.schedules import depth_prune_mask, timestep_subset_mask
 from flowrl.flow.tree import Tree, rollout
 from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, policy_loss, weighted_sum
-from flowrl.models.shapeworld import ShapeCond, ShapeWorldAdapter
+from flowrl.models.base import ImageAdapter
+from flowrl.models.shapeworld import ShapeWorldAdapter
 from flowrl.shapes.grader import grade
 from flowrl.train.checkpoint import (
     capture_rng_state,
@@ -60,6 +61,7 @@ from flowrl.train.prompts import eval_prompts, file_prompts, iteration_prompts, 
 from flowrl.train.run_dir import create_run_dir, write_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RESOLUTION = 512  # SD3 / FLUX adapters' rollout size when model.resolution is 0
 
 
 class PromptRollout(NamedTuple):
@@ -67,7 +69,7 @@ class PromptRollout(NamedTuple):
 
     index: int  # global prompt index in the iteration
     prompt: str
-    cond: ShapeCond  # (1, ...) conditioning row
+    cond: Any  # (1, ...) conditioning row (a NamedTuple of tensors)
     tree: Tree
     rewards: torch.Tensor  # (L, K) per leaf and reward function
     adv: torch.Tensor  # (E,) per trained edge
@@ -104,8 +106,32 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def make_method(cfg: ImageTrainConfig, iteration: int) -> FlowMethod:
+def build_adapter(cfg: ImageTrainConfig, device: torch.device) -> ImageAdapter:
+    """The model adapter of `cfg.model.kind`, loaded from a local folder."""
+    m = cfg.model
+    folder = resolve_model_path(m.path)
+    common = dict(lora_rank=m.lora_rank, lora_alpha=m.lora_alpha)
+    if m.kind == "shapeworld":
+        if m.resolution:
+            raise ConfigError("model.resolution is fixed for ShapeWorld (32 px); leave it at 0.")
+        return ShapeWorldAdapter.from_folder(folder, guidance_scale=cfg.guidance_scale, device=device, **common)
+    size = dict(height=m.resolution, width=m.resolution) if m.resolution else {}
+    extra = dict(gradient_checkpointing=m.gradient_checkpointing, mixed_precision=m.mixed_precision, **size, **common)
+    if m.kind == "sd3":
+        from flowrl.models.sd3 import SD3Adapter
+
+        return SD3Adapter.from_folder(folder, guidance_scale=cfg.guidance_scale, device=device, **extra)
+    from flowrl.models.flux import FluxAdapter
+
+    return FluxAdapter.from_folder(
+        folder, guidance_scale=cfg.guidance_scale, embedded_guidance=m.embedded_guidance, device=device, **extra
+    )
+
+
+def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float = 3.0) -> FlowMethod:
+    """The method of this iteration; the model's time shift unless `method.kwargs.shift` sets one."""
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.method.kwargs.items()}
+    kwargs.setdefault("shift", default_shift)
     try:
         method = build_method(cfg.method.name, iteration=iteration, guard=cfg.method.guard, **kwargs)
     except TypeError as e:  # an unknown kwarg of the plan builder
@@ -221,7 +247,7 @@ def _should_stop(cfg: ImageTrainConfig, *, minutes: float, nfe_total: float, wor
 @torch.no_grad()
 def collect(
     cfg: ImageTrainConfig,
-    adapter: ShapeWorldAdapter,
+    adapter: ImageAdapter,
     method: FlowMethod,
     reward_fns: list,
     prompts: list[tuple[int, str]],
@@ -258,7 +284,7 @@ def collect(
 
 def optimizer_step_loss(
     cfg: ImageTrainConfig,
-    adapter: ShapeWorldAdapter,
+    adapter: ImageAdapter,
     method: FlowMethod,
     objective,
     chunk: list[PromptRollout],
@@ -309,7 +335,7 @@ def optimizer_step_loss(
 
 def layer_tuning_backward(
     cfg: ImageTrainConfig,
-    adapter: ShapeWorldAdapter,
+    adapter: ImageAdapter,
     method: FlowMethod,
     chunk: list[PromptRollout],
     iteration: int,
@@ -343,7 +369,7 @@ def layer_tuning_backward(
 
 def update(
     cfg: ImageTrainConfig,
-    adapter: ShapeWorldAdapter,
+    adapter: ImageAdapter,
     method: FlowMethod,
     rollouts: list[PromptRollout],
     optimizer: torch.optim.Optimizer,
@@ -413,42 +439,65 @@ def _average(totals: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(
-    cfg: ImageTrainConfig, adapter: ShapeWorldAdapter, prompts: list[str]
-) -> tuple[EvalSummary, torch.Tensor]:
-    """Held-out strict accuracy (ODE, CFG) on the same prompts and seeds every time; returns the summary and the
-    images of the first seed (for the grid)."""
+def sample_ode(cfg: ImageTrainConfig, adapter: ImageAdapter, prompts: list[str], seed: int) -> torch.Tensor:
+    """Euler ODE samples with the evaluation CFG, one per prompt, noise seeded by (seed, batch): `(P, 3, H, W)`."""
     e = cfg.eval
+    plan = RolloutPlan(
+        time_grid(e.num_inference_steps, shift=adapter.default_shift),
+        tuple(StepSpec() for _ in range(e.num_inference_steps)),
+    )
+    guidance, adapter.guidance_scale = adapter.guidance_scale, e.guidance_scale
+    try:
+        images = []
+        for start in range(0, len(prompts), 50):
+            batch = prompts[start : start + 50]
+            noise = torch.randn((len(batch), 1, *adapter.latent_shape), generator=_generator(99, seed, start))
+            tree = rollout(adapter.velocity, plan, adapter.encode(batch), noise)  # one leaf per prompt
+            images.append(adapter.decode(tree.x[tree.leaves]))
+    finally:
+        adapter.guidance_scale = guidance
+    return torch.cat(images)
+
+
+def evaluate(
+    cfg: ImageTrainConfig, adapter: ImageAdapter, prompts: list[str], reward_fns: list
+) -> tuple[EvalSummary, torch.Tensor]:
+    """Score ODE samples of the same prompts and seeds every time (a paired comparison across evaluations).
+
+    ShapeWorld's held-out split is graded by its grader (strict accuracy and partial credit per family); prompts
+    from `eval.prompts_file` are scored by the configured rewards (mean per reward, "overall" = weighted sum).
+    Returns the summary and the images of the first seed (for the grid)."""
     strict: dict[str, list[float]] = {}
     score: dict[str, list[float]] = {}
     first = None
-    T = e.num_inference_steps
-    plan = RolloutPlan(time_grid(T, shift=float(adapter.model.meta["shift"])), tuple(StepSpec() for _ in range(T)))
-    guidance = adapter.guidance_scale
-    adapter.guidance_scale = e.guidance_scale
-    try:
-        for seed in e.seeds:
-            images = []
-            for start in range(0, len(prompts), 50):
-                batch = prompts[start : start + 50]
-                noise = torch.randn((len(batch), 1, *adapter.latent_shape), generator=_generator(99, seed, start))
-                tree = rollout(adapter.velocity, plan, adapter.encode(batch), noise)  # Euler ODE, one leaf each
-                images.append(adapter.decode(tree.x[tree.leaves]))
-            images = torch.cat(images)  # (P, 3, H, W)
-            first = images if first is None else first
+    for seed in cfg.eval.seeds:
+        images = sample_ode(cfg, adapter, prompts, seed)  # (P, 3, H, W)
+        first = images if first is None else first
+        if cfg.model.kind == "shapeworld" and not cfg.eval.prompts_file:
             result = grade(images, prompts)
             for fam, st, sc in zip(result.family, result.strict.tolist(), result.score.tolist(), strict=True):
                 for key in (fam, "overall"):
                     strict.setdefault(key, []).append(float(st))
                     score.setdefault(key, []).append(sc)
-    finally:
-        adapter.guidance_scale = guidance
+        else:
+            rewards = compute_rewards(reward_fns, images, prompts)  # (P, K)
+            for k, fn in enumerate(reward_fns):
+                score.setdefault(fn.name, []).extend(rewards[:, k].tolist())
+            total = weighted_sum(rewards, weights=torch.tensor(cfg.reward.weights))
+            score.setdefault("overall", []).extend(total.tolist())
     summary = EvalSummary(
         {k: sum(v) / len(v) for k, v in strict.items()},
         {k: sum(v) / len(v) for k, v in score.items()},
-        len(strict["overall"]),
+        len(score["overall"]),
     )
     return summary, first
+
+
+def headline(summary: EvalSummary) -> tuple[str, float]:
+    """The number a run is judged by: ShapeWorld held-out strict accuracy, else the mean weighted eval reward."""
+    if "overall" in summary.strict:
+        return "held-out strict accuracy", summary.strict["overall"]
+    return "eval reward", summary.score["overall"]
 
 
 def _eval_metrics(summary: EvalSummary) -> dict[str, float]:
@@ -457,11 +506,13 @@ def _eval_metrics(summary: EvalSummary) -> dict[str, float]:
     return out
 
 
-def _save_grid(run_dir: Path, iteration: int, prompts: list[str], images: torch.Tensor, n: int) -> None:
+def _save_grid(run_dir: Path, iteration: int, prompts: list[str], images: torch.Tensor, n: int, graded: bool) -> None:
     pick = list(range(0, len(prompts), max(1, len(prompts) // n)))[:n]
     imgs = images[pick]
-    passed = grade(imgs, [prompts[i] for i in pick]).strict.tolist()
-    captions = [("PASS " if ok else "fail ") + prompts[i] for i, ok in zip(pick, passed, strict=True)]
+    captions = [prompts[i] for i in pick]
+    if graded:  # ShapeWorld: say which samples pass the grader
+        passed = grade(imgs, captions).strict.tolist()
+        captions = [("PASS " if ok else "fail ") + c for c, ok in zip(captions, passed, strict=True)]
     (run_dir / "samples").mkdir(exist_ok=True)
     save_image_grid(imgs, run_dir / "samples" / f"eval_{iteration:05d}.png", nrow=5, captions=captions)
 
@@ -492,18 +543,18 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     main_process = accelerator.is_main_process
     t_start = time.perf_counter()
 
-    adapter = ShapeWorldAdapter.from_folder(
-        resolve_model_path(cfg.model.path),
-        guidance_scale=cfg.guidance_scale,
-        lora_rank=cfg.model.lora_rank,
-        lora_alpha=cfg.model.lora_alpha,
-        device=accelerator.device,
-    )
+    adapter = build_adapter(cfg, accelerator.device)
     params = adapter.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
     ema = EMA(params, decay=cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     reward_fns = [reward_lib.load_reward(name) for name in cfg.reward.names]
-    held_out = eval_prompts(cfg.eval.prompts_per_family)
+    if cfg.model.kind != "shapeworld" and not (cfg.train.prompts_file and cfg.eval.prompts_file):
+        raise ConfigError(
+            f"model.kind={cfg.model.kind!r} needs train.prompts_file and eval.prompts_file (ShapeWorld's prompt "
+            "generator and grader fit only the ShapeWorld model)."
+        )
+    graded = cfg.model.kind == "shapeworld" and not cfg.eval.prompts_file
+    held_out = eval_prompts(cfg.eval.prompts_per_family) if graded else read_prompts_file(cfg.eval.prompts_file)
     user_prompts = read_prompts_file(cfg.train.prompts_file) if cfg.train.prompts_file else []
     if user_prompts:
         adapter.encode(user_prompts)  # fail now, naming any word the model's tokenizer does not know
@@ -539,17 +590,24 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     def run_eval(iteration: int) -> EvalSummary:
         context = ema.swapped() if ema is not None else contextlib.nullcontext()
         with context:
-            summary, images = evaluate(cfg, adapter, held_out)
+            if cfg.eval.resolution:  # sample at the evaluation resolution, then go back to the training one
+                adapter.set_resolution(height=cfg.eval.resolution, width=cfg.eval.resolution)
+            try:
+                summary, images = evaluate(cfg, adapter, held_out, reward_fns)
+            finally:
+                if cfg.eval.resolution:
+                    train_px = cfg.model.resolution or DEFAULT_RESOLUTION
+                    adapter.set_resolution(height=train_px, width=train_px)
         if main_process:
-            _save_grid(run_dir, iteration, held_out, images, cfg.eval.grid_prompts)
+            _save_grid(run_dir, iteration, held_out, images, cfg.eval.grid_prompts, graded)
         return summary
 
     if base is None and main_process and cfg.eval.at_start:
         base = run_eval(0)
         logger.log(0, _eval_metrics(base))
+        name, value = headline(base)
         print(
-            f"[flowrl] base model: held-out strict accuracy {100 * base.strict['overall']:.1f}% "
-            f"({base.count} samples)",
+            f"[flowrl] base model: {name} {value:.4f} ({base.count} samples)",
             file=sys.stderr,
         )
 
@@ -579,7 +637,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     try:
         for iteration in range(start_iteration, cfg.train.iterations):
             t_it = time.perf_counter()
-            method = make_method(cfg, iteration)
+            method = make_method(cfg, iteration, default_shift=adapter.default_shift)
             if user_prompts:
                 prompts = file_prompts(
                     user_prompts, cfg.train.prompts_per_iteration, seed=cfg.train.seed, iteration=iteration
@@ -647,11 +705,15 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             title=f"{cfg.method.name} on ShapeWorld",
         )
         if base is not None and final is not None:
-            b, f = 100 * base.strict["overall"], 100 * final.strict["overall"]
+            name, b = headline(base)
+            f = headline(final)[1]
+            if base.strict:  # accuracies in percent
+                change = f"{100 * b:.1f}% -> final {100 * f:.1f}% ({100 * (f - b):+.1f} points"
+            else:
+                change = f"{b:.4f} -> final {f:.4f} ({f - b:+.4f}"
             print(
-                f"flowrl train: held-out strict accuracy base {b:.1f}% -> final {f:.1f}% ({f - b:+.1f} points, "
-                f"{final.count} paired samples) in {(time.perf_counter() - t_start) / 60:.1f} min; run folder "
-                f"{run_dir}"
+                f"flowrl train: {name} base {change}, {final.count} paired samples) in "
+                f"{(time.perf_counter() - t_start) / 60:.1f} min; run folder {run_dir}"
             )
     return TrainResult(run_dir, base, final, done)
 

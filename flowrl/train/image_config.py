@@ -20,6 +20,17 @@ class ModelConfig:
     """0 = full fine-tuning with a frozen reference copy; > 0 = LoRA of this rank (reference = adapter disabled)."""
     lora_alpha: float = 16.0
     """LoRA scale numerator (scale = alpha / rank)."""
+    kind: Literal["shapeworld", "sd3", "flux"] = "shapeworld"
+    """Model family: the shipped pixel-space ShapeWorld model, a StableDiffusion3Pipeline folder (SD3, SD3.5-M/L) or
+    a FluxPipeline folder (FLUX.1-dev)."""
+    resolution: int = 0
+    """Rollout / training resolution in pixels (sd3, flux); 0 = the adapter's default (512). ShapeWorld is fixed."""
+    mixed_precision: Literal["no", "bf16"] = "no"
+    """bf16 autocast of the transformer (sd3, flux; GPU); kernels and log-probs stay fp32."""
+    gradient_checkpointing: bool = False
+    """Recompute transformer activations in the backward pass (sd3, flux): less memory, ~30% more compute."""
+    embedded_guidance: float = 3.5
+    """FLUX.1-dev guidance embedding value (MixGRPO, DanceGRPO: 3.5); ignored by other kinds."""
 
     def __post_init__(self) -> None:
         if self.lora_rank < 0:
@@ -140,6 +151,11 @@ class EvalConfig:
     """Prompts shown in the sample grid of each evaluation."""
     at_start: bool = True
     """Evaluate the base model before training (the paired baseline of the final summary line)."""
+    prompts_file: str = ""
+    """Evaluation prompts (one per line); '' = ShapeWorld's held-out split graded by its grader (shapeworld only).
+    With a file, the score is the mean of the configured rewards."""
+    resolution: int = 0
+    """Evaluation resolution in pixels (sd3, flux); 0 = the training resolution."""
 
 
 @dataclass
