@@ -1,25 +1,21 @@
-"""The SD3.5-M and FLUX.1-dev presets (published recipes) load, validate and build their method.
+"""The SD3.5-M and FLUX.1-dev presets (published recipes) load, validate, build their method, and two of each train
+for two iterations through `flowrl.train.image.train` on the tiny random pipelines (sizes overridden, recipe kept).
 
-The schema fields these recipes also need (model.kind, resolution, mixed precision, gradient checkpointing, FLUX's
-embedded guidance) are listed in each preset as ``#! key=value`` lines; the xfail test applies them and starts
-passing (so strict xfail fails) once `ImageTrainConfig` has them: then move those lines into the YAML bodies and drop
-the marker. Run: pytest tests/models/test_presets.py -q
+Run: OMP_NUM_THREADS=1 pytest tests/models/test_presets.py -q
 """
 
 from __future__ import annotations
 
 import pytest
+import torch
+from safetensors.torch import load_file
+from tiny_pipelines import PROMPTS
 
-from flowrl.config import ConfigError
-from flowrl.flow.methods import build_method
+from flowrl.train.image import train
 from flowrl.train.image_cli import PRESETS_DIR, load_config
+from flowrl.train.metrics import read_metrics
 
 PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml") if p.stem.startswith(("sd35m_", "flux_")))
-
-
-def _pending(name: str) -> list[str]:
-    lines = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()
-    return [line.removeprefix("#!").strip() for line in lines if line.startswith("#!")]
 
 
 def test_every_published_recipe_has_a_preset():
@@ -39,27 +35,69 @@ def test_every_published_recipe_has_a_preset():
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_validates_and_builds_its_method(name):
+    from flowrl.train.image import make_method
+
     cfg = load_config(preset=name, overrides=[])
-    method = build_method(cfg.method.name, guard=cfg.method.guard, **cfg.method.kwargs)
+    method = make_method(cfg, 0)
     assert cfg.train.prompts_per_iteration % cfg.train.steps_per_epoch == 0
+    assert cfg.model.mixed_precision == "bf16" and cfg.eval.resolution == cfg.model.resolution
+    assert cfg.train.prompts_file and cfg.eval.prompts_file
     if name.startswith("sd35m_"):
-        # Flow-GRPO SD3.5-M: LoRA r32 / alpha 64, CFG 4.5, 10 steps, shift 3 (flowgrpo_anchors.md 1.2-1.3)
+        # Flow-GRPO SD3.5-M: LoRA r32 / alpha 64, CFG 4.5, 10 steps, shift 3, 512 px (flowgrpo_anchors.md 1.2-1.3)
+        assert cfg.model.kind == "sd3" and cfg.model.resolution == 512
         assert (cfg.model.lora_rank, cfg.model.lora_alpha, cfg.guidance_scale) == (32, 64.0, 4.5)
         assert method.plan.num_inference_steps == 10
     else:
-        # FLUX.1-dev recipes: CFG off (distilled guidance in the embedding), full fine-tuning, bf16, static shift 3
-        assert cfg.guidance_scale == 1.0 and cfg.model.lora_rank == 0
-        assert "model.embedded_guidance=3.5" in _pending(name)
+        # FLUX.1-dev recipes: CFG off, distilled guidance 3.5 in the embedding, full fine-tuning, FastVideo shift 3
+        assert cfg.model.kind == "flux" and cfg.model.embedded_guidance == 3.5
+        assert cfg.guidance_scale == 1.0 and cfg.model.lora_rank == 0 and cfg.method.kwargs["shift"] == 3.0
     assert float(method.plan.sigmas[0]) == 1.0 and float(method.plan.sigmas[-1]) == 0.0
-    assert any(p.startswith("model.kind=") for p in _pending(name))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConfigError,
-    reason="ImageTrainConfig lacks model.kind/resolution/mixed_precision/gradient_checkpointing/embedded_guidance and "
-    "eval.resolution (issue 7 asks the lead to add them)",
-)
-@pytest.mark.parametrize("name", PRESETS)
-def test_preset_validates_with_the_pending_model_fields(name):
-    load_config(preset=name, overrides=_pending(name))
+TINY = {  # the recipe's structure at test size: 3 steps, groups of 2, 32 px, one prompt per iteration
+    "sd35m_flow_grpo_pickscore": ["method.kwargs.group_size=2", "train.steps_per_epoch=1"],
+    "sd35m_grpo_guard": ["method.kwargs.group_size=2", "train.steps_per_epoch=1"],
+    "flux_mixgrpo": ["method.kwargs.group_size=2", "method.kwargs.window_size=2"],
+    "flux_g2rpo": ["method.kwargs.group_size=2", "method.kwargs.probe_steps=[0, 1]"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_preset_trains_two_iterations_on_a_tiny_pipeline(name, sd3_folder, flux_folder, tmp_path):
+    folder = sd3_folder if name.startswith("sd35m_") else flux_folder
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS) + "\n")
+    overrides = [
+        f"model.path={folder}",
+        "model.resolution=32",
+        "eval.resolution=32",
+        "model.mixed_precision='no'",  # quoted: YAML reads a bare no as False
+        "model.gradient_checkpointing=false",
+        "method.kwargs.num_inference_steps=3",
+        f"train.prompts_file={prompts}",
+        f"eval.prompts_file={prompts}",
+        "train.iterations=2",
+        "train.prompts_per_iteration=1",
+        "train.micro_batch_edges=4",
+        "eval.every=2",
+        "eval.num_inference_steps=2",
+        "eval.grid_prompts=2",
+        "reward.names=[toy_image_rewards:brightness]",
+        "reward.weights=[1.0]",
+        "optim.lr=1e-3",
+        "run.tensorboard=false",
+        f"run.root={tmp_path}",
+        "run.name=r",
+        *TINY[name],
+    ]
+    cfg = load_config(preset=name, overrides=overrides)
+    result = train(cfg)
+    last = read_metrics(result.run_dir / "metrics.jsonl")[-1]
+    assert last["step"] == 2 and last["edges"] > 0 and last["nfe_train"] > 0
+    if cfg.model.lora_rank > 0:
+        lora = load_file(result.run_dir / "lora" / "pytorch_lora_weights.safetensors")
+        assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in lora.items()), "LoRA did not move"
+    else:
+        sub = "final/transformer/diffusion_pytorch_model.safetensors"
+        trained, base = load_file(result.run_dir / sub), load_file(folder / "transformer" / sub.split("/", 2)[2])
+        assert any(not torch.equal(trained[k], base[k]) for k in base), "no parameter moved"
