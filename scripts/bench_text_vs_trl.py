@@ -119,9 +119,12 @@ def run_trl(args) -> dict:
     return {"step_times": [b - a for a, b in zip(ends, ends[1:], strict=False)], "base": base, "final": final}
 
 
-def run_flowrl(args) -> dict:
+def run_flowrl(args, *, plain: bool = False) -> dict:
+    """flowrl train-text; `plain` turns off its two savings (shared prefill, skipping zero-variance groups)."""
     from flowrl.text.train import load_config, train
     from flowrl.train.metrics import read_metrics
+
+    ablation = ["generation.prefill_once=false", "train.skip_zero_variance=false"] if plain else []
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(
@@ -144,6 +147,7 @@ def run_flowrl(args) -> dict:
                 f"run.checkpoint_every={args.steps}",
                 "run.tensorboard=false",
                 f"run.root={tmp}",
+                *ablation,
             ],
         )
         result = train(cfg)
@@ -153,6 +157,8 @@ def run_flowrl(args) -> dict:
         "step_times": [b - a for a, b in zip(ends, ends[1:], strict=False)],
         "base": result.base_accuracy,
         "final": result.final_accuracy,
+        "time_generate": statistics.median(r["time_generate"] for r in records),
+        "time_train": statistics.median(r["time_train"] for r in records),
     }
 
 
@@ -161,33 +167,54 @@ def child(args) -> int:
 
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    out = run_trl(args) if args.framework == "trl" else run_flowrl(args)
+    load = os.getloadavg()[0]
+    if args.framework == "trl":
+        out = run_trl(args)
+    else:
+        out = run_flowrl(args, plain=args.framework == "flowrl_plain")
+    out["load_at_start"] = load
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(args.json).write_text(json.dumps(out))
     return 0
 
 
-def table(results: dict[str, dict], args) -> str:
-    trl, own = results["trl"], results["flowrl"]
-    med = {k: statistics.median(v["step_times"]) for k, v in results.items()}
+NAMES = {
+    "trl": "TRL 1.16 GRPOTrainer",
+    "flowrl": "flowrl train-text",
+    "flowrl_plain": "flowrl, prefill per sample + no group skipping",
+}
+
+
+def table(results: dict[str, list[dict]], args) -> str:
+    """Markdown: per framework the median over repeats of each run's median step time, and every run's accuracy."""
+    med = {k: statistics.median(statistics.median(r["step_times"]) for r in runs) for k, runs in results.items()}
     lines = [
         "# flowrl train-text vs TRL GRPOTrainer",
         "",
         f"Written by `scripts/bench_text_vs_trl.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
-        f"the shipped arithmetic LM (`{args.model}`), exact-match reward, {args.prompts} prompts x {args.group} "
+        f"the model `{os.path.relpath(args.model, REPO)}`, exact-match reward, {args.prompts} prompts x {args.group} "
         f"completions per step, max 8 new tokens, T=1, top-k off, loss `{args.loss}`, beta 0, lr {args.lr} "
         f"(constant), {args.steps} steps, seed {args.seed}, one torch thread, CPU, held-out = greedy exact match on "
-        f"{args.test_size} test problems. Step time = time between the ends of consecutive optimizer steps (median).",
+        f"{args.test_size} test problems. Step time = time between the ends of consecutive optimizer steps; the "
+        f"table gives the median over {args.repeats} run(s) of each run's median (runs interleaved: "
+        "TRL, flowrl, ablation, then the reverse order).",
         "",
-        "| framework | median s/step | step rate vs TRL | peak RSS MB | held-out before -> after |",
-        "|---|---:|---:|---:|---|",
+        "| framework | median s/step | step rate vs TRL | peak RSS MB | held-out before -> after (each run) | "
+        "median s/step of each run (1-min load average at its start) |",
+        "|---|---:|---:|---:|---|---|",
     ]
-    for name, r in (("TRL 1.16 GRPOTrainer", trl), ("flowrl train-text", own)):
-        key = "trl" if r is trl else "flowrl"
+    for key, runs in results.items():
+        acc = ", ".join(f"{100 * r['base']:.1f}% -> {100 * r['final']:.1f}%" for r in runs)
+        each = ", ".join(f"{statistics.median(r['step_times']):.4f} ({r['load_at_start']:.1f})" for r in runs)
         lines.append(
-            f"| {name} | {med[key]:.4f} | {med['trl'] / med[key]:.2f}x | {r['peak_rss_mb']:.0f} | "
-            f"{100 * r['base']:.1f}% -> {100 * r['final']:.1f}% |"
+            f"| {NAMES[key]} | {med[key]:.4f} | {med['trl'] / med[key]:.2f}x | "
+            f"{max(r['peak_rss_mb'] for r in runs):.0f} | {acc} | {each} |"
         )
+    own = results.get("flowrl", [])
+    if own:
+        gen = statistics.median(r["time_generate"] for r in own)
+        train = statistics.median(r["time_train"] for r in own)
+        lines += ["", f"flowrl's own split (median per step): rollout + reward {gen:.4f} s, update {train:.4f} s."]
     return "\n".join(lines) + "\n"
 
 
@@ -202,20 +229,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "text_benchmarks.md")
-    parser.add_argument("--framework", choices=["trl", "flowrl"], help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per framework, in alternating order")
+    parser.add_argument("--no-ablation", action="store_true", help="skip the flowrl run without its two savings")
+    parser.add_argument("--framework", choices=list(NAMES), help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.framework:
         return child(args)
-    results = {}
+    order = ["trl", "flowrl"] + ([] if args.no_ablation else ["flowrl_plain"])
+    results: dict[str, list[dict]] = {k: [] for k in order}
+    child_argv = list(argv if argv is not None else sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
-        for fw in ("trl", "flowrl"):
-            path = Path(tmp) / f"{fw}.json"
-            cmd = [sys.executable, __file__, "--framework", fw, "--json", str(path)] + (argv or sys.argv[1:])
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-            subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-            results[fw] = json.loads(path.read_text())
-            print(f"{fw}: median {statistics.median(results[fw]['step_times']):.4f} s/step", flush=True)
+        for rep in range(args.repeats):
+            for fw in order if rep % 2 == 0 else order[::-1]:
+                path = Path(tmp) / f"{fw}_{rep}.json"
+                cmd = [sys.executable, __file__, "--framework", fw, "--json", str(path), *child_argv]
+                env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+                subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+                results[fw].append(json.loads(path.read_text()))
+                print(
+                    f"{fw} run {rep}: median {statistics.median(results[fw][-1]['step_times']):.4f} s/step", flush=True
+                )
     text = table(results, args)
     args.out.write_text(text)
     print(text)
