@@ -64,6 +64,7 @@ def load_policy(
 
 
 def trainable_parameters(policy: TextPolicy) -> list[torch.nn.Parameter]:
+    """The parameters the optimizer updates (all of them, or the LoRA adapter's)."""
     return [p for p in policy.model.parameters() if p.requires_grad]
 
 

@@ -217,6 +217,7 @@ def _trimmed(data: StepData, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def micro_batches(rows: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Consecutive chunks of at most `size` row indices."""
     return [rows[s : s + size] for s in range(0, rows.numel(), size)]
 
 
@@ -538,6 +539,7 @@ def _nanmean(values: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`flowrl train-text [--preset NAME] [--resume RUN] [--show-config] [key.path=value ...]` -> exit code."""
     parser = argparse.ArgumentParser(
         prog="flowrl train-text",
         description="GRPO-train a causal language model. Defaults: the shipped arithmetic LM (assets/arith_lm), "
