@@ -116,7 +116,15 @@ def build_adapter(cfg: ImageTrainConfig, device: torch.device) -> ImageAdapter:
             raise ConfigError("model.resolution is fixed for ShapeWorld (32 px); leave it at 0.")
         return ShapeWorldAdapter.from_folder(folder, guidance_scale=cfg.guidance_scale, device=device, **common)
     size = dict(height=m.resolution, width=m.resolution) if m.resolution else {}
-    extra = dict(gradient_checkpointing=m.gradient_checkpointing, mixed_precision=m.mixed_precision, **size, **common)
+    # full fine-tuning keeps a frozen copy as the reference only when a KL term needs it (24 GB for FLUX.1-dev)
+    needs_reference = make_method(cfg, 0).kl_beta > 0
+    extra = dict(
+        gradient_checkpointing=m.gradient_checkpointing,
+        mixed_precision=m.mixed_precision,
+        reference_copy=needs_reference,
+        **size,
+        **common,
+    )
     if m.kind == "sd3":
         from flowrl.models.sd3 import SD3Adapter
 
