@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "sample": ("flowrl.shapes.sample_cli", "write a PNG grid of samples from a model for given prompts"),
     "eval": ("flowrl.eval.cli", "score images or a model's samples with reward / preference models"),
     "train-text": ("flowrl.text.train", "GRPO-train a causal language model (default: the tiny arithmetic LM)"),
-    "demo": (None, "open a Gradio page comparing a base and a tuned model"),
+    "demo": ("flowrl.demo.app", "open a Gradio page comparing a base and a tuned model"),
 }
 
 
