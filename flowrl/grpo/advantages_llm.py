@@ -1,0 +1,123 @@
+"""Advantage estimators of the LLM GRPO variants (slot 2 of the core), one equation per function.
+
+Same conventions as `flowrl.grpo.advantages`: `rewards (B,)`, integer `group_ids (B,)`, float32 `(B,)` out.
+Sources and the parts that are our reading: docs/papers_llm.md.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from flowrl.grpo.advantages import group_stats
+
+
+def virtual_max_advantages(
+    rewards: torch.Tensor, group_ids: torch.Tensor, *, max_reward: float = 1.0, eps: float = 1e-6
+) -> torch.Tensor:
+    """NGRPO advantage calibration (arXiv 2509.18851, section 3.1): statistics over the group plus one virtual
+    sample with the maximal reward.
+
+    ``mu' = mean(R_g u {r_max})``, ``sigma' = std(R_g u {r_max})`` (unbiased, over ``G + 1`` values),
+    ``A_i = (R_i - mu') / (sigma' + eps)``. In closed form from the group's own mean ``mu``, unbiased std ``sigma``
+    and size ``G``: ``mu' = (G mu + r_max) / (G + 1)`` and
+    ``sigma'^2 = ((G - 1) sigma^2 + G (mu - mu')^2 + (r_max - mu')^2) / G``.
+    An all-wrong binary group gets ``A = -1 / sqrt(G + 1)`` instead of 0; an all-correct one still gets 0.
+
+    Args:
+        rewards: `(B,)` rewards.
+        group_ids: `(B,)` integer group keys.
+        max_reward: the virtual sample's reward (NGRPO: 1, the maximum of a 0/1 verifier).
+        eps: added to the std (verl default 1e-6, which NGRPO's code keeps).
+
+    Returns:
+        `(B,)` float32 advantages.
+    """
+    stats = group_stats(rewards, group_ids)
+    n = stats.count
+    mean_v = (n * stats.mean + max_reward) / (n + 1)  # (B,)
+    sq_dev = (n - 1) * stats.std**2 + n * (stats.mean - mean_v) ** 2 + (max_reward - mean_v) ** 2
+    std_v = (sq_dev / n).sqrt()  # unbiased over the G + 1 values
+    return (rewards.float() - mean_v) / (std_v + eps)
+
+
+def smooth_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    *,
+    cum_mean: torch.Tensor,
+    cum_std: torch.Tensor,
+    times_seen: torch.Tensor,
+) -> torch.Tensor:
+    """DCPO smooth advantage standardisation (arXiv 2509.02333, section 3.2; lime-RL/DCPO `core_algos.py`).
+
+    With ``i`` the number of steps that sampled this prompt (this one included), the step's z-score
+    ``A_new = (R - mu_step) / sigma_step`` and the cumulative one ``A_tot = (R - mu_cum) / sigma_cum`` (a term is 0
+    where its sigma is 0)::
+
+        A1 = A_tot / i + (1 - 1/i) A_new,   A2 = A_new / i + (1 - 1/i) A_tot,   A = A1 if |A1| < |A2| else A2
+
+    A group whose rewards are all equal this step still gets a signal from the prompt's history.
+
+    Args:
+        rewards: `(B,)` this step's rewards.
+        group_ids: `(B,)` integer prompt keys.
+        cum_mean, cum_std: `(B,)` the prompt's mean and unbiased std over every reward seen so far, this step
+            included (`flowrl.grpo.trackers.CumulativeRewardStats`).
+        times_seen: `(B,)` ``i >= 1``.
+
+    Returns:
+        `(B,)` float32 advantages.
+    """
+    if bool((times_seen < 1).any()):
+        raise ValueError("`times_seen` counts this step as well and must be >= 1 for every sample.")
+    r = rewards.float()
+    step = group_stats(r, group_ids)
+    a_new = torch.where(step.std > 0, (r - step.mean) / step.std.clamp(min=1e-12), 0.0)
+    sd = cum_std.float()
+    a_tot = torch.where(sd > 0, (r - cum_mean.float()) / sd.clamp(min=1e-12), 0.0)
+    inv = 1.0 / times_seen.float()
+    a1 = a_tot * inv + (1 - inv) * a_new
+    a2 = a_new * inv + (1 - inv) * a_tot
+    return torch.where(a1.abs() < a2.abs(), a1, a2)
+
+
+def baseline_advantages(rewards: torch.Tensor, values: torch.Tensor, *, eps: float = 1e-6) -> torch.Tensor:
+    """SPO single-stream advantage (arXiv 2509.13232, section 3): ``A_i = (R_i - v(x_i)) / (std_B(R - v) + eps)``.
+
+    The baseline ``v(x)`` is the prompt's tracked success probability before this update
+    (`flowrl.grpo.trackers.BetaValueTracker`); the residuals are scaled by their std over the whole batch (global
+    normalisation instead of per-group statistics). Our reading: the residuals are not re-centred.
+
+    Args:
+        rewards: `(B,)` rewards, one response per prompt.
+        values: `(B,)` the tracker's ``v(x)`` for each sample's prompt.
+        eps: added to the batch std.
+
+    Returns:
+        `(B,)` float32 advantages.
+    """
+    if rewards.shape != values.shape or rewards.ndim != 1:
+        raise ValueError(
+            f"`rewards` and `values` must both be (B,), got {tuple(rewards.shape)}, {tuple(values.shape)}."
+        )
+    resid = rewards.float() - values.float()
+    scale = resid.std() if resid.numel() > 1 else torch.ones((), device=resid.device)
+    return resid / (scale + eps)
+
+
+def entropy_shaped_advantages(
+    adv: torch.Tensor, seq_entropy: torch.Tensor, *, threshold: float = 0.7, gamma: float = 0.1
+) -> torch.Tensor:
+    """GTPO entropy control (arXiv 2508.03772, section 3.2; winstonsmith1897/GTPO `gtpo_training.py`).
+
+    ``A_i' = 0`` if ``H_i > threshold`` (the completion is filtered) else ``A_i - gamma H_i``, with ``H_i`` the
+    completion's mean token entropy.
+
+    Args:
+        adv: `(B,)` group advantages.
+        seq_entropy: `(B,)` mean token entropy of each completion.
+        threshold: entropy above which a completion carries no gradient (code: 0.7).
+        gamma: entropy penalty (code: 0.1).
+    """
+    h = seq_entropy.float()
+    return torch.where(h > threshold, torch.zeros_like(h), adv.float() - gamma * h)
