@@ -36,8 +36,9 @@ def virtual_max_advantages(
     n = stats.count
     mean_v = (n * stats.mean + max_reward) / (n + 1)  # (B,)
     sq_dev = (n - 1) * stats.std**2 + n * (stats.mean - mean_v) ** 2 + (max_reward - mean_v) ** 2
-    std_v = (sq_dev / n).sqrt()  # unbiased over the G + 1 values
-    return (rewards.float() - mean_v) / (std_v + eps)
+    denom = (sq_dev / n).sqrt() + eps  # unbiased std over the G + 1 values
+    # an all-max group with eps = 0 would give 0 / 0: its advantage is 0, as with eps > 0
+    return torch.where(denom > 0, (rewards.float() - mean_v) / torch.where(denom > 0, denom, 1.0), 0.0)
 
 
 def smooth_advantages(
