@@ -164,11 +164,15 @@ def build_demo(
             status = gr.Markdown(elem_id="status")
             with gr.Row():
                 with gr.Column():
-                    base_image = gr.Image(type="pil", label="base", interactive=False, elem_id="base-image")
+                    base_image = gr.Image(
+                        type="pil", label="base", interactive=False, buttons=["download"], elem_id="base-image"
+                    )
                     base_scores = gr.Markdown(elem_id="base-scores")
                     gr.Markdown(f"<small>{base_source}</small>")
                 with gr.Column(visible=tuned is not None):
-                    tuned_image = gr.Image(type="pil", label="tuned", interactive=False, elem_id="tuned-image")
+                    tuned_image = gr.Image(
+                        type="pil", label="tuned", interactive=False, buttons=["download"], elem_id="tuned-image"
+                    )
                     tuned_scores = gr.Markdown(elem_id="tuned-scores")
                     gr.Markdown(f"<small>{tuned.source if tuned is not None else ''}</small>")
             button.click(

@@ -4,17 +4,20 @@ import io
 import math
 import shutil
 
-import gradio as gr
 import pytest
 import torch
 from PIL import Image
 
-from flowrl.demo import app, upload
+from flowrl.demo import upload
 from flowrl.demo.inputs import MAX_PROMPT_CHARS, DemoInputError, check_generation, check_prompt
 from flowrl.demo.models import load_base, load_tuned
 from flowrl.demo.run_view import load_run_view
 from flowrl.demo.upload import read_upload
 from flowrl.train.checkpoint import save_checkpoint
+
+gr = pytest.importorskip("gradio", reason="the demo extra is not installed: pip install -e '.[demo]'")
+
+from flowrl.demo import app  # noqa: E402
 
 
 def test_valid_request_is_normalised():

@@ -1,0 +1,51 @@
+"""The demo in a real browser: headless Debian Chromium driven by Playwright against a live local server.
+
+Skips when Chromium (`apt-get install -y chromium`) or the Playwright Python package (`pip install playwright`,
+without `playwright install`) is missing; CI installs both.
+"""
+
+import importlib.util
+
+import pytest
+
+pytest.importorskip("gradio", reason="the demo extra is not installed: pip install -e '.[demo]'")
+
+from flowrl.demo.browser import CHROMIUM  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found: `apt-get install -y chromium`"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="the Playwright package is missing: `pip install playwright` (do not run `playwright install`)",
+    ),
+]
+
+
+def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir):
+    from flowrl.demo.app import build_demo
+    from flowrl.demo.browser import chromium_page, generate_in_page, serve
+    from flowrl.demo.models import load_base, load_tuned
+    from flowrl.demo.run_view import load_run_view
+
+    demo = build_demo(
+        load_base(tiny_model_dir), load_tuned(tiny_run_dir, tiny_model_dir), run_view=load_run_view(tiny_run_dir)
+    )
+    with serve(demo) as url, chromium_page() as page:
+        generate_in_page(page, url, "a red circle above a blue square")
+        for side in ("base", "tuned"):
+            image = page.locator(f"#{side}-image img")
+            image.wait_for()
+            assert image.evaluate("img => img.complete && img.naturalWidth") == 256
+            scores = page.locator(f"#{side}-scores").inner_text()
+            assert "grader score" in scores and ("PASS" in scores or "FAIL" in scores), scores
+        assert page.get_by_text("No run given").count() == 0
+
+        page.locator("#prompt textarea, #prompt input").first.fill("a purple hexagon")
+        page.locator("#generate").click()
+        page.locator("#status").get_by_text("Unknown word 'purple'", exact=False).wait_for()
+        assert page.locator("#base-image img").count() == 0  # the failed request cleared the pictures
+        assert "Traceback" not in page.content()
+
+        page.get_by_role("tab", name="Run").click()
+        page.locator("#curves img").wait_for()
+        assert "eval/strict/overall" in page.locator("#run-summary").inner_text()
