@@ -21,7 +21,7 @@ pytestmark = [
 ]
 
 
-def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir):
+def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir, tmp_path):
     from flowrl.demo.app import build_demo
     from flowrl.demo.browser import chromium_page, generate_in_page, serve
     from flowrl.demo.models import load_base, load_tuned
@@ -49,3 +49,11 @@ def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir)
         page.get_by_role("tab", name="Run").click()
         page.locator("#curves img").wait_for()
         assert "eval/strict/overall" in page.locator("#run-summary").inner_text()
+
+        broken = tmp_path / "broken.png"
+        broken.write_bytes(b"this is not a PNG")
+        page.get_by_role("tab", name="Score an image").click()
+        page.locator("#upload input[type=file]").set_input_files(str(broken))
+        page.locator("#upload").get_by_text("broken.png").wait_for()
+        page.locator("#score").click()
+        page.locator("#upload-scores").get_by_text("Could not read the upload", exact=False).wait_for()
