@@ -62,8 +62,8 @@ def smooth_advantages(
     Args:
         rewards: `(B,)` this step's rewards.
         group_ids: `(B,)` integer prompt keys.
-        cum_mean, cum_std: `(B,)` the prompt's mean and unbiased std over every reward seen so far, this step
-            included (`flowrl.grpo.trackers.CumulativeRewardStats`).
+        cum_mean, cum_std: `(B,)` the prompt's cumulative mean and std, this step merged in
+            (`flowrl.grpo.trackers.CumulativeRewardStats`).
         times_seen: `(B,)` ``i >= 1``.
 
     Returns:

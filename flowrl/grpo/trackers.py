@@ -13,33 +13,38 @@ from flowrl.grpo.advantages_llm import smooth_advantages
 
 
 class CumulativeRewardStats:
-    """DCPO's per-prompt cumulative reward statistics (arXiv 2509.02333, section 3.2), merged each step with the
-    pooled-variance rule (Chan et al.): ``n = n_a + n_b``, ``mean = mean_a + (mean_b - mean_a) n_b / n`` and
-    ``M2 = M2_a + M2_b + (mean_b - mean_a)^2 n_a n_b / n``; the std is ``sqrt(M2 / (n - 1))``.
+    """DCPO's per-prompt cumulative reward statistics (arXiv 2509.02333, section 3.2), merged once per step from the
+    step's group mean ``m`` and unbiased std ``s`` with equal weight per step, as lime-RL/DCPO
+    `core_algos.get_mean_std` does. With ``i`` the number of steps that sampled the prompt, this one included::
+
+        mean_i = ((i - 1) mean_{i-1} + m) / i
+        var_i = ((i - 1) std_{i-1}^2 + s^2 + (i - 1) / i (m - mean_{i-1})^2) / i      (i = 1: mean_1 = m, std_1 = s)
 
     Calling the tracker is an advantage function ``(rewards, group_ids) -> A`` (`smooth_advantages`), so it can be
     a `Variant`'s `advantages`.
     """
 
     def __init__(self) -> None:
-        self.state: dict[int, tuple[float, float, float, int]] = {}  # key -> (n, mean, M2, times seen)
+        self.state: dict[int, tuple[float, float, int]] = {}  # key -> (mean, std, times seen)
 
     def update(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Merge this step's rewards per key; returns per-sample `(cum_mean, cum_std, times_seen)`, each `(B,)`."""
+        """Merge this step's group statistics per key; returns per-sample `(cum_mean, cum_std, times_seen)`, each
+        `(B,)` float32."""
         r = rewards.detach().float().cpu()
         keys = group_ids.cpu().tolist()
         for key in dict.fromkeys(keys):
             vals = r[torch.tensor([k == key for k in keys])]
-            n_b, mean_b = vals.numel(), float(vals.mean())
-            m2_b = float(((vals - mean_b) ** 2).sum())
-            n_a, mean_a, m2_a, seen = self.state.get(key, (0, 0.0, 0.0, 0))
-            n = n_a + n_b
-            delta = mean_b - mean_a
-            self.state[key] = (n, mean_a + delta * n_b / n, m2_a + m2_b + delta**2 * n_a * n_b / n, seen + 1)
+            m = float(vals.mean())
+            s = float(vals.std()) if vals.numel() > 1 else 0.0
+            old_mean, old_std, prev = self.state.get(key, (0.0, 0.0, 0))
+            i = prev + 1
+            if prev == 0:
+                self.state[key] = (m, s, i)
+            else:
+                var = (prev * old_std**2 + s**2 + prev / i * (m - old_mean) ** 2) / i
+                self.state[key] = ((prev * old_mean + m) / i, var**0.5, i)
         rows = [self.state[k] for k in keys]
-        mean = torch.tensor([s[1] for s in rows])
-        std = torch.tensor([(s[2] / (s[0] - 1)) ** 0.5 if s[0] > 1 else 0.0 for s in rows])
-        seen = torch.tensor([s[3] for s in rows], dtype=torch.float32)
+        mean, std, seen = (torch.tensor([row[j] for row in rows], dtype=torch.float32) for j in range(3))
         return mean.to(rewards.device), std.to(rewards.device), seen.to(rewards.device)
 
     def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:

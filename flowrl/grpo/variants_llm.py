@@ -27,7 +27,6 @@ from flowrl.grpo import reduce as R
 from flowrl.grpo.advantages import group_advantages
 from flowrl.grpo.advantages_llm import baseline_advantages, virtual_max_advantages
 from flowrl.grpo.objective import Objective, token_ratio
-from flowrl.grpo.reduce_llm import only_token_mean
 from flowrl.grpo.schedules import LinearSchedule
 from flowrl.grpo.selection import max_variance_subset_mask
 from flowrl.grpo.surrogates import clipped_surrogate, reinforce_surrogate
@@ -57,13 +56,14 @@ def ngrpo(*, eps_low: float = 0.16, eps_high: float = 0.24, max_reward: float = 
 def dcpo(*, eps_low: float = 0.16, eps_high: float = 0.2, dual_clip: float = 10.0, beta: float = 0.0) -> Variant:
     """DCPO (arXiv 2509.02333): smooth advantage standardisation over each prompt's history (a fresh
     `CumulativeRewardStats` per variant: group ids must be stable prompt ids across steps), dynamic per-token clip
-    bounds from the old probability, only-token-mean reduction."""
+    bounds from the old probability, and OTM, which the released code computes as a token mean
+    (`masked_mean(loss, mask).sum()`); flowrl divides by the step's global token count (`reduce.token_mean`)."""
     return Variant(
         advantages=CumulativeRewardStats(),
         objective=Objective(
             token_ratio,
             partial(dcpo_surrogate, eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip),
-            only_token_mean,
+            R.token_mean,
             beta,
         ),
     )

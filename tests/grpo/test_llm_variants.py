@@ -16,7 +16,6 @@ from flowrl.grpo.advantages_llm import (
     smooth_advantages,
     virtual_max_advantages,
 )
-from flowrl.grpo.reduce_llm import only_token_mean
 from flowrl.grpo.regularizers import llds_penalty, masked_teacher_kl
 from flowrl.grpo.schedules import ExponentialBudget, LinearSchedule
 from flowrl.grpo.selection import adv_entropy_token_mask, max_variance_subset_mask
@@ -86,9 +85,11 @@ def test_dcpo_smooth_advantages_over_steps():
     ids = torch.tensor([7, 7])
     # step 1 (i = 1): A = A_tot = A_new = +-1/sqrt(2) (unbiased std of {1, 0} is sqrt(0.5))
     torch.testing.assert_close(tracker(torch.tensor([1.0, 0.0]), ids), torch.tensor([1, -1]) / math.sqrt(2))
-    # step 2 rewards {1, 1}: step std 0 -> A_new = 0; history {1, 0, 1, 1}: mean 0.75, var (3/16 + 9/16) / 3 = 1/4
-    # A_tot = 0.25 / 0.5 = 0.5; i = 2: A1 = A2 = 0.5 / 2 = 0.25 -> a constant group still learns
-    torch.testing.assert_close(tracker(torch.tensor([1.0, 1.0]), ids), torch.tensor([0.25, 0.25]))
+    # step 2 rewards {1, 1}: m = 1, s = 0 -> A_new = 0; i = 2: mean = (0.5 + 1) / 2 = 0.75,
+    # var = (1 * 0.5 + 0 + 1/2 * 0.5^2) / 2 = 0.3125; A_tot = 0.25 / sqrt(0.3125) = 0.4472; A1 = A2 = A_tot / 2
+    # -> a constant group still learns from the prompt's history
+    expected = 0.5 * 0.25 / math.sqrt(0.3125)
+    torch.testing.assert_close(tracker(torch.tensor([1.0, 1.0]), ids), torch.tensor([expected, expected]))
 
 
 def test_dcpo_smooth_advantages_picks_the_smaller_candidate():
@@ -106,13 +107,6 @@ def test_dcpo_smooth_advantages_picks_the_smaller_candidate():
     torch.testing.assert_close(adv, torch.tensor(expected))
     with pytest.raises(ValueError, match="times_seen"):
         smooth_advantages(r, ids, cum_mean=cum_mean, cum_std=cum_std, times_seen=torch.zeros(2))
-
-
-def test_only_token_mean_sums_per_response_means():
-    # two responses of 2 and 4 tokens, loss 1 everywhere: each token mean is 1, summed (not averaged) -> 2
-    mask = torch.tensor([[1.0, 1, 0, 0], [1, 1, 1, 1]])
-    out = only_token_mean(torch.ones(2, 4), mask, norm=normalizer(mask))
-    torch.testing.assert_close(out, torch.tensor(2.0))
 
 
 # ---------------------------------------------------------------------------------------------------- GRPO-D
