@@ -70,10 +70,11 @@ def chromium_page(width: int = 1200, height: int = 1000) -> Iterator[object]:
             context.close()
 
 
-def generate_in_page(page, url: str, prompt: str) -> None:
-    """Open the page, type `prompt`, click Generate and wait until the status line reports the result."""
+def generate_in_page(page, url: str, prompt: str, *, seed: int | None = None) -> None:
+    """Open the page, type `prompt` (and `seed`), click Generate and wait until the status line reports the result."""
     page.goto(url)
-    box = page.locator("#prompt textarea, #prompt input").first
-    box.fill(prompt)
+    page.locator("#prompt textarea, #prompt input").first.fill(prompt)
+    if seed is not None:
+        page.locator("#seed input").first.fill(str(seed))
     page.locator("#generate").click()
     page.locator("#status").get_by_text(prompt, exact=False).wait_for()
