@@ -122,3 +122,92 @@ def entropy_shaped_advantages(
     """
     h = seq_entropy.float()
     return torch.where(h > threshold, torch.zeros_like(h), adv.float() - gamma * h)
+
+
+def bundle_paper_ids(group_ids: torch.Tensor, *, bundle_size: int) -> torch.Tensor:
+    """RiskPO bundles (arXiv 2510.00911, section 3.2): questions, in order of first appearance, are cut into bundles
+    of ``bundle_size``; "paper" ``j`` of a bundle holds the ``j``-th response of each of its questions.
+
+    Args:
+        group_ids: `(B,)` integer question keys.
+        bundle_size: questions per bundle (RiskPO script: 5).
+
+    Returns:
+        `(B,)` int64 paper ids ``bundle * G_max + j``.
+    """
+    if bundle_size < 1:
+        raise ValueError(f"`bundle_size` must be >= 1 question (RiskPO script: 5), got {bundle_size}.")
+    order: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    question, within = [], []
+    for g in group_ids.cpu().tolist():
+        order.setdefault(g, len(order))
+        question.append(order[g])
+        within.append(seen.get(g, 0))
+        seen[g] = seen.get(g, 0) + 1
+    g_max = max(seen.values()) if seen else 1
+    ids = [(q // bundle_size) * g_max + j for q, j in zip(question, within, strict=True)]
+    return torch.tensor(ids, dtype=torch.int64, device=group_ids.device)
+
+
+def mvar_advantages(
+    rewards: torch.Tensor,
+    paper_ids: torch.Tensor,
+    *,
+    alpha: float = 0.2,
+    beta: float = 0.8,
+    weight: float = 1.5,
+    q_low: float | None = None,
+    q_high: float | None = None,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """RiskPO mixed value-at-risk advantage (arXiv 2510.00911, eq. 8-10; RTkenny/RiskPO `core_algos.py`
+    `grpo_bundle_RVaR_quantile_tracking`).
+
+    With the paper score ``S_j = sum`` of its responses' rewards and quantiles ``q_a = Q_alpha(S)``,
+    ``q_b = Q_beta(S)``::
+
+        A_R = (clip(S, q_a, q_b) - q_b) / (beta - alpha)          (range value-at-risk)
+        A_C = -max(q_a - S, 0) / alpha                            (lower-tail CVaR)
+        A = (weight A_C + A_R) / (weight + 1) / (std(S) + eps)
+
+    and every response of a paper receives its paper's ``A`` (uniform credit). Low-scoring bundles get the
+    largest push.
+
+    Args:
+        rewards: `(B,)` rewards.
+        paper_ids: `(B,)` integer paper keys (`bundle_paper_ids`).
+        alpha, beta: quantile levels (paper 0.2 / 0.8; the script uses beta 0.9).
+        weight: CVaR weight ``w`` (1.5).
+        q_low, q_high: tracked quantiles to use instead of the batch's (`trackers.QuantileTracker`), or None.
+        eps: added to the std of the paper scores.
+
+    Returns:
+        `(B,)` float32 advantages.
+    """
+    if not 0.0 < alpha < beta <= 1.0:
+        raise ValueError(f"Need 0 < alpha < beta <= 1, got alpha={alpha}, beta={beta} (RiskPO: 0.2, 0.8).")
+    keys, inv = torch.unique(paper_ids, return_inverse=True)
+    scores = torch.zeros(keys.numel(), dtype=torch.float32, device=rewards.device).index_add_(
+        0, inv, rewards.float()
+    )  # (n_papers,)
+    qa = torch.quantile(scores, alpha) if q_low is None else torch.tensor(q_low, device=scores.device)
+    qb = torch.quantile(scores, beta) if q_high is None else torch.tensor(q_high, device=scores.device)
+    a_r = (torch.minimum(torch.maximum(scores, qa), qb) - qb) / (beta - alpha)
+    a_c = -(qa - scores).clamp(min=0) / alpha
+    spread = scores.std() if scores.numel() > 1 else torch.ones((), device=scores.device)
+    return ((weight * a_c + a_r) / (weight + 1) / (spread + eps))[inv]
+
+
+def riskpo_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    *,
+    bundle_size: int = 5,
+    alpha: float = 0.2,
+    beta: float = 0.8,
+    weight: float = 1.5,
+) -> torch.Tensor:
+    """RiskPO advantage from rewards and question ids: `bundle_paper_ids` then `mvar_advantages` (batch quantiles)."""
+    papers = bundle_paper_ids(group_ids, bundle_size=bundle_size)
+    return mvar_advantages(rewards, papers, alpha=alpha, beta=beta, weight=weight)

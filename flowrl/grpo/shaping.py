@@ -112,3 +112,36 @@ def budget_rewards(
         raise ValueError(f"`budget` must be > 0 tokens, got {budget}.")
     c = correct.float()
     return c + length_weight * c * (1 - lengths.float() / budget).clamp(-1.0, 1.0)
+
+
+def posterior_rewards(format_reward: torch.Tensor, outcome: torch.Tensor, thinking: torch.Tensor) -> torch.Tensor:
+    """Posterior-GRPO (arXiv 2508.05170, eq. 4): ``R = R_format + R_outcome + R_outcome * R_think``.
+
+    The thinking reward (a process score in [0, 1] from a reasoning reward model, or any pluggable scorer) counts
+    only when the outcome is correct, which keeps the policy from hacking the process scorer.
+
+    Args:
+        format_reward: `(B,)` format reward.
+        outcome: `(B,)` 0/1 outcome (tests pass / answer correct).
+        thinking: `(B,)` process score in [0, 1].
+    """
+    if bool(((thinking < 0) | (thinking > 1)).any()):
+        raise ValueError("`thinking` scores must lie in [0, 1]: rescale the process scorer's output.")
+    return format_reward.float() + outcome.float() + outcome.float() * thinking.float()
+
+
+def soft_choice_rewards(predicted: list[set], gold: list[set]) -> torch.Tensor:
+    """TW-GRPO soft multi-choice reward (arXiv 2505.24718, eq. 6): 1 if the predicted option set equals the gold set,
+    ``|pred| / |gold|`` if it is a non-empty proper subset, 0 otherwise (any wrong option).
+
+    Args:
+        predicted: one set of chosen options per completion.
+        gold: the correct option set of each completion's question.
+
+    Returns:
+        `(B,)` float32.
+    """
+    if len(predicted) != len(gold):
+        raise ValueError(f"Got {len(predicted)} predictions for {len(gold)} gold sets: pass one of each per sample.")
+    out = [1.0 if p == g else (len(p) / len(g) if p and p < g else 0.0) for p, g in zip(predicted, gold, strict=True)]
+    return torch.tensor(out, dtype=torch.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from flowrl.grpo.advantages_llm import smooth_advantages
+from flowrl.grpo.reward_weights import gradient_influence, mirror_descent_weights
 
 
 class CumulativeRewardStats:
@@ -97,3 +98,49 @@ class BetaValueTracker:
             a, b = self.state.get(k, self.prior)
             rho = self.discount(d)
             self.state[k] = (rho * a + r, rho * b + (1 - r))
+
+
+class QuantileTracker:
+    """RiskPO's running quantiles of the paper scores (arXiv 2510.00911): ``q <- m q + (1 - m) q_batch`` per level.
+
+    The momentum ``m = 0.9`` is our reading (docs/papers_llm.md); the first update takes the batch value.
+    """
+
+    def __init__(self, *, alpha: float = 0.2, beta: float = 0.8, momentum: float = 0.9) -> None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"`momentum` must be in [0, 1), got {momentum}.")
+        self.alpha, self.beta, self.momentum = alpha, beta, momentum
+        self.q_low: float | None = None
+        self.q_high: float | None = None
+
+    def update(self, paper_scores: torch.Tensor) -> tuple[float, float]:
+        """Mix this batch's quantiles in; returns ``(q_low, q_high)`` for `mvar_advantages`."""
+        s = paper_scores.detach().float()
+        lo, hi = float(torch.quantile(s, self.alpha)), float(torch.quantile(s, self.beta))
+        m = self.momentum
+        self.q_low = lo if self.q_low is None else m * self.q_low + (1 - m) * lo
+        self.q_high = hi if self.q_high is None else m * self.q_high + (1 - m) * hi
+        return self.q_low, self.q_high
+
+
+class DynamicRewardWeights:
+    """Gradient-based dynamic reward weighting (arXiv 2509.11452): accumulate `gradient_influence` for ``every``
+    steps, then take a `mirror_descent_weights` step and restart the sum. Starts from uniform weights."""
+
+    def __init__(self, num_objectives: int, *, lr: float = 1.0, every: int = 1) -> None:
+        if num_objectives < 1 or every < 1:
+            raise ValueError(f"Need num_objectives >= 1 and every >= 1, got {num_objectives}, {every}.")
+        self.weights = torch.full((num_objectives,), 1.0 / num_objectives)
+        self.lr, self.every = lr, every
+        self._sum = torch.zeros(num_objectives)
+        self._count = 0
+
+    def update(self, grads: torch.Tensor) -> torch.Tensor:
+        """Fold one step's per-objective gradients `(K, P)` in; returns the current weights `(K,)`."""
+        self._sum += gradient_influence(grads).cpu()
+        self._count += 1
+        if self._count == self.every:
+            self.weights = mirror_descent_weights(self.weights, self._sum, lr=self.lr)
+            self._sum.zero_()
+            self._count = 0
+        return self.weights

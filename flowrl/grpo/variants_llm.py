@@ -25,7 +25,7 @@ import torch
 
 from flowrl.grpo import reduce as R
 from flowrl.grpo.advantages import group_advantages
-from flowrl.grpo.advantages_llm import baseline_advantages, virtual_max_advantages
+from flowrl.grpo.advantages_llm import baseline_advantages, riskpo_advantages, virtual_max_advantages
 from flowrl.grpo.objective import Objective, token_ratio
 from flowrl.grpo.schedules import LinearSchedule
 from flowrl.grpo.selection import max_variance_subset_mask
@@ -156,6 +156,25 @@ def gtpo(*, beta: float = 0.0) -> Variant:
     )
 
 
+def riskpo(
+    *,
+    bundle_size: int = 5,
+    alpha: float = 0.2,
+    beta_quantile: float = 0.8,
+    weight: float = 1.5,
+    eps_low: float = 0.2,
+    eps_high: float = 0.28,
+    beta: float = 0.0,
+) -> Variant:
+    """RiskPO (arXiv 2510.00911): bundle the step's questions (5 per bundle), score "papers", mixed value-at-risk
+    advantage (alpha 0.2, beta 0.8 in the paper, 0.9 in the script; w 1.5) with the batch's quantiles (a
+    `trackers.QuantileTracker` is the trainer's); verl-style clip and token-mean (our reading)."""
+    return Variant(
+        advantages=partial(riskpo_advantages, bundle_size=bundle_size, alpha=alpha, beta=beta_quantile, weight=weight),
+        objective=_clip_objective(eps_low, eps_high, R.token_mean, beta),
+    )
+
+
 LLM_VARIANTS: dict[str, Callable[..., Variant]] = {
     "ngrpo": ngrpo,
     "dcpo": dcpo,
@@ -165,4 +184,5 @@ LLM_VARIANTS: dict[str, Callable[..., Variant]] = {
     "llds": llds,
     "spo": spo,
     "gtpo": gtpo,
+    "riskpo": riskpo,
 }

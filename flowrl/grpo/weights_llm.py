@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -54,4 +56,42 @@ def conflict_token_weights(
                     w[row, :pre] = weight
                     if suf:
                         w[row, n - suf : n] = weight
+    return w
+
+
+def group_kl_token_weights(
+    logprobs: torch.Tensor, mask: torch.Tensor, group_ids: torch.Tensor, *, alpha: float = 1.4
+) -> torch.Tensor:
+    """TW-GRPO token weights (arXiv 2505.24718, section 3.1; longmalongma/TW-GRPO `grpo_trainer.py`).
+
+    At each position t of a group, ``d_{j,v} = mean_k logp_{k,t,v} - logp_{j,t,v}`` (vocabulary item v, members j, k;
+    past a member's end its distribution is uniform), ``D_t = mean_j sum_v [exp(d_{j,v}) - d_{j,v} - 1]``; the
+    positions' ``D_t`` are min-max normalised over the group's positions and ``w_t = 1 + (alpha - 1) norm_t``,
+    shared by every member. Positions where members disagree most weigh up to ``alpha``.
+
+    Args:
+        logprobs: `(B, T, V)` full-vocabulary log-probs of each completion position.
+        mask: `(B, T)` valid tokens.
+        group_ids: `(B,)` integer group keys.
+        alpha: largest weight (code: 1.4).
+
+    Returns:
+        `(B, T)` float32 detached weights.
+    """
+    lp = logprobs.detach().float()
+    vocab = lp.shape[-1]
+    uniform = torch.full_like(lp, -math.log(vocab))
+    lp = torch.where(mask.bool()[..., None], lp, uniform)  # (B, T, V)
+    w = torch.ones(mask.shape, dtype=torch.float32, device=lp.device)
+    for g in torch.unique(group_ids):
+        rows = torch.nonzero(group_ids == g).flatten()
+        span = int(mask[rows].sum(-1).max())  # the group's longest completion
+        if span == 0:
+            continue
+        x = lp[rows, :span]  # (G, S, V)
+        d = x.mean(0, keepdim=True) - x
+        div = (d.exp() - d - 1).sum(-1).mean(0)  # (S,)
+        lo, hi = div.min(), div.max()
+        norm = (div - lo) / (hi - lo) if hi > lo else torch.zeros_like(div)
+        w[rows, :span] = 1 + (alpha - 1) * norm
     return w
