@@ -35,7 +35,7 @@ from flowrl.shapes.model import ShapeWorldModel
 from flowrl.shapes.sampling import sample_images
 from flowrl.train.prompts import eval_prompts
 from rewards import load_reward
-from rewards.base import RewardFn
+from rewards.base import RewardFn, check_reward_output
 
 DISPLAY_SIZE = 256
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -179,6 +179,7 @@ def build_demo(
                 lambda *args: generate(base, tuned, rewards, *args),
                 inputs=[prompt, seed, steps, guidance],
                 outputs=[base_image, base_scores, tuned_image, tuned_scores, status],
+                api_name="generate",
             )
         with gr.Tab("Run"):
             _run_tab(run_view)
@@ -195,8 +196,20 @@ def build_demo(
                 lambda path, text: score_upload(size, rewards, path, text),
                 inputs=[upload, upload_prompt],
                 outputs=[upload_view, upload_scores],
+                api_name="score",
             )
     return demo
+
+
+def _checked_reward(name: str, size: int) -> RewardFn:
+    """Load a reward and score one grey image with it, so a reward that cannot score images fails at start-up."""
+    reward = load_reward(name)
+    try:
+        check_reward_output(name, reward(torch.full((1, 3, size, size), 0.5), ["a red circle"], None), 1)
+    except Exception as e:
+        reason = f"{type(e).__name__}: {e}"
+        raise ValueError(f"--reward {name} cannot score an image ({reason}); pick an image reward.") from e
+    return reward
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -221,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         base = load_base(args.model)
         tuned = load_tuned(args.run, args.model) if args.run is not None else None
         run_view = load_run_view(args.run) if args.run is not None else None
-        rewards = [load_reward(name) for name in args.reward]
+        rewards = [_checked_reward(name, int(base.meta["image_size"])) for name in args.reward]
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"flowrl demo: {e}", file=sys.stderr)
         return 2

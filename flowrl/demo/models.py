@@ -102,8 +102,7 @@ def load_tuned(run_dir: str | Path, base_folder: str | Path) -> TunedModel:
             model = load_shapeworld(final)
         except FileNotFoundError as e:
             raise FileNotFoundError(
-                f"{final} is not a ShapeWorld model ({e}). flowrl demo compares ShapeWorld image runs; "
-                "text runs (flowrl train-text) have no images to show."
+                f"{e} flowrl demo compares ShapeWorld image runs; text runs (flowrl train-text) have no images."
             ) from None
         note = _apply_ema(model.transformer, run_dir, lora=False)
         return TunedModel(model, f"full fine-tune {final}{note}")

@@ -194,3 +194,5 @@ def test_main_warns_for_a_public_host_and_fails_cleanly_without_a_model(tiny_mod
     assert launched["server_name"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
     assert app.main(["--model", str(tiny_model_dir / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert app.main(["--model", str(tiny_model_dir), "--reward", "length"]) == 2
+    assert "--reward length cannot score an image" in capsys.readouterr().err
