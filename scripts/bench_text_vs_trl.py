@@ -8,9 +8,9 @@ Each framework runs in its own subprocess (peak RSS is per process), one after t
 TRL settings follow text_proto.md section 5 (what TRL needs on CPU to be fair): bf16=False,
 gradient_checkpointing=False, constant LR, no warmup, beta 0, logging to nowhere. Step time for both is the time
 between the ends of consecutive optimizer steps (rollout, reward, loss, backward, optimizer and each framework's
-bookkeeping included; evaluation excluded). The default loss is `grpo` because there the two compute the same
-maths (flowrl's `dapo` also drops zero-variance groups from the token count, TRL's does not). TRL is a dev / bench
-dependency only (`pip install -e .[llm]`).
+bookkeeping included; evaluation excluded), as process CPU time and as wall time. The default loss is `grpo` because
+there the two compute the same maths (flowrl's `dapo` also drops zero-variance groups from the token count, TRL's
+does not). TRL is a dev / bench dependency only (`pip install -e .[llm]`).
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def run_trl(args) -> dict:
         return out
 
     ends: list[float] = []
+    cpu_ends: list[float] = []
 
     class Timer(TrainerCallback):
         def on_step_end(self, a, state, control, **kw):
             ends.append(time.perf_counter())
+            cpu_ends.append(time.process_time())
 
     with tempfile.TemporaryDirectory() as tmp:
         config = GRPOConfig(
@@ -116,7 +118,12 @@ def run_trl(args) -> dict:
         base = _held_out(trainer.model, tokenizer, model_dir / "test.jsonl", args.test_size)
         trainer.train()
         final = _held_out(trainer.model, tokenizer, model_dir / "test.jsonl", args.test_size)
-    return {"step_times": [b - a for a, b in zip(ends, ends[1:], strict=False)], "base": base, "final": final}
+    return {
+        "step_times": [b - a for a, b in zip(ends, ends[1:], strict=False)],
+        "step_cpu_times": [b - a for a, b in zip(cpu_ends, cpu_ends[1:], strict=False)],
+        "base": base,
+        "final": final,
+    }
 
 
 def run_flowrl(args, *, plain: bool = False) -> dict:
@@ -153,8 +160,10 @@ def run_flowrl(args, *, plain: bool = False) -> dict:
         result = train(cfg)
         records = [r for r in read_metrics(result.run_dir / "metrics.jsonl") if "step_time" in r]
     ends = [r["wall_time"] for r in records[:-1]]  # the last line also holds the final evaluation
+    cpu_ends = [r["process_cpu_time"] for r in records[:-1]]
     return {
         "step_times": [b - a for a, b in zip(ends, ends[1:], strict=False)],
+        "step_cpu_times": [b - a for a, b in zip(cpu_ends, cpu_ends[1:], strict=False)],
         "base": result.base_accuracy,
         "final": result.final_accuracy,
         "time_generate": statistics.median(r["time_generate"] for r in records),
@@ -185,9 +194,15 @@ NAMES = {
 }
 
 
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(statistics.median(r[key]) for r in runs)
+
+
 def table(results: dict[str, list[dict]], args) -> str:
-    """Markdown: per framework the median over repeats of each run's median step time, and every run's accuracy."""
-    med = {k: statistics.median(statistics.median(r["step_times"]) for r in runs) for k, runs in results.items()}
+    """Markdown: per framework the median over repeats of each run's median step time (CPU and wall), peak RSS and
+    every run's held-out accuracy."""
+    cpu = {k: _median(runs, "step_cpu_times") for k, runs in results.items()}
+    wall = {k: _median(runs, "step_times") for k, runs in results.items()}
     lines = [
         "# flowrl train-text vs TRL GRPOTrainer",
         "",
@@ -195,26 +210,30 @@ def table(results: dict[str, list[dict]], args) -> str:
         f"the model `{os.path.relpath(args.model, REPO)}`, exact-match reward, {args.prompts} prompts x {args.group} "
         f"completions per step, max 8 new tokens, T=1, top-k off, loss `{args.loss}`, beta 0, lr {args.lr} "
         f"(constant), {args.steps} steps, seed {args.seed}, one torch thread, CPU, held-out = greedy exact match on "
-        f"{args.test_size} test problems. Step time = time between the ends of consecutive optimizer steps; the "
-        f"table gives the median over {args.repeats} run(s) of each run's median (runs interleaved: "
-        "TRL, flowrl, ablation, then the reverse order).",
+        f"{args.test_size} test problems. Step time = time between the ends of consecutive optimizer steps, as CPU "
+        "time of the process (what a busy machine does not inflate) and as wall time; the table gives the median "
+        f"over {args.repeats} run(s) of each run's median (runs interleaved: TRL, flowrl, ablation, then the "
+        "reverse order).",
         "",
-        "| framework | median s/step | step rate vs TRL | peak RSS MB | held-out before -> after (each run) | "
-        "median s/step of each run (1-min load average at its start) |",
-        "|---|---:|---:|---:|---|---|",
+        "| framework | CPU s/step | step rate vs TRL (CPU) | wall s/step | step rate vs TRL (wall) | peak RSS MB | "
+        "held-out before -> after (each run) | wall s/step of each run (1-min load average at its start) |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for key, runs in results.items():
         acc = ", ".join(f"{100 * r['base']:.1f}% -> {100 * r['final']:.1f}%" for r in runs)
         each = ", ".join(f"{statistics.median(r['step_times']):.4f} ({r['load_at_start']:.1f})" for r in runs)
         lines.append(
-            f"| {NAMES[key]} | {med[key]:.4f} | {med['trl'] / med[key]:.2f}x | "
-            f"{max(r['peak_rss_mb'] for r in runs):.0f} | {acc} | {each} |"
+            f"| {NAMES[key]} | {cpu[key]:.4f} | {cpu['trl'] / cpu[key]:.2f}x | {wall[key]:.4f} | "
+            f"{wall['trl'] / wall[key]:.2f}x | {max(r['peak_rss_mb'] for r in runs):.0f} | {acc} | {each} |"
         )
     own = results.get("flowrl", [])
     if own:
         gen = statistics.median(r["time_generate"] for r in own)
         train = statistics.median(r["time_train"] for r in own)
-        lines += ["", f"flowrl's own split (median per step): rollout + reward {gen:.4f} s, update {train:.4f} s."]
+        lines += [
+            "",
+            f"flowrl's own split (median per step, wall): rollout + reward {gen:.4f} s, update {train:.4f} s.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -247,8 +266,11 @@ def main(argv: list[str] | None = None) -> int:
                 env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
                 subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
                 results[fw].append(json.loads(path.read_text()))
+                last = results[fw][-1]
                 print(
-                    f"{fw} run {rep}: median {statistics.median(results[fw][-1]['step_times']):.4f} s/step", flush=True
+                    f"{fw} run {rep}: median {statistics.median(last['step_cpu_times']):.4f} CPU s/step, "
+                    f"{statistics.median(last['step_times']):.4f} wall s/step",
+                    flush=True,
                 )
     text = table(results, args)
     args.out.write_text(text)

@@ -494,6 +494,7 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
                         if final is not None:
                             logged["eval/accuracy"] = final
                     logged["wall_minutes"] = (time.perf_counter() - t_start) / 60
+                    logged["process_cpu_time"] = time.process_time()  # CPU seconds of this process so far
                     logger.log(done, logged)
                     window = {}
             if done % cfg.run.checkpoint_every == 0 or last:
