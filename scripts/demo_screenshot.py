@@ -40,6 +40,12 @@ def _tiny_models(folder: Path) -> tuple[Path, Path]:
     return folder / "base", folder / "run"
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it (no machine-specific prefix in the screenshot)."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="base model folder (default: assets/shapeworld)")
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             base,
             tuned,
             run_view=load_run_view(run) if run is not None else None,
-            base_source=f"base model {model.name if args.tiny else model}",
+            base_source=f"base model {_shown(model) if not args.tiny else 'tiny random'}",
         )
         with serve(demo) as url, chromium_page(width=1100, height=900) as page:
             generate_in_page(page, url, args.prompt, seed=args.seed)

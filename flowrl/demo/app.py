@@ -12,9 +12,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import gradio as gr
 import torch
 from PIL import Image
+
+try:
+    import gradio as gr
+except ImportError as e:
+    raise ImportError("flowrl demo needs Gradio, an optional dependency: pip install -e '.[demo]'") from e
 
 from flowrl.demo.inputs import (
     MAX_GUIDANCE,
