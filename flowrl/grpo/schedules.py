@@ -49,3 +49,32 @@ class ExponentialBudget:
 
     def __call__(self, step: int) -> float:
         return max(self.min_budget, self.initial * self.gamma ** (step // self.every))
+
+
+class HintPlanner:
+    """Scaf-GRPO's tiered hints (arXiv 2510.19807, section 3.2): no hints during the guidance-exemption phase (the
+    first ``exemption_steps``); afterwards a true-hard prompt (whole group failed) is re-rolled with hints escalating
+    through ``tiers`` (Knowledge -> Planning -> Solution), stopping at the first tier that yields a success.
+
+    The exemption length is reported as "an early fraction of training": the fraction is the caller's
+    ``exemption_steps`` (our reading, docs/papers_llm.md). The planner holds, per prompt, the lowest tier that last
+    worked, and starts there next time.
+    """
+
+    def __init__(
+        self, *, tiers: tuple[str, ...] = ("knowledge", "planning", "solution"), exemption_steps: int
+    ) -> None:
+        if not tiers or exemption_steps < 0:
+            raise ValueError(f"Need at least one tier and exemption_steps >= 0, got {tiers}, {exemption_steps}.")
+        self.tiers, self.exemption_steps = tiers, exemption_steps
+        self.start_tier: dict[int, int] = {}
+
+    def tiers_to_try(self, key: int, *, step: int) -> tuple[str, ...]:
+        """Hint tiers to try in order for prompt `key` at `step` (empty during the exemption phase)."""
+        if step < self.exemption_steps:
+            return ()
+        return self.tiers[self.start_tier.get(key, 0) :]
+
+    def report(self, key: int, tier: str) -> None:
+        """The guided rollout at `tier` succeeded: the prompt starts there next time."""
+        self.start_tier[key] = self.tiers.index(tier)
