@@ -7,6 +7,7 @@
 Run: pytest tests/text/test_llm_variants_train.py -q
 """
 
+import copy
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from flowrl.grpo.discriminative import disco_loss, drpo_positive_weights, kl_hin
 from flowrl.grpo.regularizers import llds_penalty, masked_teacher_kl
 from flowrl.grpo.reward_weights import gradient_influence
 from flowrl.grpo.schedules import ExponentialBudget, LinearSchedule
+from flowrl.grpo.segments import cutpoint_segments, probability_mask, segment_advantages
 from flowrl.grpo.selection import adv_entropy_token_mask
 from flowrl.grpo.shaping import (
     budget_rewards,
@@ -27,6 +29,7 @@ from flowrl.grpo.shaping import (
     posterior_rewards,
     unlikeliness_rewards,
 )
+from flowrl.grpo.soup import weight_soup
 from flowrl.grpo.trackers import DynamicRewardWeights
 from flowrl.grpo.variants import grpo
 from flowrl.grpo.variants_llm import LLM_VARIANTS, grpo_d, grpo_d_schedule, gtpo, kdrl, llds, with_beta
@@ -203,7 +206,44 @@ def _dynamic_weights(s, lp, ctx):
     return _loss(grpo().objective, _grpo_batch(s, lp, objectives @ weights))
 
 
+def _segment_po(s, lp, ctx, *, continuations=2):
+    """SPO-chain with Monte-Carlo values: each segment start is continued `continuations` times by the policy and
+    scored by the toy verifier (total length even); the last value is the completion's own outcome."""
+    model, ro = ctx["model"], s.ro
+    seg = cutpoint_segments(lp.logp.detach(), s.mask, prob_threshold=0.5, interval=2)
+    values = torch.zeros(s.mask.shape[0], int(seg.count.max()) + 1)
+    model.eval()
+    for i in range(s.mask.shape[0]):
+        prompt = ro.prompt_ids[i][ro.prompt_mask[i].bool()].tolist()
+        starts = torch.nonzero(seg.starts[i]).flatten().tolist()
+        for k, t in enumerate(starts):
+            prefix = prompt + ro.completion_ids[i, :t].tolist()
+            cont = sample_groups(
+                model, ctx["tokenizer"], [prefix], group_size=continuations,
+                sampling=SamplingConfig(NEW_TOKENS - t, 1.0), eos_ids=ctx["eos_ids"],
+            )  # fmt: skip
+            values[i, k] = ((t + cont.completion_mask.sum(-1)) % 2 == 0).float().mean()
+        values[i, len(starts)] = s.correct[i]
+    model.train()
+    adv = segment_advantages(values, seg)  # (N, C)
+    keep = probability_mask(seg, s.mask)
+    return _loss(grpo().objective, PolicyBatch(lp.logp, lp.logp.detach(), adv, keep))
+
+
+def _salsa(s, lp, ctx):
+    """SALSA: the KL reference is the soup of two SFT models (here the initial policy and the teacher)."""
+    if "soup" not in ctx:
+        soup = copy.deepcopy(ctx["teacher"])
+        soup.load_state_dict(weight_soup([ctx["initial"], ctx["teacher"].state_dict()]))
+        ctx["soup"] = soup.eval().requires_grad_(False)
+    with torch.no_grad():
+        ref = s.logprobs(ctx["soup"]).logp
+    return _loss(grpo(beta=0.04).objective, _grpo_batch(s, lp, s.correct, kl=kl_k3(lp.logp, ref)))
+
+
 RULES = {
+    "segment_po": _segment_po,
+    "salsa": _salsa,
     "grpo_d": _grpo_d,
     "kdrl": _kdrl,
     "d3s_token": _d3s,
@@ -244,7 +284,14 @@ def test_rule_trains_the_tiny_lm_in_a_two_step_loop(tiny_folder, teacher_folder,
     params = [p for p in policy.model.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     opt = torch.optim.AdamW(params, lr=1e-3)
-    ctx = {"teacher": teacher, "model": policy.model, "scorer": _digit_fraction}
+    ctx = {
+        "teacher": teacher,
+        "model": policy.model,
+        "tokenizer": policy.tokenizer,
+        "eos_ids": policy.eos_ids,
+        "scorer": _digit_fraction,
+        "initial": {k: v.detach().clone() for k, v in policy.model.state_dict().items()},
+    }
     for step in range(2):
         s = Step(policy, prompt_ids, step)
         if rule == "llds_inner_epochs":  # LLDS acts from the second inner epoch on, when logp has moved
