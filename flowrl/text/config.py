@@ -43,8 +43,9 @@ class TaskConfig:
 
 @dataclass
 class RewardConfig:
-    names: list[str] = field(default_factory=lambda: ["exact_match"])
-    """Reward functions: exact_match, a rewards.REWARDS name, or 'package.module:factory'."""
+    names: list[str] = field(default_factory=lambda: ["exact_match_eos"])
+    """Reward functions: exact_match_eos (the arithmetic task's strict match), a rewards.REWARDS name (exact_match,
+    format, length, ...), or 'package.module:factory'."""
     weights: list[float] = field(default_factory=lambda: [1.0])
     """One weight per reward; the trained reward is the weighted sum."""
 

@@ -1,4 +1,4 @@
-"""Text rewards of the trainer, resolved by name: the task's own exact-match, then `rewards.load_reward`.
+"""Text rewards of the trainer, resolved by name: the task's own strict exact match, then `rewards.load_reward`.
 
 A text reward follows `rewards.RewardFn`: ``fn(completions: list[str], prompts: list[str], metadata) -> (N,) float32``.
 `metadata` holds one dict per completion with the task row's fields (``answer`` and any extra JSONL columns) and
@@ -15,14 +15,18 @@ import rewards as reward_lib
 from flowrl.text.evaluate import exact_match
 
 
-class ExactMatch:
-    """1 when the completion (stripped, up to EOS) equals the row's ``answer`` and ended with EOS, else 0."""
+class ExactMatchEOS:
+    """1 when the whole completion (stripped, up to EOS) equals the row's ``answer`` and ended with EOS, else 0.
 
-    name = "exact_match"
+    Stricter than `rewards.REWARDS["exact_match"]`, which extracts the last number / boxed / tagged answer from free
+    text: the arithmetic model must answer with nothing but the number and then stop.
+    """
+
+    name = "exact_match_eos"
 
     def __call__(self, completions: list[str], prompts: list[str], metadata: list[dict] | None = None) -> torch.Tensor:
         if metadata is None:
-            raise ValueError("exact_match needs metadata with each row's 'answer' (the task JSONL column).")
+            raise ValueError("exact_match_eos needs metadata with each row's 'answer' (the task JSONL column).")
         scores = [
             exact_match(c, str(m["answer"]), terminated=bool(m.get("terminated", True)))
             for c, m in zip(completions, metadata, strict=True)
@@ -30,7 +34,7 @@ class ExactMatch:
         return torch.tensor(scores, dtype=torch.float32)
 
 
-TASK_REWARDS: dict[str, Callable[[], object]] = {"exact_match": ExactMatch}
+TASK_REWARDS: dict[str, Callable[[], object]] = {"exact_match_eos": ExactMatchEOS}
 
 
 def load_text_reward(name: str):
@@ -68,4 +72,4 @@ def nonfinite_groups(rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Te
     return torch.isin(group_ids, bad_groups)
 
 
-__all__ = ["TASK_REWARDS", "ExactMatch", "load_text_reward", "nonfinite_groups", "score_completions"]
+__all__ = ["TASK_REWARDS", "ExactMatchEOS", "load_text_reward", "nonfinite_groups", "score_completions"]
