@@ -77,13 +77,13 @@ def generate(
 
     Returns:
         `tuple`: base picture, base scores, tuned picture, tuned scores (None / "" without a run), and a status
-        line; invalid inputs give no pictures and the reason in the status line.
+        line (plain text: it may echo the prompt); invalid inputs give no pictures and the reason in the status.
     """
     try:
         request = check_generation(prompt, seed, steps, guidance)
     except DemoInputError as e:
         gr.Warning(str(e))
-        return None, "", None, "", f"⚠️ {e}"
+        return None, "", None, "", f"Error: {e}"
     args = (request.prompt, request.seed, request.steps, request.guidance)
     base_image = _sample(base, *args)
     outputs: list = [_picture(base_image), score_lines(base_image, request.prompt, rewards), None, ""]
@@ -96,15 +96,20 @@ def generate(
 
 def score_upload(
     size: int, rewards: Sequence[RewardFn], path: str | None, prompt: object
-) -> tuple[Image.Image | None, str]:
-    """Score an uploaded image against a prompt; returns the image as read and the scores, or a message."""
+) -> tuple[Image.Image | None, str, str]:
+    """Score an uploaded image against a prompt.
+
+    Returns:
+        `tuple`: the image as graded, its scores (markdown) and a plain-text status line, which holds the reason
+        (and no picture or scores) when the prompt or the upload is invalid.
+    """
     try:
         text = check_prompt(prompt)
         image = read_upload(path, size)
     except DemoInputError as e:
         gr.Warning(str(e))
-        return None, f"⚠️ {e}"
-    return _picture(image), score_lines(image, text, rewards)
+        return None, "", f"Error: {e}"
+    return _picture(image), score_lines(image, text, rewards), f"Scored the upload against {text!r}."
 
 
 def _run_tab(run_view: RunView | None) -> None:
@@ -165,7 +170,7 @@ def build_demo(
                 )
             gr.Examples([[p] for p in examples], inputs=[prompt], label="Held-out example prompts")
             button = gr.Button("Generate", variant="primary", elem_id="generate")
-            status = gr.Markdown(elem_id="status")
+            status = gr.Textbox(label="Status", interactive=False, max_lines=4, elem_id="status")
             with gr.Row():
                 with gr.Column():
                     base_image = gr.Image(
@@ -195,11 +200,12 @@ def build_demo(
             with gr.Row():
                 upload_view = gr.Image(type="pil", label="as graded", interactive=False, elem_id="upload-view")
                 upload_scores = gr.Markdown(elem_id="upload-scores")
+            upload_status = gr.Textbox(label="Status", interactive=False, max_lines=4, elem_id="upload-status")
             size = int(base.meta["image_size"])
             score_button.click(
                 lambda path, text: score_upload(size, rewards, path, text),
                 inputs=[upload, upload_prompt],
-                outputs=[upload_view, upload_scores],
+                outputs=[upload_view, upload_scores, upload_status],
                 api_name="score",
             )
     return demo

@@ -8,6 +8,7 @@ machine without network and would otherwise stall the start.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -70,11 +71,20 @@ def chromium_page(width: int = 1200, height: int = 1000) -> Iterator[object]:
             context.close()
 
 
-def generate_in_page(page, url: str, prompt: str, *, seed: int | None = None) -> None:
-    """Open the page, type `prompt` (and `seed`), click Generate and wait until the status line reports the result."""
+def wait_for_status(page, elem_id: str, pattern: str) -> str:
+    """Wait until the status textbox `elem_id` holds text matching the regular expression `pattern`; return it."""
+    from playwright.sync_api import expect
+
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    expect(box).to_have_value(re.compile(pattern), timeout=TIMEOUT_MS)
+    return box.input_value()
+
+
+def generate_in_page(page, url: str, prompt: str, *, seed: int | None = None) -> str:
+    """Open the page, type `prompt` (and `seed`), click Generate, wait for the result; return the status line."""
     page.goto(url)
     page.locator("#prompt textarea, #prompt input").first.fill(prompt)
     if seed is not None:
         page.locator("#seed input").first.fill(str(seed))
     page.locator("#generate").click()
-    page.locator("#status").get_by_text(prompt, exact=False).wait_for()
+    return wait_for_status(page, "status", "^Generated " + re.escape(repr(prompt)))

@@ -5,6 +5,7 @@ without `playwright install`) is missing; CI installs both.
 """
 
 import importlib.util
+import re
 
 import pytest
 
@@ -23,7 +24,7 @@ pytestmark = [
 
 def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir, tmp_path):
     from flowrl.demo.app import build_demo
-    from flowrl.demo.browser import chromium_page, generate_in_page, serve
+    from flowrl.demo.browser import chromium_page, generate_in_page, serve, wait_for_status
     from flowrl.demo.models import load_base, load_tuned
     from flowrl.demo.run_view import load_run_view
 
@@ -42,9 +43,14 @@ def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir,
 
         page.locator("#prompt textarea, #prompt input").first.fill("a purple hexagon")
         page.locator("#generate").click()
-        page.locator("#status").get_by_text("Unknown word 'purple'", exact=False).wait_for()
+        wait_for_status(page, "status", "^Error: .*Unknown word 'purple'")
         assert page.locator("#base-image img").count() == 0  # the failed request cleared the pictures
         assert "Traceback" not in page.content()
+
+        page.locator("#prompt textarea, #prompt input").first.fill('a <b id="injected">red</b> circle')
+        page.locator("#generate").click()
+        wait_for_status(page, "status", re.escape("""'a <b id="injected">red</b> circle'"""))
+        assert page.locator("#injected").count() == 0  # the echoed prompt is text, not markup
 
         page.get_by_role("tab", name="Run").click()
         page.locator("#curves img").wait_for()
@@ -56,4 +62,4 @@ def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir,
         page.locator("#upload input[type=file]").set_input_files(str(broken))
         page.locator("#upload").get_by_text("broken.png").wait_for()
         page.locator("#score").click()
-        page.locator("#upload-scores").get_by_text("Could not read the upload", exact=False).wait_for()
+        wait_for_status(page, "upload-status", "^Error: Could not read the upload")

@@ -108,8 +108,9 @@ def test_upload_is_read_and_scored(tmp_path):
     path.write_bytes(_png(Image.new("RGB", (64, 64), (255, 255, 255))))
     image = read_upload(str(path), 32)
     assert image.shape == (3, 32, 32) and float(image.min()) == 1.0
-    picture, scores = app.score_upload(32, [], str(path), "a red circle")
+    picture, scores, status = app.score_upload(32, [], str(path), "a red circle")
     assert picture is not None and "FAIL" in scores and "detected: nothing" in scores
+    assert status == "Scored the upload against 'a red circle'."
 
 
 @pytest.mark.parametrize("content", [b"", b"not an image at all", _png(Image.new("RGB", (8, 8)))[:40]])
@@ -119,8 +120,8 @@ def test_unreadable_upload_gives_a_message(tmp_path, content):
     with pytest.raises(DemoInputError, match="Could not read the upload"):
         read_upload(str(path), 32)
     with pytest.warns(UserWarning):
-        picture, message = app.score_upload(32, [], str(path), "a red circle")
-    assert picture is None and "Could not read the upload" in message
+        picture, scores, message = app.score_upload(32, [], str(path), "a red circle")
+    assert picture is None and scores == "" and message.startswith("Error: Could not read the upload")
 
 
 def test_missing_or_huge_upload_gives_a_message(tmp_path, monkeypatch):
