@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from flowrl.shapes.model import ShapeWorldModel, load_shapeworld
@@ -80,6 +81,20 @@ def _apply_ema(transformer: torch.nn.Module, run_dir: Path, *, lora: bool) -> st
     return f", EMA weights from {checkpoint.name}"
 
 
+def _run_model_config(run_dir: Path) -> dict:
+    """The ``model`` section of the run's ``config.yaml`` ({} when absent); refuses runs of other model kinds."""
+    path = run_dir / "config.yaml"
+    config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    model = config.get("model") if isinstance(config, dict) else None
+    model = model if isinstance(model, dict) else {}
+    kind = model.get("kind", "shapeworld")
+    if kind != "shapeworld":
+        raise ValueError(
+            f"{path} trained a {kind!r} model; flowrl demo compares ShapeWorld runs only (model.kind: shapeworld)."
+        )
+    return model
+
+
 def load_tuned(run_dir: str | Path, base_folder: str | Path) -> TunedModel:
     """Load the trained model of a `flowrl train` run folder.
 
@@ -92,10 +107,12 @@ def load_tuned(run_dir: str | Path, base_folder: str | Path) -> TunedModel:
 
     Raises:
         FileNotFoundError: the run folder is missing or holds neither ``final/`` nor ``lora/``.
+        ValueError: the run's ``config.yaml`` names another model kind (SD3, FLUX).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"Run folder {str(run_dir)!r} does not exist; pass --run with a `flowrl train` run.")
+    trained_on = _run_model_config(run_dir).get("path")
     final, lora = run_dir / "final", run_dir / "lora" / LORA_FILE
     if final.is_dir():
         try:
@@ -111,7 +128,8 @@ def load_tuned(run_dir: str | Path, base_folder: str | Path) -> TunedModel:
         model.transformer.load_lora_adapter(str(lora.parent), prefix="transformer", weight_name=LORA_FILE)
         model.transformer.eval()
         note = _apply_ema(model.transformer, run_dir, lora=True)
-        return TunedModel(model, f"LoRA {lora} on {base_folder}{note}")
+        config_note = f" (the run's config.yaml trained it on {trained_on})" if trained_on else ""
+        return TunedModel(model, f"LoRA {lora} on {base_folder}{config_note}{note}")
     raise FileNotFoundError(
         f"Run folder {str(run_dir)!r} holds neither final/ nor lora/{LORA_FILE}: the run has not finished (the "
         "trainer writes them at the end) or is not a `flowrl train` run. Finish or resume it with `flowrl train`."

@@ -142,6 +142,10 @@ def test_run_folder_errors_say_what_is_missing(tmp_path, tiny_model_dir):
         load_tuned(tmp_path / "unfinished", tiny_model_dir)
     with pytest.raises(FileNotFoundError, match="--model"):
         load_base(tmp_path / "no-model")
+    (tmp_path / "sd3").mkdir()
+    (tmp_path / "sd3" / "config.yaml").write_text("model:\n  kind: sd3\n  path: sd35m\n")
+    with pytest.raises(ValueError, match="ShapeWorld runs only"):
+        load_tuned(tmp_path / "sd3", tiny_model_dir)
 
 
 def test_lora_run_is_applied_to_the_base(tmp_path, tiny_model_dir):
