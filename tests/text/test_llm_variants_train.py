@@ -18,9 +18,11 @@ from flowrl.grpo import PolicyBatch, kl_k3, normalizer, policy_loss
 from flowrl.grpo.advantages import group_advantages
 from flowrl.grpo.advantages_llm import entropy_shaped_advantages
 from flowrl.grpo.discriminative import disco_loss, drpo_positive_weights, kl_hinge, mean_logp_score
+from flowrl.grpo.hints import failed_groups, guided_old_logp, replace_failed
+from flowrl.grpo.reduce import Normalizer
 from flowrl.grpo.regularizers import llds_penalty, masked_teacher_kl
 from flowrl.grpo.reward_weights import gradient_influence
-from flowrl.grpo.schedules import ExponentialBudget, LinearSchedule
+from flowrl.grpo.schedules import ExponentialBudget, HintPlanner, LinearSchedule
 from flowrl.grpo.segments import cutpoint_segments, probability_mask, segment_advantages
 from flowrl.grpo.selection import adv_entropy_token_mask
 from flowrl.grpo.shaping import (
@@ -241,7 +243,62 @@ def _salsa(s, lp, ctx):
     return _loss(grpo(beta=0.04).objective, _grpo_batch(s, lp, s.correct, kl=kl_k3(lp.logp, ref)))
 
 
+def _first_char_verifier(completion_ids, answers, tokenizer):
+    """Stand-in verifier for the hint rules: the completion starts with the answer's first character."""
+    first = torch.tensor([tokenizer.convert_tokens_to_ids(a[0]) for a in answers])
+    return (completion_ids[:, 0] == first).float()
+
+
+def _hinted(s, lp, ctx, *, guide):
+    """Scaf-GRPO (guide=False: the hint stays in the guided sample's prompt) or Guide (guide=True: trained as if the
+    hint were absent, ratio denominator from the hinted sampling policy). Hints: the answer's first 1 / 2 / all
+    characters (Knowledge / Planning / Solution tiers)."""
+    model, tok, ro = ctx["model"], ctx["tokenizer"], s.ro
+    answers = [ctx["answers"][g] for g in s.gids.tolist()]
+    correct = _first_char_verifier(ro.completion_ids, answers, tok)
+    planner = ctx.setdefault("planner", HintPlanner(exemption_steps=0))
+    cuts = {"knowledge": 1, "planning": 2, "solution": None}
+    found = []  # (group, hinted prompt ids, one guided rollout)
+    model.eval()
+    for g in torch.unique(s.gids[failed_groups(correct, s.gids)]).tolist():
+        for tier in planner.tiers_to_try(g, step=s.step):
+            hint = tok(ctx["answers"][g][: cuts[tier]], add_special_tokens=False)["input_ids"]
+            hinted = ctx["prompt_ids"][g] + hint
+            g_ro = sample_groups(model, tok, [hinted], group_size=4, sampling=SamplingConfig(NEW_TOKENS, 1.0),
+                                 eos_ids=ctx["eos_ids"])  # fmt: skip
+            ok = _first_char_verifier(g_ro.completion_ids, [ctx["answers"][g]] * 4, tok)
+            if ok.any():
+                planner.report(g, tier)
+                j = int(torch.nonzero(ok)[0])
+                found.append((g, hinted, g_ro.completion_ids[j : j + 1], g_ro.completion_mask[j : j + 1]))
+                break
+    model.train()
+    ctx["guided_found"] = ctx.get("guided_found", 0) + len(found)
+    swap = replace_failed(correct, s.gids, torch.ones(len(found)), torch.tensor([f[0] for f in found]))  # (N,)
+    mixed = torch.where(swap >= 0, 1.0, correct)  # the mixed group's rewards
+    adv = group_advantages(mixed, s.gids)
+    keep = s.mask * (swap < 0).float()[:, None]  # replaced on-policy rows leave the loss
+    parts = [PolicyBatch(lp.logp, lp.logp.detach(), adv, keep)]
+    for row in torch.nonzero(swap >= 0).flatten().tolist():
+        g, hinted, c_ids, c_mask = found[int(swap[row])]
+        hinted_t = torch.tensor([hinted])
+        plain = torch.tensor([ctx["prompt_ids"][g]])
+        on_hinted = completion_logprobs(model, hinted_t, torch.ones_like(hinted_t), c_ids, c_mask).logp
+        if guide:  # numerator without the hint, denominator = the hinted sampling policy
+            logp = completion_logprobs(model, plain, torch.ones_like(plain), c_ids, c_mask).logp
+            old = guided_old_logp(logp.detach(), on_hinted.detach(), torch.tensor([True]))
+        else:  # Scaf-GRPO: the hint stays in the prompt, on-policy
+            logp, old = on_hinted, on_hinted.detach()
+        parts.append(PolicyBatch(logp, old, adv[row : row + 1], c_mask.float()))
+    tokens = sum(b.mask.sum() for b in parts)
+    seqs = sum((b.mask.sum(-1) > 0).float().sum() for b in parts)
+    norm = Normalizer(tokens, seqs)
+    return sum(policy_loss(grpo().objective, b, norm=norm)[0] for b in parts)
+
+
 RULES = {
+    "scaf_grpo": lambda s, lp, ctx: _hinted(s, lp, ctx, guide=False),
+    "guide": lambda s, lp, ctx: _hinted(s, lp, ctx, guide=True),
     "segment_po": _segment_po,
     "salsa": _salsa,
     "grpo_d": _grpo_d,
@@ -291,6 +348,8 @@ def test_rule_trains_the_tiny_lm_in_a_two_step_loop(tiny_folder, teacher_folder,
         "eos_ids": policy.eos_ids,
         "scorer": _digit_fraction,
         "initial": {k: v.detach().clone() for k, v in policy.model.state_dict().items()},
+        "answers": [r["answer"] for r in rows],
+        "prompt_ids": prompt_ids,
     }
     for step in range(2):
         s = Step(policy, prompt_ids, step)
@@ -312,3 +371,5 @@ def test_rule_trains_the_tiny_lm_in_a_two_step_loop(tiny_folder, teacher_folder,
             opt.step()
         assert torch.isfinite(loss), rule
     assert any(not torch.equal(b, p) for b, p in zip(before, params, strict=True)), f"{rule}: nothing changed"
+    if rule in ("scaf_grpo", "guide"):
+        assert ctx["guided_found"] > 0, "no hint-guided success: the guided path was not exercised"
