@@ -17,6 +17,7 @@ import torch
 from flowrl.grpo import PolicyBatch, kl_k3, normalizer, policy_loss
 from flowrl.grpo.advantages import group_advantages
 from flowrl.grpo.advantages_llm import entropy_shaped_advantages
+from flowrl.grpo.budget import gvm_allocation, knapsack_allocation
 from flowrl.grpo.discriminative import disco_loss, drpo_positive_weights, kl_hinge, mean_logp_score
 from flowrl.grpo.hints import failed_groups, guided_old_logp, replace_failed
 from flowrl.grpo.reduce import Normalizer
@@ -39,7 +40,7 @@ from flowrl.grpo.weights_llm import conflict_token_weights, group_kl_token_weigh
 from flowrl.text.data import load_jsonl
 from flowrl.text.logprobs import completion_logprobs
 from flowrl.text.policy import load_policy
-from flowrl.text.prompts import encode_prompts
+from flowrl.text.prompts import encode_prompts, left_pad
 from flowrl.text.rollout import SamplingConfig, position_ids, sample_groups
 from flowrl.text.train import load_config, train
 
@@ -373,3 +374,74 @@ def test_rule_trains_the_tiny_lm_in_a_two_step_loop(tiny_folder, teacher_folder,
     assert any(not torch.equal(b, p) for b, p in zip(before, params, strict=True)), f"{rule}: nothing changed"
     if rule in ("scaf_grpo", "guide"):
         assert ctx["guided_found"] > 0, "no hint-guided success: the guided path was not exercised"
+
+
+def _sample_allocated(policy, prompt_ids, counts):
+    """Sample counts[i] completions of prompt i (0 = skipped) and pad them into one batch: prompts left-padded, the
+    completions right-padded to NEW_TOKENS. Returns (prompt ids, prompt mask, completion ids, completion mask,
+    group ids)."""
+    pad = policy.tokenizer.pad_token_id
+    rows, groups = [], []
+    policy.model.eval()
+    for i, n in enumerate(counts.tolist()):
+        if n == 0:
+            continue
+        ro = sample_groups(policy.model, policy.tokenizer, [prompt_ids[i]], group_size=n,
+                           sampling=SamplingConfig(NEW_TOKENS, 1.0), eos_ids=policy.eos_ids)  # fmt: skip
+        for c, m in zip(ro.completion_ids, ro.completion_mask, strict=True):
+            rows.append((prompt_ids[i], c, m))
+            groups.append(i)
+    policy.model.train()
+    p_ids, p_mask = left_pad([r[0] for r in rows], pad_id=pad)  # (N, P)
+    c_ids = torch.full((len(rows), NEW_TOKENS), pad, dtype=torch.long)
+    c_mask = torch.zeros(len(rows), NEW_TOKENS, dtype=torch.long)
+    for k, (_, c, m) in enumerate(rows):
+        c_ids[k, : c.numel()], c_mask[k, : m.numel()] = c, m
+    return p_ids, p_mask, c_ids, c_mask, torch.tensor(groups)
+
+
+@pytest.mark.parametrize("planner", ["knapsack", "gvm"])
+def test_budget_planner_trains_the_tiny_lm(tiny_folder, planner):
+    torch.manual_seed(0)
+    policy = load_policy(tiny_folder)
+    rows = load_jsonl(tiny_folder / "train.jsonl")[:PROMPTS]
+    prompt_ids = encode_prompts(policy.tokenizer, [r["prompt"] for r in rows], max_prompt_length=48)
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    opt = torch.optim.AdamW(params, lr=1e-3)
+    budget = PROMPTS * GROUP
+    success = torch.full((PROMPTS,), 0.5)  # Knapsack: success rates of the previous step (prior 0.5)
+    head = policy.model.get_output_embeddings().weight
+    for _ in range(2):
+        if planner == "knapsack":
+            counts = knapsack_allocation(success, budget=budget, n_min=2, n_max=10)
+        else:  # GVM: pre-sample 4 per prompt, acceptance rate and gradient norm of the accepted samples' likelihood
+            p_ids, p_mask, c_ids, c_mask, gids = _sample_allocated(policy, prompt_ids, torch.full((PROMPTS,), 4))
+            lp = completion_logprobs(policy.model, p_ids, p_mask, c_ids, c_mask).logp
+            ok = (c_mask.sum(-1) % 2 == 0).float()
+            rates, norms = torch.zeros(PROMPTS), torch.zeros(PROMPTS)
+            for i in range(PROMPTS):
+                acc = (gids == i) & (ok > 0)
+                rates[i] = ok[gids == i].mean()
+                if acc.any():
+                    (g,) = torch.autograd.grad(mean_logp_score(lp[acc], c_mask[acc].float()).mean(), head,
+                                               retain_graph=True)  # fmt: skip
+                    norms[i] = g.norm()
+            counts = gvm_allocation(rates, norms, budget=budget)
+            if counts.sum() == 0:
+                counts = torch.full((PROMPTS,), GROUP)
+        assert int(counts.sum()) <= budget
+        p_ids, p_mask, c_ids, c_mask, gids = _sample_allocated(policy, prompt_ids, counts)
+        correct = (c_mask.sum(-1) % 2 == 0).float()
+        for i in range(PROMPTS):
+            if (gids == i).any():
+                success[i] = correct[gids == i].mean()
+        opt.zero_grad()
+        lp = completion_logprobs(policy.model, p_ids, p_mask, c_ids, c_mask)
+        mask = c_mask.float()
+        batch = PolicyBatch(lp.logp, lp.logp.detach(), group_advantages(correct, gids), mask)
+        loss = _loss(grpo().objective, batch)
+        loss.backward()
+        opt.step()
+        assert torch.isfinite(loss)
+    assert any(not torch.equal(b, p) for b, p in zip(before, params, strict=True))
