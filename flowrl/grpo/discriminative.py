@@ -3,6 +3,8 @@ advantage, surrogate and reduction slots of the core. Sources: docs/papers_llm.m
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -59,7 +61,7 @@ def disco_loss(
         if not p.any() or not n.any():
             continue
         neg = scores[n].float() / tau
-        lse = tau * (torch.logsumexp(neg, 0) - torch.log(torch.tensor(float(n.sum()))))  # tau log mean exp(s / tau)
+        lse = tau * (torch.logsumexp(neg, 0) - math.log(float(n.sum())))  # tau log mean exp(s / tau)
         wp = w[p]
         total = total + (wp * (scores[p].float() - lse)).sum() / wp.sum().clamp(min=1e-12)
     return -total / max(float(num_questions), 1.0)
@@ -81,7 +83,7 @@ def drpo_positive_weights(
     """
     raw = ((1 - lengths.float() / max_len) / lam).exp() * (correct.float() > 0).float()  # (B,)
     _, inv = torch.unique(group_ids, return_inverse=True)
-    sums = torch.zeros(int(inv.max()) + 1).index_add_(0, inv, raw)
+    sums = torch.zeros(int(inv.max()) + 1, device=raw.device).index_add_(0, inv, raw)
     return raw / sums[inv].clamp(min=1e-12)
 
 

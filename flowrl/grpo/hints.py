@@ -36,7 +36,7 @@ def replace_failed(
     Returns:
         `(B,)` int64: for each on-policy row, the index of the guided rollout that replaces it, or -1.
     """
-    out = torch.full(rewards.shape, -1, dtype=torch.int64)
+    out = torch.full(rewards.shape, -1, dtype=torch.int64, device=rewards.device)
     used: set[int] = set()
     for h, (g, r) in enumerate(zip(guided_group_ids.tolist(), guided_rewards.tolist(), strict=True)):
         if r <= threshold or g in used:

@@ -16,8 +16,8 @@ from flowrl.grpo.advantages import group_stats
 def _group_min_max(x: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     _, inv = torch.unique(group_ids, return_inverse=True)  # (B,)
     n = int(inv.max()) + 1
-    lo = torch.full((n,), math.inf).scatter_reduce(0, inv, x, reduce="amin")
-    hi = torch.full((n,), -math.inf).scatter_reduce(0, inv, x, reduce="amax")
+    lo = torch.full((n,), math.inf, device=x.device).scatter_reduce(0, inv, x, reduce="amin")
+    hi = torch.full((n,), -math.inf, device=x.device).scatter_reduce(0, inv, x, reduce="amax")
     return lo[inv], hi[inv]
 
 
@@ -60,9 +60,9 @@ def grpo_lambda_rewards(
         raise ValueError(f"`top_fraction` (GRPO-λ's λ) must be in [0, 1], got {top_fraction}.")
     keys, inv = torch.unique(group_ids, return_inverse=True)
     ratio = group_stats(correct.float(), group_ids).mean  # (B,) c_q per sample
-    per_group = torch.zeros(keys.numel()).scatter(0, inv, ratio)  # (n_groups,)
+    per_group = torch.zeros(keys.numel(), device=ratio.device).scatter(0, inv, ratio)  # (n_groups,)
     n_top = math.ceil(top_fraction * keys.numel())
-    top = torch.zeros(keys.numel(), dtype=torch.bool)
+    top = torch.zeros(keys.numel(), dtype=torch.bool, device=ratio.device)
     top[torch.argsort(-per_group, stable=True)[:n_top]] = True
     return torch.where(top[inv], length_aware_rewards(correct, lengths, group_ids), correct.float())
 
@@ -87,7 +87,7 @@ def unlikeliness_rewards(
     for g in torch.unique(group_ids):
         idx = torch.nonzero(group_ids == g).flatten()
         order = idx[torch.argsort(-seq_logp[idx].float(), stable=True)]  # most likely first
-        rank[order] = torch.arange(1, idx.numel() + 1, dtype=torch.float32)
+        rank[order] = torch.arange(1, idx.numel() + 1, dtype=torch.float32, device=r.device)
         size[idx] = float(idx.numel())
     return r * (1 - beta_rank * (size - rank) / size)
 
