@@ -95,3 +95,19 @@ def gvm_allocation(
     rest = int(budget - base.sum())
     base[torch.argsort(-(target - base), stable=True)[:rest]] += 1
     return base.to(torch.int64)
+
+
+def prioritized_prompt_weights(values: torch.Tensor, *, eps: float = 0.05) -> torch.Tensor:
+    """SPO prioritised prompt sampling (arXiv 2509.13232, section 3.3): ``w(x) ∝ sqrt(v (1 - v)) + eps`` with ``v`` the
+    tracked success probability, so prompts the policy neither always solves nor always fails are drawn more often.
+    ``eps = 0.05`` is our reading (docs/papers_llm.md).
+
+    Args:
+        values: `(P,)` tracked values in [0, 1] (`trackers.BetaValueTracker.values`).
+
+    Returns:
+        `(P,)` float32 sampling probabilities summing to 1.
+    """
+    v = values.float().clamp(0.0, 1.0)
+    w = (v * (1 - v)).sqrt() + eps
+    return w / w.sum()

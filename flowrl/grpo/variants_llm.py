@@ -125,7 +125,8 @@ def llds(*, beta: float = 0.2, eps_low: float = 0.2, eps_high: float = 0.2) -> V
 
 class SPOAdvantages:
     """SPO's advantage function: ``A = (R - v(x)) / std_B(R - v)`` with the pre-update tracked value, then the
-    tracker folds the rewards in (``D(x) = divergence``, 0 by default: the trainer's KL estimate goes here)."""
+    tracker folds the rewards in (``D(x) = divergence``, 0 by default: the trainer's KL estimate goes here). SPO's
+    tracker is a Beta posterior of a binary reward: rewards enter its update clipped to [0, 1]."""
 
     def __init__(self, tracker: BetaValueTracker, *, divergence: float = 0.0) -> None:
         self.tracker, self.divergence = tracker, divergence

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from flowrl.grpo.budget import gvm_allocation, knapsack_allocation, knapsack_value
+from flowrl.grpo.budget import gvm_allocation, knapsack_allocation, knapsack_value, prioritized_prompt_weights
 from flowrl.grpo.discriminative import (
     disco_loss,
     drpo_positive_weights,
@@ -90,3 +90,9 @@ def test_gvm_allocation():
     n = gvm_allocation(torch.tensor([0.5, 0.0, 0.25, 1.0]), torch.tensor([1.0, 1.0, 2.0, 0.0]), budget=10)
     assert n.tolist() == [3, 0, 7, 0]
     assert gvm_allocation(torch.zeros(2), torch.ones(2), budget=5).tolist() == [0, 0]
+
+
+def test_spo_prioritized_prompt_weights():
+    # sqrt(v (1 - v)) + 0.05: v = 0.5 -> 0.55, v = 0 -> 0.05, v = 1 -> 0.05; normalised by 0.65
+    w = prioritized_prompt_weights(torch.tensor([0.5, 0.0, 1.0]))
+    torch.testing.assert_close(w, torch.tensor([0.55, 0.05, 0.05]) / 0.65)
