@@ -4,7 +4,8 @@ Every variant trains from the same base model (`assets/arith_lm`) with the DAPO 
 completions per step, at most 8 new tokens each) for the same number of steps, so each run may generate at most
 ``steps x 4 x 8 x 8`` tokens; the tokens actually generated are counted from the run's metrics and reported. Each
 variant is selected through the text trainer as ``loss.variant=<name>`` (a `flowrl.grpo.VARIANTS` name or
-``flowrl.grpo.variants_llm:<name>``), with its factory defaults and no KL (so grpo_d and kdrl reduce to their base
+``flowrl.grpo.variants_llm:<name>``), with its factory defaults and no KL; constant-reward groups are forwarded for
+the variants whose advantage is non-zero there (so grpo_d and kdrl reduce to their base
 loss until the trainer has the schedule and teacher hooks listed in docs/papers_llm.md). The script writes a table
 (held-out greedy accuracy before / after, mean completion length, generated tokens, seconds of training) and a plot
 to ``--out`` (and appends the table to ``--markdown`` if given, e.g. docs/benchmarks.md).
@@ -33,6 +34,9 @@ from flowrl.grpo.variants_llm import LLM_VARIANTS  # noqa: E402
 from flowrl.text.train import load_config, train  # noqa: E402
 
 PROMPTS, GROUP, NEW_TOKENS = 4, 8, 8
+# advantages that are non-zero on groups whose rewards are all equal (NGRPO's virtual sample, DCPO's and SPO's history,
+# RiskPO's papers): the trainer must forward those groups instead of skipping them as signal-free
+SIGNAL_ON_CONSTANT_GROUPS = {"ngrpo", "dcpo", "spo", "riskpo"}
 
 
 def variant_name(name: str) -> str:
@@ -57,6 +61,7 @@ def run_one(name: str, *, steps: int, out: Path, seed: int, test_size: int) -> d
             f"run.name={name}",
             "run.tensorboard=false",
             "run.log_every=1",
+            f"train.skip_zero_variance={str(name not in SIGNAL_ON_CONSTANT_GROUPS).lower()}",
         ],
     )
     t0 = time.perf_counter()

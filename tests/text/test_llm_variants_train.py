@@ -48,6 +48,8 @@ from flowrl.text.train import load_config, train
 KL = {"grpo_d": ["loss.kl_beta=0.02"], "kdrl": ["loss.kl_beta=0.005", "loss.kl_estimator=k2"]}
 # LLDS's term is 0 on-policy: two inner epochs make the likelihood of kept responses move
 INNER = {"llds": ["train.inner_epochs=2"], "dcpo": ["train.inner_epochs=2"]}
+# advantages that are non-zero on constant-reward groups: the trainer must forward them (it skips them by default)
+FORWARD_CONSTANT = {name: ["train.skip_zero_variance=false"] for name in ("ngrpo", "dcpo", "spo", "riskpo")}
 
 
 def _cfg(folder: Path, tmp: Path, name: str):
@@ -66,6 +68,7 @@ def _cfg(folder: Path, tmp: Path, name: str):
         f"loss.variant=flowrl.grpo.variants_llm:{name}",
         *KL.get(name, []),
         *INNER.get(name, []),
+        *FORWARD_CONSTANT.get(name, []),
     ]
     return load_config(preset="grpo", overrides=overrides)
 
