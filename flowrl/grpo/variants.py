@@ -141,6 +141,8 @@ def flow_grpo(
     )
 
 
+from flowrl.grpo.variants_llm import LLM_VARIANTS  # noqa: E402  (needs `Variant` defined above)
+
 VARIANTS: dict[str, Callable[..., Variant]] = {
     "reinforce": reinforce,
     "grpo": grpo,
@@ -150,6 +152,7 @@ VARIANTS: dict[str, Callable[..., Variant]] = {
     "gspo": gspo,
     "cispo": cispo,
     "flow_grpo": flow_grpo,
+    **LLM_VARIANTS,  # ngrpo, dcpo, grpo_d, d3s, kdrl, llds, spo, gtpo, riskpo (docs/papers_llm.md)
 }
 
 
