@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model folder (default: the shipped assets/shapeworld)")
     parser.add_argument("--per-family", type=int, default=80, help="held-out prompts per family")
+    parser.add_argument("--split", default="test", choices=["test", "train"], help="train: for choosing settings")
     parser.add_argument("--seeds", type=int, default=4, help="samples per prompt (seeds 0..N-1)")
     parser.add_argument("--steps", type=int, default=10, help="Euler steps")
     parser.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     folder = Path(args.model) if args.model is not None else default_model_folder()
     model = load_shapeworld(folder)
-    prompts = stratified_prompts(args.per_family, split="test", seed=0)
+    prompts = stratified_prompts(args.per_family, split=args.split, seed=0)
     start = time.time()
     result = evaluate_model(
         model,
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     seconds = time.time() - start
     print(
-        f"model {folder}: {len(prompts)} held-out prompts x {args.seeds} seeds, {args.steps} steps, "
+        f"model {folder}: {len(prompts)} {args.split}-split prompts x {args.seeds} seeds, {args.steps} steps, "
         f"CFG {args.guidance}, shift {args.shift}, {seconds:.0f} s"
     )
     print("| family | images | strict accuracy | mean partial credit |")
