@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume or args.export_only:
         if not checkpoint_path.exists():
             raise SystemExit(f"--resume/--export-only need {checkpoint_path}; run without them to start fresh.")
-        state = torch.load(checkpoint_path, map_location=args.device, weights_only=False)
+        state = torch.load(checkpoint_path, map_location=args.device, weights_only=True)  # safe: tensors + plain state
         load_model_state(model, state["model"])
         load_model_state(ema, state["ema"])
         optimizer.load_state_dict(state["optimizer"])

@@ -64,8 +64,8 @@ def test_resume_is_bit_exact(script, tmp_path):
     assert script.main(["--out", str(straight), "--max-steps", "4", *TINY]) == 0
     assert script.main(["--out", str(resumed), "--max-steps", "2", *TINY]) == 0
     assert script.main(["--out", str(resumed), "--max-steps", "4", "--resume", *TINY]) == 0
-    first = torch.load(straight / "last.pt", weights_only=False)
-    second = torch.load(resumed / "last.pt", weights_only=False)
+    first = torch.load(straight / "last.pt", weights_only=True)
+    second = torch.load(resumed / "last.pt", weights_only=True)
     assert first["step"] == second["step"] == 4
     for which in ("model", "ema"):
         for part in ("transformer", "text_encoder"):
