@@ -723,6 +723,9 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
                 f"flowrl train: {name} base {change}, {final.count} paired samples) in "
                 f"{(time.perf_counter() - t_start) / 60:.1f} min; run folder {run_dir}"
             )
+    if world > 1:  # every process leaves together: a rank that exits while another still runs can abort in gloo
+        accelerator.wait_for_everyone()
+        torch.distributed.destroy_process_group()
     return TrainResult(run_dir, base, final, done)
 
 
