@@ -38,8 +38,9 @@ def leaf_values(tree: Tree, rewards: torch.Tensor) -> torch.Tensor:
     """Scatter `(L,)` leaf rewards into a `(N,)` node tensor (0 at internal nodes)."""
     leaves = tree.leaves
     if rewards.shape != leaves.shape:
-        raise ValueError(f"Expected one reward per leaf, {leaves.numel()} in `tree.leaves` order, got "
-                         f"{tuple(rewards.shape)}.")
+        raise ValueError(
+            f"Expected one reward per leaf, {leaves.numel()} in `tree.leaves` order, got {tuple(rewards.shape)}."
+        )
     values = torch.zeros(tree.parent.numel(), dtype=torch.float32)
     values[leaves] = rewards.detach().float().cpu()
     return values
@@ -57,8 +58,9 @@ def edge_leaf_map(tree: Tree) -> torch.Tensor:
     return below[tree.edges.child] > 0
 
 
-def group_edge_advantages(tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4, clip: float | None = 5.0,
-                          scale: str = "group") -> torch.Tensor:
+def group_edge_advantages(
+    tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4, clip: float | None = 5.0, scale: str = "group"
+) -> torch.Tensor:
     """Flow-GRPO: ``A_leaf = (R - mean_prompt R) / (std_prompt R + eps)`` clipped to +-clip; an edge gets the mean
     leaf advantage below it (for chains, exactly its trajectory's advantage)."""
     leaves = tree.leaves
@@ -67,15 +69,17 @@ def group_edge_advantages(tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-
     return node_adv[tree.edges.child]
 
 
-def sibling_edge_advantages(tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4,
-                            clip: float | None = 5.0) -> torch.Tensor:
+def sibling_edge_advantages(
+    tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4, clip: float | None = 5.0
+) -> torch.Tensor:
     """TempFlow-GRPO: the child's (mean) leaf reward normalised among the edges that share its parent state."""
     values = fuse_leaf_mean(tree.parent, leaf_values(tree, rewards), tree.is_leaf)
     return sibling_advantages(values[tree.edges.child], tree.edges.sibling, eps=eps, clip=clip)
 
 
-def multi_granular_edge_advantages(tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-8,
-                                   clip: float | None = 5.0) -> torch.Tensor:
+def multi_granular_edge_advantages(
+    tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-8, clip: float | None = 5.0
+) -> torch.Tensor:
     """G2RPO: for every finishing grid g, the child's reward on grid g normalised among siblings; summed over g."""
     grids = sorted(set(tree.leaf_grid[tree.leaves].tolist()))
     per_grid = []
@@ -92,15 +96,17 @@ def _node_edge_logp(tree: Tree) -> torch.Tensor:
     return logp
 
 
-def depthwise_edge_advantages(tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-8,
-                              clip: float | None = 5.0) -> torch.Tensor:
+def depthwise_edge_advantages(
+    tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-8, clip: float | None = 5.0
+) -> torch.Tensor:
     """BranchGRPO: leaf-mean reward fusion, then normalisation per (tree, depth); an edge gets its child's value."""
     adv = depthwise_advantages(tree.parent, leaf_values(tree, rewards), tree.is_leaf, eps=eps, clip=clip)
     return adv[tree.edges.child]
 
 
-def depthwise_prob_edge_advantages(tree: Tree, rewards: torch.Tensor, *, alpha: float = 1.0, eps: float = 1e-8,
-                                   clip: float | None = 5.0) -> torch.Tensor:
+def depthwise_prob_edge_advantages(
+    tree: Tree, rewards: torch.Tensor, *, alpha: float = 1.0, eps: float = 1e-8, clip: float | None = 5.0
+) -> torch.Tensor:
     """BranchGRPO `tree_prob_weighted`: children fused by ``softmax(alpha old_logp)``, then per-depth normalisation.
 
     Edges that were not recorded (untrained) enter the softmax with log-prob 0."""
@@ -109,8 +115,9 @@ def depthwise_prob_edge_advantages(tree: Tree, rewards: torch.Tensor, *, alpha: 
     return adv[tree.edges.child]
 
 
-def leaf_first_edge_advantages(tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4,
-                               clip: float | None = 5.0) -> torch.Tensor:
+def leaf_first_edge_advantages(
+    tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4, clip: float | None = 5.0
+) -> torch.Tensor:
     """TreeGRPO: leaves normalised per tree, internal advantages = mean of the children's, edge = child's."""
     adv = leaf_first_advantages(tree.parent, leaf_values(tree, rewards), tree.is_leaf, eps=eps, clip=clip)
     return adv[tree.edges.child]

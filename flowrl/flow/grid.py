@@ -46,8 +46,14 @@ def time_grid(num_inference_steps: int, *, shift: float = 3.0, dtype: torch.dtyp
     return shift_sigmas(torch.linspace(1.0, 0.0, num_inference_steps + 1, dtype=dtype), shift=shift)
 
 
-def flux_mu(image_seq_len: int, *, base_seq_len: int = 256, max_seq_len: int = 4096, base_shift: float = 0.5,
-            max_shift: float = 1.15) -> float:
+def flux_mu(
+    image_seq_len: int,
+    *,
+    base_seq_len: int = 256,
+    max_seq_len: int = 4096,
+    base_shift: float = 0.5,
+    max_shift: float = 1.15,
+) -> float:
     """FLUX's resolution-dependent shift exponent (diffusers `calculate_shift`, FLUX scheduler config defaults).
 
     ``mu = base_shift + (image_seq_len - base_seq_len) * (max_shift - base_shift) / (max_seq_len - base_seq_len)``;
@@ -57,9 +63,16 @@ def flux_mu(image_seq_len: int, *, base_seq_len: int = 256, max_seq_len: int = 4
     return base_shift + (image_seq_len - base_seq_len) * slope
 
 
-def flux_time_grid(num_inference_steps: int, *, image_seq_len: int, base_seq_len: int = 256,
-                   max_seq_len: int = 4096, base_shift: float = 0.5, max_shift: float = 1.15,
-                   dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def flux_time_grid(
+    num_inference_steps: int,
+    *,
+    image_seq_len: int,
+    base_seq_len: int = 256,
+    max_seq_len: int = 4096,
+    base_shift: float = 0.5,
+    max_shift: float = 1.15,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """FLUX dynamic-shift grid: ``e^mu / (e^mu + 1/t - 1)`` on ``linspace(1, 0, T + 1)`` = `time_grid(shift=e^mu)`.
 
     Args:
@@ -67,6 +80,7 @@ def flux_time_grid(num_inference_steps: int, *, image_seq_len: int, base_seq_len
         image_seq_len: number of packed image tokens, ``(H / 16) * (W / 16)`` for FLUX latents.
         base_seq_len, max_seq_len, base_shift, max_shift: `flux_mu`'s interpolation points.
     """
-    mu = flux_mu(image_seq_len, base_seq_len=base_seq_len, max_seq_len=max_seq_len, base_shift=base_shift,
-                 max_shift=max_shift)
+    mu = flux_mu(
+        image_seq_len, base_seq_len=base_seq_len, max_seq_len=max_seq_len, base_shift=base_shift, max_shift=max_shift
+    )
     return time_grid(num_inference_steps, shift=math.exp(mu), dtype=dtype)

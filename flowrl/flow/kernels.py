@@ -103,8 +103,9 @@ def cps(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next, *, noise_level: flo
     return Step(mean=mean, std=std)
 
 
-def dpmpp_2m(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next, *, prev_x0: torch.Tensor | None = None,
-             prev_sigma=None) -> Step:
+def dpmpp_2m(
+    x: torch.Tensor, v: torch.Tensor, sigma, sigma_next, *, prev_x0: torch.Tensor | None = None, prev_sigma=None
+) -> Step:
     """DPM-Solver++ (2M, "midpoint") ODE step in data prediction (Lu et al. 2022; diffusers
     `DPMSolverMultistepScheduler`), as MixGRPO-Flash uses it after the SDE window.
 
@@ -168,21 +169,35 @@ def gaussian_logprob(x_next: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
 class StepFn(Protocol):
     """Uniform kernel call used by the sampler: the kernel's own hyper-parameter is passed as `noise_level`."""
 
-    def __call__(self, x: torch.Tensor, v: torch.Tensor, sigma, sigma_next, *, noise_level: float,
-                 prev_x0: torch.Tensor | None, prev_sigma) -> Step: ...
+    def __call__(
+        self,
+        x: torch.Tensor,
+        v: torch.Tensor,
+        sigma,
+        sigma_next,
+        *,
+        noise_level: float,
+        prev_x0: torch.Tensor | None,
+        prev_sigma,
+    ) -> Step: ...
 
 
 KERNELS: dict[str, StepFn | Callable[..., Step]] = {
     "ode_euler": lambda x, v, sigma, sigma_next, *, noise_level, prev_x0, prev_sigma: ode_euler(
-        x, v, sigma, sigma_next),
+        x, v, sigma, sigma_next
+    ),
     "flow_sde": lambda x, v, sigma, sigma_next, *, noise_level, prev_x0, prev_sigma: flow_sde(
-        x, v, sigma, sigma_next, noise_level=noise_level),
+        x, v, sigma, sigma_next, noise_level=noise_level
+    ),
     "dance_sde": lambda x, v, sigma, sigma_next, *, noise_level, prev_x0, prev_sigma: dance_sde(
-        x, v, sigma, sigma_next, eta=noise_level),
+        x, v, sigma, sigma_next, eta=noise_level
+    ),
     "cps": lambda x, v, sigma, sigma_next, *, noise_level, prev_x0, prev_sigma: cps(
-        x, v, sigma, sigma_next, noise_level=noise_level),
+        x, v, sigma, sigma_next, noise_level=noise_level
+    ),
     "dpmpp_2m": lambda x, v, sigma, sigma_next, *, noise_level, prev_x0, prev_sigma: dpmpp_2m(
-        x, v, sigma, sigma_next, prev_x0=prev_x0, prev_sigma=prev_sigma),
+        x, v, sigma, sigma_next, prev_x0=prev_x0, prev_sigma=prev_sigma
+    ),
 }
 """Kernels by name, each called as ``KERNELS[name](x, v, sigma, sigma_next, noise_level=, prev_x0=, prev_sigma=)``.
 `noise_level` is a for flow_sde / cps and eta for dance_sde; ODE kernels ignore it."""

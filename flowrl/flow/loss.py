@@ -49,8 +49,9 @@ def evaluate_edges(model: VelocityModel, tree: Tree, cond: Cond, edge_index: tor
     for k in torch.unique(kernel).tolist():  # one call per kernel used (flow_sde for all but mixed plans)
         sel = torch.nonzero(kernel == k).flatten()
         name, level = tree.kernels[k]
-        step = KERNELS[name](x[sel], v[sel], sigma[sel], sigma_next[sel], noise_level=level, prev_x0=None,
-                             prev_sigma=None)
+        step = KERNELS[name](
+            x[sel], v[sel], sigma[sel], sigma_next[sel], noise_level=level, prev_x0=None, prev_sigma=None
+        )
         means.append(step.mean)
         order.append(sel)
     mean = torch.cat(means)[torch.argsort(torch.cat(order))]  # (E', *latent) back in edge order
@@ -63,8 +64,9 @@ def _col(t: torch.Tensor) -> torch.Tensor:
     return t.float().reshape(-1, 1)  # (E',) -> (E', 1)
 
 
-def step_weights(tree: Tree, edge_index: torch.Tensor | None = None, *, noise_aware: bool = False,
-                 guard: bool = False) -> torch.Tensor:
+def step_weights(
+    tree: Tree, edge_index: torch.Tensor | None = None, *, noise_aware: bool = False, guard: bool = False
+) -> torch.Tensor:
     """Detached per-edge loss weights `(E',)`: product of the selected factors (1 when none).
 
     * ``noise_aware`` (TempFlow-GRPO): ``w_i = std_i / mean_j std_j`` over the trained *steps* (each distinct step
@@ -84,9 +86,16 @@ def step_weights(tree: Tree, edge_index: torch.Tensor | None = None, *, noise_aw
     return w.to(e.std.device)
 
 
-def policy_batch(tree: Tree, current: EdgeEval, adv: torch.Tensor, edge_index: torch.Tensor | None = None, *,
-                 weights: torch.Tensor | None = None, guard: bool = False,
-                 reference: EdgeEval | None = None) -> PolicyBatch:
+def policy_batch(
+    tree: Tree,
+    current: EdgeEval,
+    adv: torch.Tensor,
+    edge_index: torch.Tensor | None = None,
+    *,
+    weights: torch.Tensor | None = None,
+    guard: bool = False,
+    reference: EdgeEval | None = None,
+) -> PolicyBatch:
     """The core's `PolicyBatch` for the selected edges, `(E', 1)` per field.
 
     Args:
@@ -101,8 +110,12 @@ def policy_batch(tree: Tree, current: EdgeEval, adv: torch.Tensor, edge_index: t
     idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
     std = e.std[idx]
     device = current.logp.device
-    fields = dict(logp=_col(current.logp), old_logp=_col(e.old_logp[idx]), adv=_col(adv[idx]).to(device),
-                  mask=torch.ones(idx.numel(), 1, device=device))
+    fields = dict(
+        logp=_col(current.logp),
+        old_logp=_col(e.old_logp[idx]),
+        adv=_col(adv[idx]).to(device),
+        mask=torch.ones(idx.numel(), 1, device=device),
+    )
     if weights is not None:
         fields["weights"] = _col(weights).to(device)
     if guard:

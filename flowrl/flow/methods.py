@@ -63,8 +63,16 @@ class FlowMethod(NamedTuple):
     hooks: TreeRPOHooks | None = None
 
 
-def _chain(T: int, kernel: str, level: float, trained: set[int], *, sde: set[int] | None = None,
-           branch_at: dict[int, int] | None = None, noise_scale: float = 1.0) -> tuple[StepSpec, ...]:
+def _chain(
+    T: int,
+    kernel: str,
+    level: float,
+    trained: set[int],
+    *,
+    sde: set[int] | None = None,
+    branch_at: dict[int, int] | None = None,
+    noise_scale: float = 1.0,
+) -> tuple[StepSpec, ...]:
     # steps in `sde` use `kernel` (all when None), the rest Euler; `branch_at` = {step: factor}
     sde = set(range(T)) if sde is None else sde
     branch_at = branch_at or {}
@@ -78,8 +86,16 @@ def _chain(T: int, kernel: str, level: float, trained: set[int], *, sde: set[int
     return tuple(specs)
 
 
-def flow_grpo(*, iteration: int = 0, num_inference_steps: int = 10, shift: float = 3.0, noise_level: float = 0.7,
-              group_size: int = 24, timestep_fraction: float = 0.99, kl_beta: float = 0.04) -> FlowMethod:
+def flow_grpo(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 10,
+    shift: float = 3.0,
+    noise_level: float = 0.7,
+    group_size: int = 24,
+    timestep_fraction: float = 0.99,
+    kl_beta: float = 0.04,
+) -> FlowMethod:
     """Flow-GRPO (arXiv 2505.05470; flow_grpo `config/grpo.py`, SD3.5-M): G = 24 independent SDE chains per prompt,
     10 steps, shift 3, a = 0.7 on every step, the first ``int(T * 0.99) = 9`` steps trained, group advantage
     (eps 1e-4, clip 5), PPO clip 1e-4, KL beta 0.04 (GenEval / OCR; 0.01 PickScore)."""
@@ -90,9 +106,19 @@ def flow_grpo(*, iteration: int = 0, num_inference_steps: int = 10, shift: float
     return FlowMethod("flow_grpo", plan, "group", {"eps": 1e-4, "clip": 5.0}, clip_range=1e-4, kl_beta=kl_beta)
 
 
-def flow_grpo_fast(*, iteration: int = 0, num_inference_steps: int = 10, shift: float = 3.0, kernel: str = "cps",
-                   noise_level: float = 0.8, window_size: int = 3, window_range: tuple[int, int] = (0, 5),
-                   group_size: int = 24, share_prefix: bool = False, seed: int = 0) -> FlowMethod:
+def flow_grpo_fast(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 10,
+    shift: float = 3.0,
+    kernel: str = "cps",
+    noise_level: float = 0.8,
+    window_size: int = 3,
+    window_range: tuple[int, int] = (0, 5),
+    group_size: int = 24,
+    share_prefix: bool = False,
+    seed: int = 0,
+) -> FlowMethod:
     """Flow-GRPO-Fast (flow_grpo `train_sd3_fast.py`, README "Training Speed", `*_fast_nocfg` configs): ODE except an
     SDE window of 3 steps whose start is drawn uniformly in [0, 5) each iteration; only window steps trained; CPS
     with a = 0.8, clip 1e-5, beta 0. ``share_prefix=True`` is the older "S1" form: one ODE prefix per prompt that
@@ -101,14 +127,23 @@ def flow_grpo_fast(*, iteration: int = 0, num_inference_steps: int = 10, shift: 
     start = window_start("random", iteration, low=window_range[0], high=window_range[1], size=window_size, seed=seed)
     window = set(window_steps(start, size=window_size, num_steps=T))
     branch_at = {start: group_size} if share_prefix else None
-    plan = RolloutPlan(time_grid(T, shift=shift), _chain(T, kernel, noise_level, window, sde=window,
-                                                         branch_at=branch_at),
-                       num_roots=1 if share_prefix else group_size)
+    plan = RolloutPlan(
+        time_grid(T, shift=shift),
+        _chain(T, kernel, noise_level, window, sde=window, branch_at=branch_at),
+        num_roots=1 if share_prefix else group_size,
+    )
     return FlowMethod("flow_grpo_fast", plan, "group", {"eps": 1e-4, "clip": 5.0}, clip_range=1e-5)
 
 
-def dance_grpo(*, iteration: int = 0, num_inference_steps: int = 16, shift: float = 3.0, eta: float = 0.3,
-               group_size: int = 12, timestep_fraction: float = 0.6) -> FlowMethod:
+def dance_grpo(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 16,
+    shift: float = 3.0,
+    eta: float = 0.3,
+    group_size: int = 12,
+    timestep_fraction: float = 0.6,
+) -> FlowMethod:
     """DanceGRPO (arXiv 2505.07818; DanceGRPO `train_grpo_flux.py`, FLUX): one shared x_T per group of 12
     (`init_same_noise`), so the first SDE step is one evaluation branching 12 ways; dance SDE eta = 0.3 on all 16
     steps (shift 3); a random 60 % of the 15 trainable steps per trajectory (`timestep_fraction`, applied by
@@ -118,19 +153,42 @@ def dance_grpo(*, iteration: int = 0, num_inference_steps: int = 16, shift: floa
     T = num_inference_steps
     steps = _chain(T, "dance_sde", eta, set(range(T - 1)), branch_at={0: group_size})
     plan = RolloutPlan(time_grid(T, shift=shift), steps, num_roots=1)
-    return FlowMethod("dance_grpo", plan, "group", {"eps": 1e-8, "clip": 5.0}, clip_range=1e-4,
-                      timestep_fraction=timestep_fraction)
+    return FlowMethod(
+        "dance_grpo", plan, "group", {"eps": 1e-8, "clip": 5.0}, clip_range=1e-4, timestep_fraction=timestep_fraction
+    )
 
 
 def _mix_window(iteration, T, window_size, schedule, interval, stride, roll_back, seed):
-    start = window_start(schedule, iteration, num_steps=T, interval=interval, stride=stride, roll_back=roll_back,
-                         low=0, high=T - 1, size=window_size, seed=seed)
+    start = window_start(
+        schedule,
+        iteration,
+        num_steps=T,
+        interval=interval,
+        stride=stride,
+        roll_back=roll_back,
+        low=0,
+        high=T - 1,
+        size=window_size,
+        seed=seed,
+    )
     return start, window_steps(start, size=window_size, num_steps=T)
 
 
-def mixgrpo(*, iteration: int = 0, num_inference_steps: int = 25, shift: float = 3.0, noise_level: float = 0.7,
-            group_size: int = 12, window_size: int = 4, schedule: str = "progressive", interval: int = 25,
-            stride: int = 1, roll_back: bool = True, share_init_noise: bool = True, seed: int = 0) -> FlowMethod:
+def mixgrpo(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 25,
+    shift: float = 3.0,
+    noise_level: float = 0.7,
+    group_size: int = 12,
+    window_size: int = 4,
+    schedule: str = "progressive",
+    interval: int = 25,
+    stride: int = 1,
+    roll_back: bool = True,
+    share_init_noise: bool = True,
+    seed: int = 0,
+) -> FlowMethod:
     """MixGRPO (arXiv 2507.21802; MixGRPO `grpo_states.py`, `finetune_flux_grpo_MixGRPO.sh`, FLUX): 25 steps, shift 3,
     Flow-GRPO SDE (a = 0.7) only inside a window of 4 steps, ODE elsewhere, window trained; progressive window
     (+1 step every 25 iterations, roll back); G = 12 with one shared x_T (`init_same_noise`), which makes the
@@ -144,9 +202,19 @@ def mixgrpo(*, iteration: int = 0, num_inference_steps: int = 25, shift: float =
     return FlowMethod("mixgrpo", plan, "group", {"eps": 1e-8, "clip": 5.0}, clip_range=1e-4)
 
 
-def mixgrpo_flash(*, iteration: int = 0, num_inference_steps: int = 25, shift: float = 3.0, noise_level: float = 0.7,
-                  group_size: int = 12, window_size: int = 4, interval: int = 20, stride: int = 1,
-                  compress: float = 0.4, share_init_noise: bool = True) -> FlowMethod:
+def mixgrpo_flash(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 25,
+    shift: float = 3.0,
+    noise_level: float = 0.7,
+    group_size: int = 12,
+    window_size: int = 4,
+    interval: int = 20,
+    stride: int = 1,
+    compress: float = 0.4,
+    share_init_noise: bool = True,
+) -> FlowMethod:
     """MixGRPO-Flash (MixGRPO `sampling_utils.py`, `dpm_apply_strategy=post`): MixGRPO with interval 20 and, after
     the window, DPM-Solver++ 2M (midpoint) on a re-shifted grid of ``int(max((T - l_e) * 0.4, 1))`` points, seeded
     with the window's x0 prediction. Flash* = ``stride=0, compress=0.2`` (frozen window at 0)."""
@@ -154,13 +222,25 @@ def mixgrpo_flash(*, iteration: int = 0, num_inference_steps: int = 25, shift: f
     start, window = _mix_window(iteration, T, window_size, "progressive", interval, stride, True, 0)
     branch_at = {start: group_size} if share_init_noise else None
     steps = _chain(window[-1] + 1, "flow_sde", noise_level, set(window), sde=set(window), branch_at=branch_at)
-    plan = RolloutPlan(time_grid(T, shift=shift), steps, FinishSpec("dpmpp_2m", compress=compress, shift=shift),
-                       num_roots=1 if share_init_noise else group_size)
+    plan = RolloutPlan(
+        time_grid(T, shift=shift),
+        steps,
+        FinishSpec("dpmpp_2m", compress=compress, shift=shift),
+        num_roots=1 if share_init_noise else group_size,
+    )
     return FlowMethod("mixgrpo_flash", plan, "group", {"eps": 1e-8, "clip": 5.0}, clip_range=1e-4)
 
 
-def tempflow_grpo(*, iteration: int = 0, num_inference_steps: int = 10, shift: float = 3.0, noise_level: float = 0.7,
-                  num_seeds: int = 4, num_probes: int = 6, kl_beta: float = 0.001) -> FlowMethod:
+def tempflow_grpo(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 10,
+    shift: float = 3.0,
+    noise_level: float = 0.7,
+    num_seeds: int = 4,
+    num_probes: int = 6,
+    kl_beta: float = 0.001,
+) -> FlowMethod:
     """TempFlow-GRPO (arXiv 2508.04324; TempFlow `train_sd3_pr.py`, `config/dgx.py`, issue #3): per seed an ODE
     spine; at every step 0..T-2 K = 6 one-step SDE probes (a = 0.7 SD3.5-M, 0.9 FLUX) each finished by Euler;
     N = 4 seeds; probe reward normalised among its K siblings (eps 1e-4, clip 5); noise-aware step weight
@@ -168,30 +248,61 @@ def tempflow_grpo(*, iteration: int = 0, num_inference_steps: int = 10, shift: f
     del iteration
     T = num_inference_steps
     probe_steps = tuple(range(T - 1))
-    plan = RolloutPlan(time_grid(T, shift=shift), tuple(StepSpec() for _ in probe_steps),
-                       probes=ProbeSpec(probe_steps, num_probes, "flow_sde", noise_level), num_roots=num_seeds)
-    return FlowMethod("tempflow_grpo", plan, "per_sibling", {"eps": 1e-4, "clip": 5.0}, clip_range=1e-4,
-                      kl_beta=kl_beta, noise_aware=True)
+    plan = RolloutPlan(
+        time_grid(T, shift=shift),
+        tuple(StepSpec() for _ in probe_steps),
+        probes=ProbeSpec(probe_steps, num_probes, "flow_sde", noise_level),
+        num_roots=num_seeds,
+    )
+    return FlowMethod(
+        "tempflow_grpo",
+        plan,
+        "per_sibling",
+        {"eps": 1e-4, "clip": 5.0},
+        clip_range=1e-4,
+        kl_beta=kl_beta,
+        noise_aware=True,
+    )
 
 
-def g2rpo(*, iteration: int = 0, num_inference_steps: int = 16, shift: float = 3.0, noise_level: float = 0.7,
-          group_size: int = 12, probe_steps: tuple[int, ...] = tuple(range(8)),
-          granularities: tuple[int, ...] = (1, 2)) -> FlowMethod:
+def g2rpo(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 16,
+    shift: float = 3.0,
+    noise_level: float = 0.7,
+    group_size: int = 12,
+    probe_steps: tuple[int, ...] = tuple(range(8)),
+    granularities: tuple[int, ...] = (1, 2),
+) -> FlowMethod:
     """G2RPO (arXiv 2510.01982; Granular-GRPO `train_g2rpo_hps.py`, `finetune_g2rpo_hps.sh`, FLUX): one shared x_T
     per group, ODE anchor; at steps 0..7 G = 12 one-step SDE probes (a = 0.7), each finished on the main grid and on
     the grid of stride 2 (decoding the last x0 prediction); advantages normalised among siblings per granularity
     (eps 1e-8) and summed, clip 5; PPO clip 1e-4; no KL, no step weights."""
     del iteration
     T = num_inference_steps
-    plan = RolloutPlan(time_grid(T, shift=shift), tuple(StepSpec() for _ in range(max(probe_steps) + 1)),
-                       FinishSpec("ode_euler", strides=granularities),
-                       ProbeSpec(probe_steps, group_size, "flow_sde", noise_level), num_roots=1)
+    plan = RolloutPlan(
+        time_grid(T, shift=shift),
+        tuple(StepSpec() for _ in range(max(probe_steps) + 1)),
+        FinishSpec("ode_euler", strides=granularities),
+        ProbeSpec(probe_steps, group_size, "flow_sde", noise_level),
+        num_roots=1,
+    )
     return FlowMethod("g2rpo", plan, "multi_granular", {"eps": 1e-8, "clip": 5.0}, clip_range=1e-4)
 
 
-def branch_grpo(*, iteration: int = 0, num_inference_steps: int = 20, shift: float = 3.0, eta: float = 0.3,
-                split_points: tuple[int, ...] = (0, 3, 6, 9), branch: int = 2, noise_scale: float = 4.0,
-                prob_weighted: bool = False, pruning: Pruning | None = None) -> FlowMethod:
+def branch_grpo(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 20,
+    shift: float = 3.0,
+    eta: float = 0.3,
+    split_points: tuple[int, ...] = (0, 3, 6, 9),
+    branch: int = 2,
+    noise_scale: float = 4.0,
+    prob_weighted: bool = False,
+    pruning: Pruning | None = None,
+) -> FlowMethod:
     """BranchGRPO (arXiv 2509.06040; BranchGRPO `train_branchgrpo_flux.py`, `finetune_flux_branchgrpo_8gpus.sh`):
     20 steps, dance SDE eta = 0.3 on every step, binary splits at {0, 3, 6, 9} (16 leaves per root) sampled with
     kappa = 4 times the std but scored with the std [reproduced as published; flagged]; leaf-mean reward fusion
@@ -199,22 +310,35 @@ def branch_grpo(*, iteration: int = 0, num_inference_steps: int = 20, shift: flo
     1e-3. Shift 3 is the FastVideo FLUX default [?] (not restated in the BranchGRPO script we read)."""
     del iteration
     T = num_inference_steps
-    steps = _chain(T, "dance_sde", eta, set(range(T - 1)), branch_at={s: branch for s in split_points},
-                   noise_scale=noise_scale)
+    steps = _chain(
+        T, "dance_sde", eta, set(range(T - 1)), branch_at={s: branch for s in split_points}, noise_scale=noise_scale
+    )
     plan = RolloutPlan(time_grid(T, shift=shift), steps, num_roots=1)
     name = "tree_depthwise_prob" if prob_weighted else "tree_depthwise"
-    return FlowMethod("branch_grpo", plan, name, {"eps": 1e-8, "clip": 5.0}, clip_range=1e-3,
-                      pruning=pruning or Pruning())
+    return FlowMethod(
+        "branch_grpo", plan, name, {"eps": 1e-8, "clip": 5.0}, clip_range=1e-3, pruning=pruning or Pruning()
+    )
 
 
 def _tree_window(iteration: int, T: int, window_size: int, interval: int, stride: int) -> int:
     # slide by `stride` every `interval` iterations, the window kept inside the trainable steps 0..T-2
-    return min(progressive_window(iteration, num_steps=T, interval=interval, stride=stride, roll_back=False),
-               T - 1 - window_size)
+    return min(
+        progressive_window(iteration, num_steps=T, interval=interval, stride=stride, roll_back=False),
+        T - 1 - window_size,
+    )
 
 
-def tree_grpo(*, iteration: int = 0, num_inference_steps: int = 10, shift: float = 3.0, noise_level: float = 0.7,
-              window_size: int = 4, branch: int = 2, interval: int = 50, stride: int = 1) -> FlowMethod:
+def tree_grpo(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 10,
+    shift: float = 3.0,
+    noise_level: float = 0.7,
+    window_size: int = 4,
+    branch: int = 2,
+    interval: int = 50,
+    stride: int = 1,
+) -> FlowMethod:
     """TreeGRPO (arXiv 2512.08153; [2nd] walkthrough of `configs/base.yaml`): SD3.5-M, 10 steps, a window of 4
     consecutive branching steps with k = 2 children each (Flow-GRPO SDE, a = 0.7), ODE elsewhere: 16 leaves, 15
     branching nodes; window += 1 every 50 epochs (kept inside 0..T-2, our reading); leaf-normalised advantages
@@ -227,9 +351,18 @@ def tree_grpo(*, iteration: int = 0, num_inference_steps: int = 10, shift: float
     return FlowMethod("tree_grpo", plan, "tree_leaf_first", {"eps": 1e-4, "clip": 5.0}, clip_range=1e-4)
 
 
-def dynamic_treerpo(*, iteration: int = 0, num_inference_steps: int = 10, shift: float = 3.0,
-                    noise_levels: tuple[float, ...] = (0.7,), window_size: int = 4, branch: int = 2,
-                    interval: int = 50, stride: int = 1, hooks: TreeRPOHooks | None = None) -> FlowMethod:
+def dynamic_treerpo(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 10,
+    shift: float = 3.0,
+    noise_levels: tuple[float, ...] = (0.7,),
+    window_size: int = 4,
+    branch: int = 2,
+    interval: int = 50,
+    stride: int = 1,
+    hooks: TreeRPOHooks | None = None,
+) -> FlowMethod:
     """Dynamic-TreeRPO (arXiv 2509.23352, abstract only; no code): a sliding-window tree with shared prefixes and a
     noise level per tree depth. Everything beyond that is [?]: structure = TreeGRPO's (window 4, k = 2),
     `noise_levels` per depth default to a constant 0.7 (Flow-GRPO's), advantage = leaf-first tree estimator,
@@ -244,8 +377,14 @@ def dynamic_treerpo(*, iteration: int = 0, num_inference_steps: int = 10, shift:
         else:
             steps.append(StepSpec())
     plan = RolloutPlan(time_grid(T, shift=shift), tuple(steps), num_roots=1)
-    return FlowMethod("dynamic_treerpo", plan, "tree_leaf_first", {"eps": 1e-4, "clip": 5.0}, clip_range=1e-4,
-                      hooks=hooks or TreeRPOHooks())
+    return FlowMethod(
+        "dynamic_treerpo",
+        plan,
+        "tree_leaf_first",
+        {"eps": 1e-4, "clip": 5.0},
+        clip_range=1e-4,
+        hooks=hooks or TreeRPOHooks(),
+    )
 
 
 def with_guard(method: FlowMethod, *, clip_range: float = 2e-6) -> FlowMethod:
@@ -272,7 +411,9 @@ METHODS: dict[str, Callable[..., FlowMethod]] = {
 def build_method(name: str, *, guard: bool = False, **kwargs) -> FlowMethod:
     """`METHODS[name](**kwargs)`, optionally wrapped by `with_guard`; unknown names raise with the valid ones."""
     if name not in METHODS:
-        raise ValueError(f"Unknown flow method {name!r}. Valid: {sorted(METHODS)}. GRPO-Guard is not a method of its "
-                         "own: pass guard=True to any of them.")
+        raise ValueError(
+            f"Unknown flow method {name!r}. Valid: {sorted(METHODS)}. GRPO-Guard is not a method of its "
+            "own: pass guard=True to any of them."
+        )
     method = METHODS[name](**kwargs)
     return with_guard(method) if guard else method

@@ -83,21 +83,29 @@ def check_plan(plan: RolloutPlan) -> None:
             raise ValueError(f"steps[{i}].branch must be >= 1, got {spec.branch}.")
         stochastic = spec.kernel in STOCHASTIC_KERNELS and spec.noise_level > 0
         if spec.branch > 1 and not stochastic:
-            raise ValueError(f"steps[{i}] branches {spec.branch} ways with a deterministic step ({spec.kernel!r}, "
-                             f"noise_level={spec.noise_level}): the children would be identical. Use a stochastic "
-                             f"kernel {sorted(STOCHASTIC_KERNELS)} with noise_level > 0, or branch=1.")
+            raise ValueError(
+                f"steps[{i}] branches {spec.branch} ways with a deterministic step ({spec.kernel!r}, "
+                f"noise_level={spec.noise_level}): the children would be identical. Use a stochastic "
+                f"kernel {sorted(STOCHASTIC_KERNELS)} with noise_level > 0, or branch=1."
+            )
         if spec.trained and not stochastic:
-            raise ValueError(f"steps[{i}] is trained but deterministic: an ODE step has no density. Mark it "
-                             "trained=False or give it a stochastic kernel.")
+            raise ValueError(
+                f"steps[{i}] is trained but deterministic: an ODE step has no density. Mark it "
+                "trained=False or give it a stochastic kernel."
+            )
         if spec.trained and i == T - 1:
-            raise ValueError(f"steps[{i}] goes to sigma = 0 and is marked trained: the final step is never trained "
-                             "(its Gaussian is degenerate). Mark it trained=False.")
+            raise ValueError(
+                f"steps[{i}] goes to sigma = 0 and is marked trained: the final step is never trained "
+                "(its Gaussian is degenerate). Mark it trained=False."
+            )
         if spec.kernel == "dpmpp_2m":
             raise ValueError(f"steps[{i}]: dpmpp_2m is a finishing solver; use it as FinishSpec(kernel='dpmpp_2m').")
     _check_kernel(plan.finish.kernel, "finish")
     if plan.finish.kernel in STOCHASTIC_KERNELS:
-        raise ValueError(f"finish.kernel must be deterministic ('ode_euler' or 'dpmpp_2m'), got "
-                         f"{plan.finish.kernel!r}: finishing completes leaves without extra randomness.")
+        raise ValueError(
+            f"finish.kernel must be deterministic ('ode_euler' or 'dpmpp_2m'), got "
+            f"{plan.finish.kernel!r}: finishing completes leaves without extra randomness."
+        )
     if not plan.finish.strides or min(plan.finish.strides) < 1:
         raise ValueError(f"finish.strides must be a non-empty tuple of ints >= 1, got {plan.finish.strides}.")
     if plan.finish.compress is not None and not 0 < plan.finish.compress <= 1:
@@ -108,9 +116,11 @@ def check_plan(plan: RolloutPlan) -> None:
         if not probes.steps or probes.count < 1:
             raise ValueError("`probes` needs at least one step and count >= 1.")
         if max(probes.steps) != len(plan.steps) - 1 or min(probes.steps) < 0:
-            raise ValueError(f"With probes the spine must end at the last probe step: len(steps) = "
-                             f"{len(plan.steps)} but probes.steps = {probes.steps}; set len(steps) = "
-                             f"max(probes.steps) + 1.")
+            raise ValueError(
+                f"With probes the spine must end at the last probe step: len(steps) = "
+                f"{len(plan.steps)} but probes.steps = {probes.steps}; set len(steps) = "
+                f"max(probes.steps) + 1."
+            )
         if max(probes.steps) >= T - 1 and probes.trained:
             raise ValueError(f"Probe step {max(probes.steps)} goes to sigma = 0 and cannot be trained (T = {T}).")
         if any(s.branch > 1 for s in plan.steps):

@@ -35,8 +35,9 @@ def random_window(iteration: int, *, low: int, high: int, size: int, seed: int =
     return int(torch.randint(low, high - size + 1, (1,), generator=g))
 
 
-def _progressive(iteration: int, *, num_steps: int, stride: int, roll_back: bool,
-                 interval: Callable[[int], int]) -> int:
+def _progressive(
+    iteration: int, *, num_steps: int, stride: int, roll_back: bool, interval: Callable[[int], int]
+) -> int:
     # MixGRPO `grpo_states.py`: every interval(l) iterations l += stride; past T - 2 roll back to 0 (or clamp)
     start, since = 0, 0
     for _ in range(iteration):
@@ -49,19 +50,29 @@ def _progressive(iteration: int, *, num_steps: int, stride: int, roll_back: bool
     return start
 
 
-def progressive_window(iteration: int, *, num_steps: int, interval: int = 25, stride: int = 1,
-                       roll_back: bool = True, **_: object) -> int:
+def progressive_window(
+    iteration: int, *, num_steps: int, interval: int = 25, stride: int = 1, roll_back: bool = True, **_: object
+) -> int:
     """MixGRPO progressive window: l moves by `stride` every `interval` iterations, from 0 (highest noise);
     past T - 2 it rolls back to 0 (`roll_back`, on in the official scripts) or stays at T - 2.
 
     Defaults: interval (`iters_per_group`) 25, stride (`prog_overlap_step`) 1 (MixGRPO scripts; Flash uses 20 and
     Flash* stride 0)."""
-    return _progressive(iteration, num_steps=num_steps, stride=stride, roll_back=roll_back,
-                        interval=lambda _start: interval)
+    return _progressive(
+        iteration, num_steps=num_steps, stride=stride, roll_back=roll_back, interval=lambda _start: interval
+    )
 
 
-def decay_window(iteration: int, *, num_steps: int, stride: int = 1, roll_back: bool = True,
-                 interval_max: int = 10, interval_min: int = 1, **_: object) -> int:
+def decay_window(
+    iteration: int,
+    *,
+    num_steps: int,
+    stride: int = 1,
+    roll_back: bool = True,
+    interval_max: int = 10,
+    interval_min: int = 1,
+    **_: object,
+) -> int:
     """MixGRPO `decay`: the interval shrinks linearly with l,
     ``tau(l) = max(tau_min, floor(tau_max (1 - l / L) + tau_min l / L))``, L = T - 2 (tau_max 10, tau_min 1)."""
     span = max(num_steps - 2, 1)
@@ -72,12 +83,26 @@ def decay_window(iteration: int, *, num_steps: int, stride: int = 1, roll_back: 
     return _progressive(iteration, num_steps=num_steps, stride=stride, roll_back=roll_back, interval=interval)
 
 
-def exp_decay_window(iteration: int, *, num_steps: int, stride: int = 1, roll_back: bool = True,
-                     interval: int = 25, rate: float = 0.1, decay_start: int = 13, **_: object) -> int:
+def exp_decay_window(
+    iteration: int,
+    *,
+    num_steps: int,
+    stride: int = 1,
+    roll_back: bool = True,
+    interval: int = 25,
+    rate: float = 0.1,
+    decay_start: int = 13,
+    **_: object,
+) -> int:
     """MixGRPO `exp_decay`: ``tau(l) = ceil(tau_0 exp(-k max(0, l - l_0)))`` with k = 0.1 and l_0 = 13 (the official
     constant, about half of T = 25)."""
-    return _progressive(iteration, num_steps=num_steps, stride=stride, roll_back=roll_back,
-                        interval=lambda start: math.ceil(interval * math.exp(-rate * max(0, start - decay_start))))
+    return _progressive(
+        iteration,
+        num_steps=num_steps,
+        stride=stride,
+        roll_back=roll_back,
+        interval=lambda start: math.ceil(interval * math.exp(-rate * max(0, start - decay_start))),
+    )
 
 
 WINDOW_SCHEDULES: dict[str, Callable[..., int]] = {
@@ -104,8 +129,14 @@ def depth_noise(levels: tuple[float, ...], depth: int) -> float:
     return levels[min(depth, len(levels) - 1)]
 
 
-def timestep_subset_mask(step: torch.Tensor, trajectory: torch.Tensor, *, num_steps: int, fraction: float,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+def timestep_subset_mask(
+    step: torch.Tensor,
+    trajectory: torch.Tensor,
+    *,
+    num_steps: int,
+    fraction: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """DanceGRPO timestep selection: per trajectory, a random permutation of the ``T - 1`` trainable steps, of which
     the first ``int((T - 1) * fraction)`` are trained (`timestep_fraction` 0.6).
 
@@ -124,8 +155,9 @@ def timestep_subset_mask(step: torch.Tensor, trajectory: torch.Tensor, *, num_st
     return ranks[row, step.clamp(max=num_steps - 2)] < keep
 
 
-def depth_prune_mask(depth: torch.Tensor, *, depths: tuple[int, ...], iteration: int = 0, interval: int = 30,
-                     stop_depth: int = 9) -> torch.Tensor:
+def depth_prune_mask(
+    depth: torch.Tensor, *, depths: tuple[int, ...], iteration: int = 0, interval: int = 30, stop_depth: int = 9
+) -> torch.Tensor:
     """BranchGRPO depth pruning: drop edges whose child depth is in `depths`, the set sliding towards the root by
     ``min(iteration // interval, min(depths) - stop_depth)`` (interval 30, stop depth 9 in the official script).
 

@@ -87,9 +87,15 @@ class _Recorder:
         ids = torch.arange(self.count, self.count + n)
         self.count += n
         fields = {
-            "x": x, "parent": parent, "sigma": _full(n, sigma, torch.float64), "step": _full(n, step),
-            "depth": depth, "prompt": prompt, "root": ids if root is None else root,
-            "is_leaf": _full(n, False, torch.bool), "leaf_grid": _full(n, -1 if leaf_grid is None else leaf_grid),
+            "x": x,
+            "parent": parent,
+            "sigma": _full(n, sigma, torch.float64),
+            "step": _full(n, step),
+            "depth": depth,
+            "prompt": prompt,
+            "root": ids if root is None else root,
+            "is_leaf": _full(n, False, torch.bool),
+            "leaf_grid": _full(n, -1 if leaf_grid is None else leaf_grid),
         }
         for k, value in fields.items():
             self.nodes[k].append(value)
@@ -111,8 +117,14 @@ def _full(n: int, value, dtype: torch.dtype = torch.long) -> torch.Tensor:
 _NODE_FIELDS = ("x", "parent", "sigma", "step", "depth", "prompt", "root", "is_leaf", "leaf_grid")
 
 
-def rollout(model: VelocityModel, plan: RolloutPlan, cond: Cond, noise: torch.Tensor, *,
-            generator: torch.Generator | None = None) -> Tree:
+def rollout(
+    model: VelocityModel,
+    plan: RolloutPlan,
+    cond: Cond,
+    noise: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tree:
     """Sample a tree of latents for a batch of prompts.
 
     Args:
@@ -127,8 +139,10 @@ def rollout(model: VelocityModel, plan: RolloutPlan, cond: Cond, noise: torch.Te
     """
     check_plan(plan)
     if noise.ndim < 3 or noise.shape[1] != plan.num_roots:
-        raise ValueError(f"`noise` must be (P, R, *latent) with R = plan.num_roots = {plan.num_roots}, got "
-                         f"{tuple(noise.shape)}. Use noise[:, None] for one shared x_T per prompt.")
+        raise ValueError(
+            f"`noise` must be (P, R, *latent) with R = plan.num_roots = {plan.num_roots}, got "
+            f"{tuple(noise.shape)}. Use noise[:, None] for one shared x_T per prompt."
+        )
     sigmas = plan.sigmas
     rec = _Recorder()
     P, R = noise.shape[:2]
@@ -148,17 +162,55 @@ def rollout(model: VelocityModel, plan: RolloutPlan, cond: Cond, noise: torch.Te
         x0_hat = frontier.x - s * v.to(frontier.x.dtype)  # (n, *latent) multistep history for dpmpp_2m
         if i in probe_steps:
             pr = plan.probes
-            step = KERNELS[pr.kernel](frontier.x, v, s, s_next, noise_level=pr.noise_level,
-                                      prev_x0=frontier.prev_x0, prev_sigma=frontier.prev_sigma)
-            probe = _branch(rec, frontier, step, i, s, s_next, pr.count, 1.0, pr.trained,
-                            rec.kernel_id(pr.kernel, pr.noise_level), x0_hat, generator)
+            step = KERNELS[pr.kernel](
+                frontier.x,
+                v,
+                s,
+                s_next,
+                noise_level=pr.noise_level,
+                prev_x0=frontier.prev_x0,
+                prev_sigma=frontier.prev_sigma,
+            )
+            probe = _branch(
+                rec,
+                frontier,
+                step,
+                i,
+                s,
+                s_next,
+                pr.count,
+                1.0,
+                pr.trained,
+                rec.kernel_id(pr.kernel, pr.noise_level),
+                x0_hat,
+                generator,
+            )
             to_finish.append((probe, i + 1))
         if plan.probes is not None and i == len(plan.steps) - 1:
             break  # the spine ends at its last probe step
-        step = KERNELS[spec.kernel](frontier.x, v, s, s_next, noise_level=spec.noise_level,
-                                    prev_x0=frontier.prev_x0, prev_sigma=frontier.prev_sigma)
-        frontier = _branch(rec, frontier, step, i, s, s_next, spec.branch, spec.noise_scale, spec.trained,
-                           rec.kernel_id(spec.kernel, spec.noise_level), x0_hat, generator)
+        step = KERNELS[spec.kernel](
+            frontier.x,
+            v,
+            s,
+            s_next,
+            noise_level=spec.noise_level,
+            prev_x0=frontier.prev_x0,
+            prev_sigma=frontier.prev_sigma,
+        )
+        frontier = _branch(
+            rec,
+            frontier,
+            step,
+            i,
+            s,
+            s_next,
+            spec.branch,
+            spec.noise_scale,
+            spec.trained,
+            rec.kernel_id(spec.kernel, spec.noise_level),
+            x0_hat,
+            generator,
+        )
     if plan.probes is None:
         to_finish.append((frontier, len(plan.steps)))
     for nodes, start in to_finish:
@@ -166,9 +218,20 @@ def rollout(model: VelocityModel, plan: RolloutPlan, cond: Cond, noise: torch.Te
     return _assemble(rec, nfe)
 
 
-def _branch(rec: _Recorder, frontier: _Frontier, step: Step, i: int, s: float, s_next: float, branch: int,
-            noise_scale: float, trained: bool, kernel_id: int, x0_hat: torch.Tensor,
-            generator: torch.Generator | None) -> _Frontier:
+def _branch(
+    rec: _Recorder,
+    frontier: _Frontier,
+    step: Step,
+    i: int,
+    s: float,
+    s_next: float,
+    branch: int,
+    noise_scale: float,
+    trained: bool,
+    kernel_id: int,
+    x0_hat: torch.Tensor,
+    generator: torch.Generator | None,
+) -> _Frontier:
     """Draw `branch` children per frontier node: ``x_next = mean + kappa * std * eps``; record trained edges."""
     n = len(frontier.ids)
     mean = step.mean.repeat_interleave(branch, dim=0)  # (n * b, *latent)
@@ -188,10 +251,19 @@ def _branch(rec: _Recorder, frontier: _Frontier, step: Step, i: int, s: float, s
     if trained:
         e = len(child)
         edges = {
-            "parent": parent, "child": child, "x": frontier.x.repeat_interleave(branch, dim=0), "x_next": x_next,
-            "old_logp": gaussian_logprob(x_next, mean, std_b), "old_mean": mean, "std": std,
-            "sigma": _full(e, s, torch.float64), "sigma_next": _full(e, s_next, torch.float64),
-            "step": _full(e, i), "kernel": _full(e, kernel_id), "group": prompt, "sibling": parent,
+            "parent": parent,
+            "child": child,
+            "x": frontier.x.repeat_interleave(branch, dim=0),
+            "x_next": x_next,
+            "old_logp": gaussian_logprob(x_next, mean, std_b),
+            "old_mean": mean,
+            "std": std,
+            "sigma": _full(e, s, torch.float64),
+            "sigma_next": _full(e, s_next, torch.float64),
+            "step": _full(e, i),
+            "kernel": _full(e, kernel_id),
+            "group": prompt,
+            "sibling": parent,
             "root": root,
         }
         for k, value in edges.items():
@@ -199,8 +271,7 @@ def _branch(rec: _Recorder, frontier: _Frontier, step: Step, i: int, s: float, s
     return _Frontier(child, x_next, x0_hat.repeat_interleave(branch, dim=0), s)
 
 
-def _finish(rec: _Recorder, model: VelocityModel, cond: Cond, plan: RolloutPlan, nodes: _Frontier,
-            start: int) -> int:
+def _finish(rec: _Recorder, model: VelocityModel, cond: Cond, plan: RolloutPlan, nodes: _Frontier, start: int) -> int:
     """Complete `nodes` (all at main index `start`) on every finishing grid; add one leaf per node and grid."""
     grids = finish_grids(plan, start)
     if start == plan.num_inference_steps:  # already at sigma = 0: the nodes are the leaves
@@ -209,8 +280,18 @@ def _finish(rec: _Recorder, model: VelocityModel, cond: Cond, plan: RolloutPlan,
     prompt = rec.node("prompt")[nodes.ids]
     rows = take_rows(cond, prompt)
     finals: dict[int, torch.Tensor] = {}
-    nfe = _walk(model, rows, plan.finish.kernel, grids, list(range(len(grids))), 0, nodes.x, nodes.prev_x0,
-                nodes.prev_sigma, finals)
+    nfe = _walk(
+        model,
+        rows,
+        plan.finish.kernel,
+        grids,
+        list(range(len(grids))),
+        0,
+        nodes.x,
+        nodes.prev_x0,
+        nodes.prev_sigma,
+        finals,
+    )
     depth = rec.node("depth")[nodes.ids] + 1
     root = rec.node("root")[nodes.ids]
     leaf_ids = []
@@ -220,8 +301,18 @@ def _finish(rec: _Recorder, model: VelocityModel, cond: Cond, plan: RolloutPlan,
     return nfe
 
 
-def _walk(model, rows, kernel: str, grids, members: list[int], pos: int, x, prev_x0, prev_sigma,
-          finals: dict[int, torch.Tensor]) -> int:
+def _walk(
+    model,
+    rows,
+    kernel: str,
+    grids,
+    members: list[int],
+    pos: int,
+    x,
+    prev_x0,
+    prev_sigma,
+    finals: dict[int, torch.Tensor],
+) -> int:
     """Run the finishing grids in `members` (identical up to `pos`) from `x`; evaluations of a shared prefix happen
     once. Stores each grid's final state in `finals` and returns the NFE spent."""
     s = float(grids[members[0]][pos])
@@ -256,6 +347,20 @@ def _assemble(rec: _Recorder, nfe: int) -> Tree:
         empty_long = torch.zeros(0, dtype=torch.long)
         empty = torch.zeros(0, dtype=x.dtype)
         latent = x.new_zeros((0, *x.shape[1:]))
-        edges = Edges(empty_long, empty_long, latent, latent, empty, latent, empty, empty.double(), empty.double(),
-                      empty_long, empty_long, empty_long, empty_long, empty_long)
+        edges = Edges(
+            empty_long,
+            empty_long,
+            latent,
+            latent,
+            empty,
+            latent,
+            empty,
+            empty.double(),
+            empty.double(),
+            empty_long,
+            empty_long,
+            empty_long,
+            empty_long,
+            empty_long,
+        )
     return Tree(**nodes, edges=edges, kernels=tuple(rec.kernels), nfe=nfe)

@@ -30,8 +30,9 @@ FuseFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 def _check_tree(parent: torch.Tensor, is_leaf: torch.Tensor | None = None) -> None:
     if parent.ndim != 1 or parent.dtype.is_floating_point:
-        raise ValueError(f"`parent` must be a (N,) integer tensor with -1 for roots, got {parent.dtype} "
-                         f"{tuple(parent.shape)}.")
+        raise ValueError(
+            f"`parent` must be a (N,) integer tensor with -1 for roots, got {parent.dtype} {tuple(parent.shape)}."
+        )
     n = torch.arange(parent.numel(), device=parent.device)
     if bool((parent >= n).any()):
         raise ValueError("The tree must be topologically ordered (parent[n] < n): sort nodes by creation order.")
@@ -92,8 +93,9 @@ def fuse_children_mean(parent: torch.Tensor, value: torch.Tensor, is_leaf: torch
     return _fuse_weighted(parent, value, is_leaf, logits=None)
 
 
-def fuse_logp_softmax(parent: torch.Tensor, value: torch.Tensor, is_leaf: torch.Tensor, *, edge_logp: torch.Tensor,
-                      alpha: float = 1.0) -> torch.Tensor:
+def fuse_logp_softmax(
+    parent: torch.Tensor, value: torch.Tensor, is_leaf: torch.Tensor, *, edge_logp: torch.Tensor, alpha: float = 1.0
+) -> torch.Tensor:
     """Node value = ``sum_c softmax_c(alpha log pi(c | node)) V(c)`` over its children (BranchGRPO
     `tree_prob_weighted`, alpha = 1 in the official script).
 
@@ -123,8 +125,9 @@ def _fuse_weighted(parent, value, is_leaf, logits):
     return v
 
 
-def sibling_advantages(values: torch.Tensor, sibling: torch.Tensor, *, eps: float = 1e-4,
-                       clip: float | None = None) -> torch.Tensor:
+def sibling_advantages(
+    values: torch.Tensor, sibling: torch.Tensor, *, eps: float = 1e-4, clip: float | None = None
+) -> torch.Tensor:
     """Per-sibling normalisation (TempFlow-GRPO "seed group"): ``(R - mean_sib R) / (std_sib R + eps)``.
 
     Args:
@@ -136,8 +139,9 @@ def sibling_advantages(values: torch.Tensor, sibling: torch.Tensor, *, eps: floa
     return group_advantages(values, sibling, scale="group", eps=eps, clip=clip)
 
 
-def multi_granular_advantages(values: torch.Tensor, sibling: torch.Tensor, *, eps: float = 1e-8,
-                              clip: float | None = None) -> torch.Tensor:
+def multi_granular_advantages(
+    values: torch.Tensor, sibling: torch.Tensor, *, eps: float = 1e-8, clip: float | None = None
+) -> torch.Tensor:
     """G2RPO multi-granularity integration: ``A = sum_g (R^g - mean_sib R^g) / (std_sib R^g + eps)``.
 
     Args:
@@ -151,9 +155,15 @@ def multi_granular_advantages(values: torch.Tensor, sibling: torch.Tensor, *, ep
     return adv if clip is None else adv.clamp(-clip, clip)
 
 
-def depthwise_advantages(parent: torch.Tensor, leaf_reward: torch.Tensor, is_leaf: torch.Tensor, *,
-                         fuse: FuseFn = fuse_leaf_mean, eps: float = 1e-8,
-                         clip: float | None = None) -> torch.Tensor:
+def depthwise_advantages(
+    parent: torch.Tensor,
+    leaf_reward: torch.Tensor,
+    is_leaf: torch.Tensor,
+    *,
+    fuse: FuseFn = fuse_leaf_mean,
+    eps: float = 1e-8,
+    clip: float | None = None,
+) -> torch.Tensor:
     """BranchGRPO: fuse leaf rewards into node values, then normalise within each (tree, depth).
 
     ``A(n) = (V(n) - mean_{depth(n)} V) / (std_{depth(n)} V + eps)``; a depth with one node (or constant values)
@@ -173,9 +183,15 @@ def depthwise_advantages(parent: torch.Tensor, leaf_reward: torch.Tensor, is_lea
     return torch.where(parent >= 0, adv, 0.0)
 
 
-def leaf_first_advantages(parent: torch.Tensor, leaf_reward: torch.Tensor, is_leaf: torch.Tensor, *,
-                          fuse: FuseFn = fuse_children_mean, eps: float = 1e-4,
-                          clip: float | None = None) -> torch.Tensor:
+def leaf_first_advantages(
+    parent: torch.Tensor,
+    leaf_reward: torch.Tensor,
+    is_leaf: torch.Tensor,
+    *,
+    fuse: FuseFn = fuse_children_mean,
+    eps: float = 1e-4,
+    clip: float | None = None,
+) -> torch.Tensor:
     """TreeGRPO: normalise leaf rewards over each tree's leaves, then fuse the advantages upward.
 
     ``A(leaf) = (R - mean_tree R) / (std_tree R + eps)``; ``A(n) = mean of its children's A`` (default fuse).
@@ -195,7 +211,8 @@ def leaf_first_advantages(parent: torch.Tensor, leaf_reward: torch.Tensor, is_le
 TREE_ESTIMATORS: dict[str, Callable[..., torch.Tensor]] = {
     "branch_grpo": depthwise_advantages,
     "branch_grpo_prob": lambda parent, leaf_reward, is_leaf, *, edge_logp, alpha=1.0, **kw: depthwise_advantages(
-        parent, leaf_reward, is_leaf, fuse=partial(fuse_logp_softmax, edge_logp=edge_logp, alpha=alpha), **kw),
+        parent, leaf_reward, is_leaf, fuse=partial(fuse_logp_softmax, edge_logp=edge_logp, alpha=alpha), **kw
+    ),
     "tree_grpo": leaf_first_advantages,
 }
 """Named compositions of a fuse function and a normalisation order."""

@@ -26,8 +26,16 @@ def random_grid(n: int, seed: int) -> torch.Tensor:
     return torch.cat([torch.ones(1, dtype=torch.float64), inner, torch.zeros(1, dtype=torch.float64)])
 
 
-@pytest.mark.parametrize("grid", [time_grid(1), time_grid(7, shift=3.0), random_grid(13, 0), random_grid(4, 1),
-                                  flux_time_grid(5, image_seq_len=1024)])
+@pytest.mark.parametrize(
+    "grid",
+    [
+        time_grid(1),
+        time_grid(7, shift=3.0),
+        random_grid(13, 0),
+        random_grid(4, 1),
+        flux_time_grid(5, image_seq_len=1024),
+    ],
+)
 def test_euler_lands_on_point_mass(grid):
     # x_next = x - Delta (x - mu) / sigma = mu + (sigma_next / sigma)(x - mu): telescopes to mu at sigma = 0
     x = torch.randn(3, 2, 2, dtype=torch.float64)
@@ -81,8 +89,11 @@ def test_dpmpp_2m_is_second_order():
 def test_zero_noise_reproduces_the_ode_step(sigma, sigma_next):
     x, v = torch.randn(4, 3, 5, 5), torch.randn(4, 3, 5, 5)
     ode = ode_euler(x, v, sigma, sigma_next).mean
-    for step in (flow_sde(x, v, sigma, sigma_next, noise_level=0.0), dance_sde(x, v, sigma, sigma_next, eta=0.0),
-                 cps(x, v, sigma, sigma_next, noise_level=0.0)):
+    for step in (
+        flow_sde(x, v, sigma, sigma_next, noise_level=0.0),
+        dance_sde(x, v, sigma, sigma_next, eta=0.0),
+        cps(x, v, sigma, sigma_next, noise_level=0.0),
+    ):
         # cps at a = 0: (1 - s')(x - s v) + s'(x + (1 - s) v) = x + (s' - s) v, the Euler step (DDIM)
         torch.testing.assert_close(step.mean, ode, atol=1e-6, rtol=0)
         assert float(step.std.max()) == 0.0
@@ -107,8 +118,8 @@ def test_kernels_broadcast_per_sample_sigma_on_video_latents():
     sig, sig_next = torch.tensor([1.0, 0.5, 0.2]), torch.tensor([0.9, 0.4, 0.1])
     batched = flow_sde(x, v, sig, sig_next, noise_level=0.7)
     for b in range(3):
-        one = flow_sde(x[b:b + 1], v[b:b + 1], float(sig[b]), float(sig_next[b]), noise_level=0.7)
-        torch.testing.assert_close(batched.mean[b:b + 1], one.mean)
+        one = flow_sde(x[b : b + 1], v[b : b + 1], float(sig[b]), float(sig_next[b]), noise_level=0.7)
+        torch.testing.assert_close(batched.mean[b : b + 1], one.mean)
         torch.testing.assert_close(batched.std[b].flatten(), one.std.reshape(1))
 
 

@@ -66,16 +66,24 @@ def test_method_runs_into_the_core_loss(name, guard):
     P = 2
     cond = Cond(torch.randn(P, 2), torch.rand(P) + 0.5)
     with torch.no_grad():
-        tree = rollout(model, method.plan, cond, torch.randn(P, method.plan.num_roots, 2, 4, 4),
-                       generator=torch.Generator().manual_seed(0))
+        tree = rollout(
+            model,
+            method.plan,
+            cond,
+            torch.randn(P, method.plan.num_roots, 2, 4, 4),
+            generator=torch.Generator().manual_seed(0),
+        )
     rewards = tree.x[tree.leaves].mean(dim=(1, 2, 3))  # a toy reward per leaf
     adv = edge_advantages(method.advantage, tree, rewards, **method.advantage_kwargs)
     assert adv.shape == tree.edges.old_logp.shape and bool(torch.isfinite(adv).all())
     edges = torch.arange(adv.numel())
     if method.timestep_fraction < 1.0:  # DanceGRPO: per-trajectory random subset of steps
         traj = edge_leaf_owner(tree)
-        edges = torch.nonzero(timestep_subset_mask(tree.edges.step, traj, num_steps=method.plan.num_inference_steps,
-                                                   fraction=method.timestep_fraction)).flatten()
+        edges = torch.nonzero(
+            timestep_subset_mask(
+                tree.edges.step, traj, num_steps=method.plan.num_inference_steps, fraction=method.timestep_fraction
+            )
+        ).flatten()
     current = evaluate_edges(model, tree, cond, edges)
     # on-policy: the recomputation reproduces the rollout's log-probs exactly (same kernel code, same inputs)
     torch.testing.assert_close(current.logp.detach(), tree.edges.old_logp[edges], atol=1e-5, rtol=0)
@@ -168,14 +176,17 @@ def test_video_latents_run_through_sampler_and_recomputation():
     torch.testing.assert_close(tree.edges.delta, tree.edges.sigma - tree.edges.sigma_next)
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("flow_grpo", dict(num_inference_steps=6, group_size=8)),
-    ("mixgrpo", dict(num_inference_steps=6, group_size=8, window_size=3)),
-    ("tree_grpo", dict(num_inference_steps=6, window_size=3)),
-    ("tempflow_grpo", dict(num_inference_steps=5, num_seeds=2, num_probes=4)),
-    ("g2rpo", dict(num_inference_steps=6, group_size=6, probe_steps=(0, 1, 2))),
-    ("branch_grpo", dict(num_inference_steps=5, split_points=(0, 2))),
-])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("flow_grpo", dict(num_inference_steps=6, group_size=8)),
+        ("mixgrpo", dict(num_inference_steps=6, group_size=8, window_size=3)),
+        ("tree_grpo", dict(num_inference_steps=6, window_size=3)),
+        ("tempflow_grpo", dict(num_inference_steps=5, num_seeds=2, num_probes=4)),
+        ("g2rpo", dict(num_inference_steps=6, group_size=6, probe_steps=(0, 1, 2))),
+        ("branch_grpo", dict(num_inference_steps=5, split_points=(0, 2))),
+    ],
+)
 def test_reward_rises_on_a_learnable_gaussian_model(name, kwargs):
     # policy = the exact velocity of N(mu, 0.5^2) data (test_statistics.py derives it) with a learnable mean mu;
     # reward -(mean of the sample - 2)^2 is maximised by moving mu from 0 towards 2. (A point-mass model would be a
@@ -195,7 +206,7 @@ def test_reward_rises_on_a_learnable_gaussian_model(name, kwargs):
     for _ in range(20):
         with torch.no_grad():
             tree = rollout(model, method.plan, None, torch.randn(4, method.plan.num_roots, 1, 2, 2))
-        rewards = -(tree.x[tree.leaves].mean(dim=(1, 2, 3)) - 2.0) ** 2
+        rewards = -((tree.x[tree.leaves].mean(dim=(1, 2, 3)) - 2.0) ** 2)
         adv = edge_advantages(method.advantage, tree, rewards, **method.advantage_kwargs)
         current = evaluate_edges(model, tree, None)
         batch = policy_batch(tree, current, adv, weights=step_weights(tree, noise_aware=method.noise_aware))

@@ -45,6 +45,7 @@ def _reverse_sde(g_sq):
         dt = s_next - s
         v = _v_scalar(x, s)
         return x + dt * (v + g_sq(s, s_next) / (2 * s) * (x + (1 - s) * v)), g_sq(s, s_next) * (s - s_next)
+
     return step
 
 
@@ -54,6 +55,7 @@ def _cps(a):
         std = s_next * math.sin(a * math.pi / 2)
         v = _v_scalar(x, s)
         return (1 - s_next) * (x - s * v) + math.sqrt(s_next**2 - std**2) * (x + (1 - s) * v), std**2
+
     return step
 
 

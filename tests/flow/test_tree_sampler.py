@@ -67,8 +67,9 @@ def test_mixgrpo_shared_noise_nfe():
     # training: parents of the w window steps = 1 (the branch point) + G (w - 1)
     T, G, w, interval = 8, 3, 2, 5
     it = 2 * interval  # progressive: l = 2
-    model, tree = run(build_method("mixgrpo", iteration=it, num_inference_steps=T, group_size=G, window_size=w,
-                                   interval=interval))
+    model, tree = run(
+        build_method("mixgrpo", iteration=it, num_inference_steps=T, group_size=G, window_size=w, interval=interval)
+    )
     ell = 2
     assert sorted(set(tree.edges.step.tolist())) == [ell, ell + 1]
     assert tree.nfe == P * (ell + 1 + G * (T - ell - 1))
@@ -161,7 +162,7 @@ def test_branch_split_samples_with_kappa_std_but_scores_with_std():
     _, tree = run(method)
     e = tree.edges
     split = e.step == 0
-    z = ((e.x_next - e.old_mean) / e.std.reshape(-1, 1, 1, 1))  # standardised with the scoring std
+    z = (e.x_next - e.old_mean) / e.std.reshape(-1, 1, 1, 1)  # standardised with the scoring std
     assert 2.5 < z[split].std().item() < 6.0 and 0.5 < z[~split].std().item() < 1.6
 
 
@@ -188,8 +189,12 @@ def test_noise_shape_and_plan_errors_are_explained():
     with pytest.raises(ValueError, match="num_roots"):
         rollout(CountingModel(), ok, None, torch.randn(1, 3, *LATENT))
     with pytest.raises(ValueError, match="identical"):
-        rollout(CountingModel(), ok._replace(steps=(StepSpec("ode_euler", 0.0, 2),) + (StepSpec(),) * 2), None,
-                torch.randn(1, 2, *LATENT))
+        rollout(
+            CountingModel(),
+            ok._replace(steps=(StepSpec("ode_euler", 0.0, 2),) + (StepSpec(),) * 2),
+            None,
+            torch.randn(1, 2, *LATENT),
+        )
     with pytest.raises(ValueError, match="Valid"):
         rollout(CountingModel(), ok._replace(steps=(StepSpec("heun"),) * 3), None, torch.randn(1, 2, *LATENT))
     probes = ok._replace(steps=(StepSpec(),) * 3, probes=ProbeSpec((0,), 2), finish=FinishSpec())

@@ -40,8 +40,9 @@ def test_depth_and_root():
 
 def test_fuse_leaf_mean_by_hand():
     # node 1: (1 + 2) / 2 = 1.5, node 2: (3 + 5) / 2 = 4, root: 11 / 4 = 2.75
-    torch.testing.assert_close(fuse_leaf_mean(PARENT, REWARD, IS_LEAF),
-                               torch.tensor([2.75, 1.5, 4.0, 1.0, 2.0, 3.0, 5.0]))
+    torch.testing.assert_close(
+        fuse_leaf_mean(PARENT, REWARD, IS_LEAF), torch.tensor([2.75, 1.5, 4.0, 1.0, 2.0, 3.0, 5.0])
+    )
 
 
 def test_children_mean_differs_from_leaf_mean_on_unbalanced_trees():
@@ -61,8 +62,10 @@ def test_logp_softmax_fuse_by_hand():
     assert v[1].item() == pytest.approx(1.75)
     assert v[2].item() == pytest.approx(4.0)  # equal log-probs: plain mean
     # alpha = 0 is the children mean
-    torch.testing.assert_close(fuse_logp_softmax(PARENT, REWARD, IS_LEAF, edge_logp=edge_logp, alpha=0.0),
-                               fuse_children_mean(PARENT, REWARD, IS_LEAF))
+    torch.testing.assert_close(
+        fuse_logp_softmax(PARENT, REWARD, IS_LEAF, edge_logp=edge_logp, alpha=0.0),
+        fuse_children_mean(PARENT, REWARD, IS_LEAF),
+    )
 
 
 def test_depthwise_by_hand():
@@ -79,8 +82,9 @@ def test_leaf_first_by_hand():
     s2 = math.sqrt(8.75 / 3)
     leaf = torch.tensor([-1.75, -0.75, 0.25, 2.25]) / s2
     adv = leaf_first_advantages(PARENT, REWARD, IS_LEAF, eps=0.0)
-    expected = torch.cat([torch.zeros(1), ((leaf[0] + leaf[1]) / 2).reshape(1), ((leaf[2] + leaf[3]) / 2).reshape(1),
-                          leaf])
+    expected = torch.cat(
+        [torch.zeros(1), ((leaf[0] + leaf[1]) / 2).reshape(1), ((leaf[2] + leaf[3]) / 2).reshape(1), leaf]
+    )
     torch.testing.assert_close(adv, expected)
 
 
@@ -128,6 +132,10 @@ def test_tree_module_imports_only_torch_and_the_core():
     import flowrl.grpo.tree as mod
 
     tree = ast.parse(pathlib.Path(mod.__file__).read_text())
-    names = {a.name.split(".")[0] if isinstance(n, ast.Import) else n.module
-             for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) for a in n.names}
+    names = {
+        a.name.split(".")[0] if isinstance(n, ast.Import) else n.module
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    }
     assert names <= {"torch", "flowrl.grpo.advantages", "__future__", "collections.abc", "functools", "typing"}
