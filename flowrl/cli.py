@@ -10,8 +10,8 @@ import argparse
 import importlib
 import sys
 
-# name -> (module with `main(argv)`, one-line help). A module of None means the subcommand is not built yet.
-COMMANDS: dict[str, tuple[str | None, str]] = {
+# name -> (module with `main(argv)`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("flowrl.train.image_cli", "GRPO-train a flow-matching image model (default: ShapeWorld on CPU)"),
     "sample": ("flowrl.shapes.sample_cli", "write a PNG grid of samples from a model for given prompts"),
     "eval": ("flowrl.eval.cli", "score images or a model's samples with reward / preference models"),
@@ -48,9 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name, rest = argv[0], argv[1:]
     module, _ = COMMANDS[name]
-    if module is None:
-        print(f"flowrl {name}: not built yet (see the project's open issues).", file=sys.stderr)
-        return 2
     return int(importlib.import_module(module).main(rest) or 0)
 
 
