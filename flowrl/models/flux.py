@@ -31,6 +31,7 @@ import torch
 
 from flowrl.flow.grid import flux_mu
 from flowrl.models.sd3 import MixedPrecision, check_mixed_precision
+from flowrl.models.weights import load_trained_state, trained_state
 
 # Flow-GRPO `scripts/train_flux.py` (research/flowgrpo_anchors.md 1.3): "FLUX r=64, alpha=128, same attention targets
 # plus ff.net.0.proj, ff.net.2, ff_context.*". The attention suffixes also match the single-stream blocks' attention.
@@ -398,19 +399,10 @@ class FluxAdapter:
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """The LoRA weights (peft keys) or the full transformer state dict, detached copies."""
-        if self.lora_rank > 0:
-            from peft.utils import get_peft_model_state_dict
-
-            return {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.transformer).items()}
-        return {k: v.detach().clone() for k, v in self.transformer.state_dict().items()}
+        return trained_state(self.transformer, lora=self.lora_rank > 0)
 
     def load_trained_state(self, state: dict[str, torch.Tensor]) -> None:
-        if self.lora_rank > 0:
-            from peft.utils import set_peft_model_state_dict
-
-            set_peft_model_state_dict(self.transformer, state)
-        else:
-            self.transformer.load_state_dict(state)
+        load_trained_state(self.transformer, state, lora=self.lora_rank > 0)
 
     def save_trained(self, run_dir: Path) -> Path:
         """LoRA: `lora/pytorch_lora_weights.safetensors` (``FluxPipeline.load_lora_weights(run_dir / "lora")``).

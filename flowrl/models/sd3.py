@@ -27,6 +27,8 @@ from typing import Literal, NamedTuple
 
 import torch
 
+from flowrl.models.weights import load_trained_state, trained_state
+
 # Flow-GRPO `scripts/train_sd3.py` (yifan123/flow_grpo): LoraConfig(r=32, lora_alpha=64, init_lora_weights="gaussian",
 # target_modules=["attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "attn.to_k",
 # "attn.to_out.0", "attn.to_q", "attn.to_v"]): every attention projection of the joint blocks, no feed-forward.
@@ -346,19 +348,10 @@ class SD3Adapter:
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """The LoRA weights (peft keys) or the full transformer state dict, detached copies."""
-        if self.lora_rank > 0:
-            from peft.utils import get_peft_model_state_dict
-
-            return {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.transformer).items()}
-        return {k: v.detach().clone() for k, v in self.transformer.state_dict().items()}
+        return trained_state(self.transformer, lora=self.lora_rank > 0)
 
     def load_trained_state(self, state: dict[str, torch.Tensor]) -> None:
-        if self.lora_rank > 0:
-            from peft.utils import set_peft_model_state_dict
-
-            set_peft_model_state_dict(self.transformer, state)
-        else:
-            self.transformer.load_state_dict(state)
+        load_trained_state(self.transformer, state, lora=self.lora_rank > 0)
 
     def save_trained(self, run_dir: Path) -> Path:
         """LoRA: `lora/pytorch_lora_weights.safetensors` in diffusers' layout (load it with

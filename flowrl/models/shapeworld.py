@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import torch
 
+from flowrl.models.weights import load_trained_state, trained_state
 from flowrl.shapes.model import PromptEmbeds, ShapeWorldModel, encode_prompts, load_shapeworld, save_shapeworld
 
 # Attention and feed-forward projections of every SD3 joint block (the targets Flow-GRPO uses for SD3.5).
@@ -203,19 +204,10 @@ class ShapeWorldAdapter:
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """The LoRA weights (peft keys) or the full transformer state dict, detached copies."""
-        if self.lora_rank > 0:
-            from peft.utils import get_peft_model_state_dict
-
-            return {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.transformer).items()}
-        return {k: v.detach().clone() for k, v in self.transformer.state_dict().items()}
+        return trained_state(self.transformer, lora=self.lora_rank > 0)
 
     def load_trained_state(self, state: dict[str, torch.Tensor]) -> None:
-        if self.lora_rank > 0:
-            from peft.utils import set_peft_model_state_dict
-
-            set_peft_model_state_dict(self.transformer, state)
-        else:
-            self.transformer.load_state_dict(state)
+        load_trained_state(self.transformer, state, lora=self.lora_rank > 0)
 
     def save_trained(self, run_dir: Path) -> Path:
         """LoRA: `lora/pytorch_lora_weights.safetensors` in diffusers' layout (``transformer.``-prefixed keys,
