@@ -152,7 +152,7 @@ VARIANTS: dict[str, Callable[..., Variant]] = {
     "gspo": gspo,
     "cispo": cispo,
     "flow_grpo": flow_grpo,
-    **LLM_VARIANTS,  # ngrpo, dcpo, grpo_d, d3s, kdrl, llds, spo, gtpo, riskpo (docs/papers_llm.md)
+    **LLM_VARIANTS,  # ngrpo, dcpo, grpo_d, d3s, kdrl, llds, spo, gtpo, riskpo, tp_grpo, mo_grpo (docs/papers_llm.md)
 }
 
 

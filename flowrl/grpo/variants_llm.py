@@ -176,6 +176,29 @@ def riskpo(
     )
 
 
+def tp_grpo(*, eps_low: float = 0.2, eps_high: float = 0.28, beta: float = 0.0) -> Variant:
+    """TP-GRPO (arXiv 2507.23317): GRPO whose per-token advantage adds thought-level process rewards with a
+    capability-adaptive weight (`flowrl.grpo.thoughts`). A `Variant`'s advantage is per sample, so the variant holds
+    the outcome part (group advantages, clip-higher and token-mean: our reading, the paper builds on DAPO-style
+    GRPO) and the trainer's reward-shaping hook adds the process part from a pluggable step scorer
+    (`thoughts.tp_grpo_advantages`)."""
+    return Variant(
+        advantages=partial(group_advantages, scale="group"),
+        objective=_clip_objective(eps_low, eps_high, R.token_mean, beta),
+    )
+
+
+def mo_grpo(*, eps_low: float = 0.2, eps_high: float = 0.2, beta: float = 0.0) -> Variant:
+    """Multi-objective GRPO for safe and aligned generation (arXiv 2503.21819): plain GRPO (group advantage, clip,
+    per-sequence mean) on the weighted sum of a multi-label reward model's heads
+    (`reward_weights.multi_objective_rewards`, which the trainer's reward-shaping hook applies). Clip 0.2 and KL 0
+    are GRPO's / TRL's defaults (the paper's values: [?])."""
+    return Variant(
+        advantages=partial(group_advantages, scale="group"),
+        objective=_clip_objective(eps_low, eps_high, R.seq_mean_token_mean, beta),
+    )
+
+
 LLM_VARIANTS: dict[str, Callable[..., Variant]] = {
     "ngrpo": ngrpo,
     "dcpo": dcpo,
@@ -186,4 +209,6 @@ LLM_VARIANTS: dict[str, Callable[..., Variant]] = {
     "spo": spo,
     "gtpo": gtpo,
     "riskpo": riskpo,
+    "tp_grpo": tp_grpo,
+    "mo_grpo": mo_grpo,
 }
