@@ -131,7 +131,7 @@ def run_flowrl(args, *, plain: bool = False) -> dict:
     from flowrl.text.train import load_config, train
     from flowrl.train.metrics import read_metrics
 
-    ablation = ["generation.prefill_once=false", "train.skip_zero_variance=false"] if plain else []
+    ablation = ["generation.prefill_once=false", "train.skip_zero_advantage=false"] if plain else []
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(

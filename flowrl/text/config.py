@@ -127,9 +127,11 @@ class TrainConfig:
     """Updates per rollout (TRL num_iterations); above 1 the old log-probs are recomputed and the clip acts."""
     logprob_chunk: int = 64
     """Completion positions per chunk of the fp32 log-softmax (bounds memory for long completions)."""
-    skip_zero_variance: bool = True
-    """Skip the forward/backward of groups whose rewards are all equal (zero advantage: no signal). With
-    loss.kl_beta > 0 they are kept, because their KL term still has a gradient."""
+    skip_zero_advantage: bool = True
+    """Skip the forward/backward of completions whose advantage is 0 at every token (no policy-gradient signal: e.g.
+    the groups whose rewards are all equal under GRPO, but not under NGRPO / DCPO / SPO / RiskPO, which give such
+    groups an advantage). With a regulariser (loss.kl_beta > 0 or hooks.kl_beta_end > 0) every row is kept, because
+    its KL term still has a gradient; a whole-loss plugin (hooks.whole_loss) forwards the groups with both outcomes."""
     seed: int = 0
     """Seed of the prompt order and of sampling (each step's generator derives from (seed, step))."""
     time_limit_minutes: float = 14.0
@@ -151,6 +153,71 @@ class EvalConfig:
     """Also evaluate every this many steps (0 = off)."""
     max_new_tokens: int = 8
     """Greedy decoding budget."""
+
+
+@dataclass
+class HooksConfig:
+    """The trainer's extension points (flowrl/text/hooks.py), where the LLM variants of docs/papers_llm.md plug in.
+    '' = off. Each ``*_kwargs`` holds the hook's keyword arguments (unset ones keep its defaults)."""
+
+    shaping: str = ""
+    """Reward shaping between scoring and advantages (hooks.SHAPERS): grpo_lambda, unlikely, think_short, posterior,
+    tp_grpo, multi_objective, dynamic_weights. The shapers that need a verifier read reward.names[0] as 0/1."""
+    shaping_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the shaper (e.g. {top_fraction: 0.2}; multi_objective needs {weights: [...]})."""
+    token_weights: str = ""
+    """Per-token loss weights (hooks.TOKEN_WEIGHTS): gtpo (conflict tokens + entropy-shaped advantages), tw_grpo."""
+    token_weights_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the token-weight hook."""
+    token_mask: str = ""
+    """Token down-sampling (hooks.TOKEN_MASKS): d3s (top |A| x entropy, keep ratio ramping to 1)."""
+    token_mask_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the token-mask hook (d3s: start, ramp_steps)."""
+    regularizer: str = "reference_kl"
+    """Per-token term weighted by loss.kl_beta (hooks.REGULARIZERS): reference_kl (loss.kl_estimator to the reference
+    model, or to the soup of hooks.reference_soup), teacher_kl (KDRL, needs hooks.teacher_path), llds."""
+    teacher_path: str = ""
+    """KDRL teacher: a local causal LM folder with the policy's tokenizer."""
+    reference_soup: list[str] = field(default_factory=list)
+    """SALSA: the reference model is the uniform weight soup of these model folders (>= 2, same architecture)."""
+    kl_beta_end: float = 0.0
+    """Regulariser coefficient schedule: loss.kl_beta ramps linearly to this over kl_ramp_steps (GRPO-D, KDRL)."""
+    kl_ramp_steps: int = 0
+    """Steps of the coefficient ramp (0 = constant loss.kl_beta)."""
+    whole_loss: str = ""
+    """A loss that replaces advantages + policy_loss (hooks.WHOLE_LOSSES): disco, drpo. Reads reward.names[0] as 0/1;
+    needs train.micro_batch_size to be a multiple of generation.group_size (whole groups per micro-batch)."""
+    whole_loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the whole-loss plugin (tau, delta, beta; drpo: lam)."""
+    group_ids: Literal["batch", "prompt"] = "batch"
+    """Group keys handed to the advantage function: the group's position in the step, or the prompt's row index in
+    the training file, stable across steps (the per-prompt trackers of DCPO and SPO need it)."""
+    group_sizes: Literal["fixed", "knapsack"] = "fixed"
+    """Completions per prompt: generation.group_size each, or Knapsack RL's allocation of the same budget by each
+    prompt's last success rate (reward.names[0])."""
+    group_sizes_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the planner (knapsack: n_min, n_max, prior)."""
+
+    def __post_init__(self) -> None:
+        from flowrl.text.hooks import REGULARIZERS, SHAPERS, TOKEN_MASKS, TOKEN_WEIGHTS, WHOLE_LOSSES
+
+        for name, table in (
+            ("shaping", SHAPERS),
+            ("token_weights", TOKEN_WEIGHTS),
+            ("token_mask", TOKEN_MASKS),
+            ("whole_loss", WHOLE_LOSSES),
+        ):
+            value = getattr(self, name)
+            if value and value not in table:
+                raise ValueError(f"Unknown hooks.{name} {value!r}. Valid: {sorted(table)}, or '' (off).")
+        if self.regularizer not in REGULARIZERS:
+            raise ValueError(f"Unknown hooks.regularizer {self.regularizer!r}. Valid: {sorted(REGULARIZERS)}.")
+        if self.kl_ramp_steps < 0:
+            raise ValueError(f"hooks.kl_ramp_steps must be >= 0 (0 = constant), got {self.kl_ramp_steps}.")
+        if self.reference_soup and len(self.reference_soup) < 2:
+            raise ValueError("hooks.reference_soup needs at least two model folders (SALSA soups two SFT models).")
+        if self.regularizer == "teacher_kl" and not self.teacher_path:
+            raise ValueError("hooks.regularizer=teacher_kl needs hooks.teacher_path (a model folder of the teacher).")
 
 
 @dataclass
@@ -187,5 +254,21 @@ class TextTrainConfig:
     """Loop sizes, seeds and time limit."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Held-out evaluation."""
+    hooks: HooksConfig = field(default_factory=HooksConfig)
+    """Extension points of the LLM variants (reward shaping, token weights, regularisers, whole losses, ...)."""
+
+    def __post_init__(self) -> None:
+        if self.hooks.whole_loss and self.train.micro_batch_size % self.generation.group_size:
+            raise ValueError(
+                f"hooks.whole_loss={self.hooks.whole_loss} compares a group's completions inside one micro-batch: "
+                f"train.micro_batch_size ({self.train.micro_batch_size}) must be a multiple of generation.group_size "
+                f"({self.generation.group_size})."
+            )
+        if self.hooks.group_sizes != "fixed" and self.hooks.whole_loss:
+            raise ValueError(
+                "hooks.group_sizes=knapsack gives groups of different sizes; it cannot combine with "
+                "hooks.whole_loss (whole groups per micro-batch). Use one of them."
+            )
+
     run: RunConfig = field(default_factory=RunConfig)
     """Run folder, checkpoints and logging."""

@@ -63,6 +63,33 @@ def load_policy(
     return TextPolicy(model, tokenizer, eos_ids, reference, lora_rank > 0)
 
 
+def soup_model(model: PreTrainedModel, paths: list[str | Path]) -> PreTrainedModel:
+    """SALSA's reference (arXiv 2411.01798): a frozen copy of `model` holding the uniform weight soup of the models
+    saved in `paths` (`flowrl.grpo.soup.weight_soup`; same architecture required)."""
+    from flowrl.grpo.soup import weight_soup
+
+    states = [AutoModelForCausalLM.from_pretrained(p).state_dict() for p in paths]
+    soup = copy.deepcopy(model)
+    soup.load_state_dict(weight_soup(states))
+    return soup.eval().requires_grad_(False)
+
+
+def load_teacher(path: str | Path, policy: TextPolicy) -> PreTrainedModel:
+    """A frozen teacher LM (KDRL) on the policy's device; it must share the policy's vocabulary.
+
+    Raises:
+        ValueError: the vocabularies differ (the teacher's log-probs would score other tokens).
+    """
+    teacher = AutoModelForCausalLM.from_pretrained(path).to(policy.model.device).eval().requires_grad_(False)
+    ours, theirs = base_model(policy).config.vocab_size, teacher.config.vocab_size
+    if ours != theirs:
+        raise ValueError(
+            f"The teacher in {path} has a vocabulary of {theirs} tokens, the policy {ours}: KDRL compares log-probs "
+            "of the same tokens, so the teacher must use the policy's tokenizer."
+        )
+    return teacher
+
+
 def trainable_parameters(policy: TextPolicy) -> list[torch.nn.Parameter]:
     """The parameters the optimizer updates (all of them, or the LoRA adapter's)."""
     return [p for p in policy.model.parameters() if p.requires_grad]
@@ -84,4 +111,12 @@ def base_model(policy: TextPolicy) -> PreTrainedModel:
     return policy.model.get_base_model() if policy.lora else policy.model
 
 
-__all__ = ["TextPolicy", "base_model", "load_policy", "reference_logprobs", "trainable_parameters"]
+__all__ = [
+    "TextPolicy",
+    "base_model",
+    "load_policy",
+    "load_teacher",
+    "reference_logprobs",
+    "soup_model",
+    "trainable_parameters",
+]

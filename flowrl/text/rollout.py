@@ -115,6 +115,32 @@ def sample_groups(
     return Rollout(rep_ids, rep_mask, completion, comp_mask, truncated, groups)
 
 
+def concat_rollouts(parts: list[Rollout], *, pad_id: int) -> Rollout:
+    """One rollout from several: prompts re-left-padded, completions re-right-padded to the widest part, and the group
+    ids of each part offset past the previous parts' groups (parts keep their order)."""
+    P = max(r.prompt_ids.shape[1] for r in parts)
+    C = max(r.completion_ids.shape[1] for r in parts)
+
+    def left(x: torch.Tensor, fill: int) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (P - x.shape[1], 0), value=fill)
+
+    def right(x: torch.Tensor, fill: int) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (0, C - x.shape[1]), value=fill)
+
+    offsets, groups = 0, []
+    for r in parts:
+        groups.append(r.group_ids + offsets)
+        offsets += int(r.group_ids.max()) + 1
+    return Rollout(
+        torch.cat([left(r.prompt_ids, pad_id) for r in parts]),
+        torch.cat([left(r.prompt_mask, 0) for r in parts]),
+        torch.cat([right(r.completion_ids, pad_id) for r in parts]),
+        torch.cat([right(r.completion_mask, 0) for r in parts]),
+        torch.cat([r.truncated for r in parts]),
+        torch.cat(groups),
+    )
+
+
 class StopOnStrings:
     """A `generate` stopping criterion: a row is done once its decoded completion contains a stop string.
 

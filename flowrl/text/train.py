@@ -9,9 +9,16 @@ One step, for any GRPO-family loss of `flowrl.grpo.VARIANTS` (a token plays the 
       -> policy_loss (core: ratio, surrogate, reduction with the step's global normaliser) -> backward
       -> gradient sum over processes -> clip -> AdamW -> metrics (TRL names), evaluation, checkpoint
 
-Groups whose rewards are all equal have zero advantage, so with no KL term their gradient is exactly zero: they are
-counted in the normaliser (as TRL does) but never forwarded. Every step's prompts and sampling seed derive from
-(seed, step, rank), so resuming from a checkpoint repeats the uninterrupted run.
+Completions whose advantage is zero at every token (under GRPO: the groups whose rewards are all equal) have exactly
+zero gradient without a KL term: they are counted in the normaliser (as TRL does) but never forwarded.
+
+The LLM variants of docs/papers_llm.md plug in at the named extension points of `flowrl/text/hooks.py` (config
+section `hooks`): reward shaping between scoring and advantages, per-token weights and masks, the regulariser
+(reference KL, a teacher's KL, LLDS; coefficient schedule), a whole-loss plugin replacing `policy_loss`, stable
+prompt ids as group keys, and per-prompt group sizes. Each hook is called at one place below (`collect`, `update`).
+
+Every step's prompts and sampling seed derive from (seed, step, rank), so resuming from a checkpoint repeats the
+uninterrupted run (the state of a stateful hook or advantage tracker is not checkpointed: it restarts empty).
 
 Run: ``flowrl train-text`` (the shipped arithmetic model, DAPO, 14 minutes on CPU), ``flowrl train-text --preset
 grpo train.time_limit_minutes=2``, ``flowrl train-text --resume runs/<name>``, ``flowrl train-text
@@ -24,6 +31,7 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,7 +39,6 @@ import torch
 
 from flowrl.config import ConfigError, dump_yaml, from_dict, load_yaml_file, load_yaml_text, merge, parse_overrides
 from flowrl.grpo import (
-    KL_ESTIMATORS,
     PolicyBatch,
     Variant,
     get_variant,
@@ -43,19 +50,36 @@ from flowrl.grpo import (
     truncation_mask,
     weighted_sum,
 )
+from flowrl.grpo.advantages import group_advantages
+from flowrl.grpo.schedules import LinearSchedule
+from flowrl.grpo.variants_llm import with_beta
+from flowrl.text import hooks as H
 from flowrl.text.config import TextTrainConfig
 from flowrl.text.data import load_jsonl, step_rows
 from flowrl.text.evaluate import completion_text, greedy_accuracy
-from flowrl.text.logprobs import completion_logprobs
-from flowrl.text.policy import TextPolicy, base_model, load_policy, reference_logprobs, trainable_parameters
+from flowrl.text.logprobs import TokenLogProbs, completion_logprobs
+from flowrl.text.policy import (
+    TextPolicy,
+    base_model,
+    load_policy,
+    load_teacher,
+    reference_logprobs,
+    soup_model,
+    trainable_parameters,
+)
 from flowrl.text.prompts import encode_prompts
-from flowrl.text.rollout import Rollout, SamplingConfig, sample_groups
+from flowrl.text.rollout import Rollout, SamplingConfig, concat_rollouts, position_ids, sample_groups
 from flowrl.text.task_rewards import load_text_reward, score_completions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_PRESET = "dapo"
 PRESETS = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo")
+# the LLM variants of docs/papers_llm.md, each a core variant plus the hooks it needs (flowrl/text/hooks.py)
+LLM_PRESETS = (
+    "ngrpo", "dcpo", "spo", "riskpo", "grpo_d", "kdrl", "llds", "d3s", "gtpo", "tw_grpo", "grpo_lambda", "unlikely",
+    "think_short", "posterior_grpo", "tp_grpo", "mo_grpo", "dynamic_weighting", "disco", "drpo", "salsa", "knapsack",
+)  # fmt: skip
 
 
 class TextTrainResult(NamedTuple):
@@ -71,11 +95,24 @@ class StepData(NamedTuple):
 
     rollout: Rollout
     rewards: torch.Tensor  # (N, K)
-    total: torch.Tensor  # (N,) weighted sum (NaN rows zeroed)
-    adv: torch.Tensor  # (N,)
+    total: torch.Tensor  # (N,) the reward the advantages came from: weighted sum, then shaping (NaN rows zeroed)
+    adv: torch.Tensor  # (N,) per completion, or (N, C) per token (a shaping hook with token advantages)
     mask: torch.Tensor  # (N, C) float, tokens in the loss
     train_rows: torch.Tensor  # (M,) rows that are forwarded
     skipped_groups: int  # groups with a NaN / inf reward
+    outcome: torch.Tensor  # (N,) reward column 0 (the verifier, for the hooks that need one)
+    weights: torch.Tensor | None  # (N, C) per-token loss weights (hooks.token_weights)
+    pos_weights: torch.Tensor | None  # (N,) weights of the correct completions (a whole-loss plugin's)
+
+
+class TrainerHooks(NamedTuple):
+    """The run's hook objects, built once from `cfg.hooks` (None = off)."""
+
+    shaper: H.ShapeFn | None
+    token_weights: Callable[[H.TokenInput], H.TokenOut] | None
+    token_mask: Callable[[H.TokenInput], torch.Tensor] | None
+    whole_loss: H.WholeLoss | None
+    sizes: H.KnapsackSizes | None
 
 
 # ----------------------------------------------------------------------------------------------------- config
@@ -119,6 +156,40 @@ def build_variant(cfg: TextTrainConfig) -> Variant:
         raise ConfigError(str(e)) from e
 
 
+def build_hooks(cfg: TextTrainConfig) -> TrainerHooks:
+    """The hook objects named in `cfg.hooks`, with their keyword arguments."""
+    h = cfg.hooks
+
+    def make(table: dict, name: str, kwargs: dict, field: str):
+        if not name:
+            return None
+        try:
+            return table[name](**kwargs)
+        except TypeError as e:
+            raise ConfigError(f"hooks.{field}_kwargs {sorted(kwargs)} do not fit hooks.{field}={name!r}: {e}") from e
+
+    sizes = None
+    if h.group_sizes == "knapsack":
+        try:
+            sizes = H.KnapsackSizes(**h.group_sizes_kwargs)
+        except TypeError as e:
+            raise ConfigError(
+                f"hooks.group_sizes_kwargs {sorted(h.group_sizes_kwargs)} do not fit knapsack: {e}"
+            ) from e
+    return TrainerHooks(
+        shaper=make(H.SHAPERS, h.shaping, h.shaping_kwargs, "shaping"),
+        token_weights=make(H.TOKEN_WEIGHTS, h.token_weights, h.token_weights_kwargs, "token_weights"),
+        token_mask=make(H.TOKEN_MASKS, h.token_mask, h.token_mask_kwargs, "token_mask"),
+        whole_loss=make(H.WHOLE_LOSSES, h.whole_loss, h.whole_loss_kwargs, "whole_loss"),
+        sizes=sizes,
+    )
+
+
+def regularized(cfg: TextTrainConfig) -> bool:
+    """Whether a regulariser term is computed (its coefficient is non-zero at some step)."""
+    return cfg.loss.kl_beta > 0 or cfg.hooks.kl_beta_end > 0
+
+
 def check_context(cfg: TextTrainConfig, policy: TextPolicy) -> None:
     """Prompt budget + completion budget must fit the model's context."""
     limit = base_model(policy).config.to_dict().get("max_position_embeddings")
@@ -141,6 +212,38 @@ def _seed(*keys: int) -> int:
     return seed
 
 
+def _sample(cfg: TextTrainConfig, policy: TextPolicy, prompts: list[list[int]], sizes: list[int] | None) -> Rollout:
+    """`generation.group_size` completions per prompt, or `sizes[j]` for prompt j (one `generate` per prompt)."""
+    g = cfg.generation
+    sampling = SamplingConfig(g.max_new_tokens, g.temperature, g.top_k, g.top_p, tuple(g.stop_strings))
+
+    def run(rows: list[list[int]], size: int) -> Rollout:
+        return sample_groups(
+            policy.model,
+            policy.tokenizer,
+            rows,
+            group_size=size,
+            sampling=sampling,
+            eos_ids=policy.eos_ids,
+            prefill_once=g.prefill_once,
+        )
+
+    if sizes is None:
+        return run(prompts, g.group_size)
+    return concat_rollouts(
+        [run([p], n) for p, n in zip(prompts, sizes, strict=True)], pad_id=policy.tokenizer.pad_token_id
+    )
+
+
+def _full_logprobs(model, ro: Rollout, *, temperature: float) -> torch.Tensor:
+    """`(N, C, V)` full-vocabulary log-probs at each completion position (TW-GRPO's token weights)."""
+    ids = torch.cat([ro.prompt_ids, ro.completion_ids], 1)
+    att = torch.cat([ro.prompt_mask, ro.completion_mask], 1)
+    logits = model(input_ids=ids, attention_mask=att, position_ids=position_ids(att)).logits.float()
+    P, C = ro.prompt_ids.shape[1], ro.completion_ids.shape[1]
+    return torch.log_softmax(logits[:, P - 1 : P + C - 1] / temperature, -1).cpu()
+
+
 @torch.no_grad()
 def collect(
     cfg: TextTrainConfig,
@@ -153,23 +256,18 @@ def collect(
     *,
     step: int,
     rank: int,
+    hooks: TrainerHooks,
 ) -> StepData:
-    """Sample the groups of `indices`, score them, and build advantages and the loss mask."""
+    """Sample the groups of `indices`, score them, shape the rewards, and build advantages, token weights and the
+    loss mask (the hooks of `cfg.hooks` are called here, in this order)."""
     g = cfg.generation
     torch.manual_seed(_seed(cfg.train.seed, step, rank))
     model = policy.model
     was_training = model.training
     model.eval()
     try:
-        ro = sample_groups(
-            model,
-            policy.tokenizer,
-            [prompt_ids[i] for i in indices],
-            group_size=g.group_size,
-            sampling=SamplingConfig(g.max_new_tokens, g.temperature, g.top_k, g.top_p, tuple(g.stop_strings)),
-            eos_ids=policy.eos_ids,
-            prefill_once=g.prefill_once,
-        )
+        sizes = None if hooks.sizes is None else hooks.sizes.sizes(indices, budget=len(indices) * g.group_size)
+        ro = _sample(cfg, policy, [prompt_ids[i] for i in indices], sizes)
     finally:
         model.train(was_training)
     comp_rows = (ro.completion_ids * ro.completion_mask).tolist()
@@ -183,6 +281,57 @@ def collect(
     rewards, _ = score_completions(reward_fns, texts, [r["prompt"] for r in group_rows], metadata)  # (N, K)
     total = weighted_sum(rewards, weights=torch.tensor(cfg.reward.weights))  # (N,)
     groups = ro.group_ids.cpu()
+    keys = torch.tensor(indices)[groups] if cfg.hooks.group_ids == "prompt" else groups  # (N,) advantage group keys
+    outcome = rewards[:, 0]
+    mask = ro.completion_mask.float().cpu()  # (N, C)
+    temp, chunk = g.temperature, cfg.train.logprob_chunk
+    cache: dict[str, object] = {}
+
+    def sampling_logprobs() -> TokenLogProbs:
+        if "lp" not in cache:
+            model.eval()
+            lp = completion_logprobs(
+                model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids, ro.completion_mask,
+                temperature=temp, chunk_size=chunk,
+            )  # fmt: skip
+            model.train(was_training)
+            cache["lp"] = TokenLogProbs(lp.logp.cpu(), lp.entropy.cpu())
+        return cache["lp"]
+
+    def full_logprobs() -> torch.Tensor:
+        model.eval()
+        out = _full_logprobs(model, ro, temperature=temp)
+        model.train(was_training)
+        return out
+
+    def policy_gradient(reward: torch.Tensor) -> torch.Tensor:
+        """Flat gradient on the output head of the variant's loss (beta 0) for `reward` `(N,)` (dynamic weights)."""
+        head = model.get_output_embeddings().weight
+        if not head.requires_grad:
+            raise ConfigError("hooks.shaping=dynamic_weights measures gradients on the output head, which LoRA "
+                              "freezes: train it with full fine-tuning (model.lora_rank=0).")  # fmt: skip
+        with torch.enable_grad():
+            lp = completion_logprobs(
+                model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids, ro.completion_mask,
+                temperature=temp, chunk_size=chunk,
+            )  # fmt: skip
+            m = mask.to(lp.logp.device)
+            adv = group_advantages(reward.float(), keys).to(lp.logp.device)
+            batch = PolicyBatch(lp.logp, lp.logp.detach(), adv, m)
+            loss = policy_loss(variant.objective._replace(beta=0.0), batch, norm=normalizer(m))[0]
+            (grad,) = torch.autograd.grad(loss, head)
+        return grad.flatten().cpu()
+
+    token_adv = None
+    if hooks.shaper is not None:  # hook: reward shaping
+        shaped = hooks.shaper(
+            H.ShapingInput(
+                rewards, total, outcome, mask.sum(-1), ~ro.truncated.cpu(), keys, mask, texts,
+                [policy.tokenizer.convert_ids_to_tokens(r[:n]) for r, n in zip(comp_rows, lengths, strict=True)],
+                [str(r["answer"]) for r in group_rows], step, g.max_new_tokens, sampling_logprobs, policy_gradient,
+            )
+        )  # fmt: skip
+        total, token_adv = shaped.total.float().cpu(), shaped.token_adv
     bad = torch.isin(groups, torch.unique(groups[~torch.isfinite(total)]))  # (N,) rows of groups with a NaN reward
     skipped = int(torch.unique(groups[bad]).numel())
     if skipped:
@@ -192,18 +341,37 @@ def collect(
             file=sys.stderr,
         )
     total = torch.where(bad, 0.0, total)
-    adv = torch.where(bad, 0.0, variant.advantages(total, groups))  # (N,)
-    mask = ro.completion_mask.float().cpu()  # (N, C)
+    adv = variant.advantages(total, keys)  # (N,)
+    if token_adv is not None:
+        adv = adv[:, None] + token_adv.float().cpu() * mask  # (N, C)
+    adv = torch.where(bad if adv.ndim == 1 else bad[:, None], 0.0, adv)
     if cfg.loss.mask_truncated:
         mask = truncation_mask(mask, ro.truncated.cpu())
     varies = nonzero_variance_mask(total, groups)  # (N,)
     if variant.drop_constant_groups:
         mask = mask * varies[:, None].float()
     mask = mask * (~bad)[:, None].float()
+    weights = None
+    if hooks.token_weights is not None or hooks.token_mask is not None:
+        token_in = H.TokenInput(adv, ro.completion_ids.cpu(), mask, keys, step, sampling_logprobs, full_logprobs)
+        if hooks.token_weights is not None:  # hook: per-token weights (may reshape the advantages)
+            adv, weights = hooks.token_weights(token_in)
+        if hooks.token_mask is not None:  # hook: token down-sampling
+            mask = hooks.token_mask(token_in._replace(adv=adv)).float()
+    pos_weights = None
+    if hooks.whole_loss is not None and hooks.whole_loss.pos_weights is not None:
+        pos_weights = hooks.whole_loss.pos_weights(mask.sum(-1), outcome, groups, g.max_new_tokens)
+    if hooks.sizes is not None:
+        hooks.sizes.report(indices, outcome, groups)
     forward = mask.sum(-1) > 0
-    if cfg.train.skip_zero_variance and cfg.loss.kl_beta == 0.0:
-        forward &= varies
-    return StepData(ro, rewards, total, adv, mask, torch.nonzero(forward).flatten(), skipped)
+    if hooks.whole_loss is not None:  # a discriminative loss only sees groups with both outcomes
+        forward &= nonzero_variance_mask(outcome, groups)
+    elif cfg.train.skip_zero_advantage and not regularized(cfg):
+        per_token = adv if adv.ndim == 2 else adv[:, None]
+        forward &= ((per_token * mask) != 0).any(-1)
+    return StepData(
+        ro, rewards, total, adv, mask, torch.nonzero(forward).flatten(), skipped, outcome, weights, pos_weights
+    )
 
 
 def _trimmed(data: StepData, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -221,6 +389,20 @@ def micro_batches(rows: torch.Tensor, size: int) -> list[torch.Tensor]:
     return [rows[s : s + size] for s in range(0, rows.numel(), size)]
 
 
+def group_micro_batches(rows: torch.Tensor, groups: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Chunks of at most `size` row indices that never split a group (a whole-loss plugin compares a group's rows)."""
+    out, current = [], []
+    for g in torch.unique_consecutive(groups[rows]).tolist():
+        members = rows[groups[rows] == g].tolist()
+        if current and len(current) + len(members) > size:
+            out.append(torch.tensor(current))
+            current = []
+        current += members
+    if current:
+        out.append(torch.tensor(current))
+    return out
+
+
 def update(
     cfg: TextTrainConfig,
     policy: TextPolicy,
@@ -228,12 +410,19 @@ def update(
     data: StepData,
     optimizer: torch.optim.Optimizer,
     accelerator,
+    *,
+    hooks: TrainerHooks,
+    teacher=None,
 ) -> dict[str, float]:
-    """Inner epochs over the step's rollout: micro-batch forward / backward through the core, gradient sum over
-    processes, clip, AdamW. Returns metrics averaged over the trained tokens."""
+    """Inner epochs over the step's rollout: micro-batch forward / backward through the core (or the whole-loss hook),
+    gradient sum over processes, clip, AdamW. Returns metrics averaged over the trained tokens."""
     world = accelerator.num_processes
     model, params = policy.model, trainable_parameters(policy)
-    mbs = micro_batches(data.train_rows, cfg.train.micro_batch_size)
+    groups = data.rollout.group_ids.cpu()
+    if hooks.whole_loss is not None:
+        mbs = group_micro_batches(data.train_rows, groups, cfg.train.micro_batch_size)
+    else:
+        mbs = micro_batches(data.train_rows, cfg.train.micro_batch_size)
     counts = normalizer(data.mask, num_micro_batches=max(len(mbs), 1))
     num_tokens, num_seqs = (
         _all_reduce(counts.num_tokens.clone(), world),
@@ -241,29 +430,46 @@ def update(
     )
     norm = counts._replace(num_tokens=num_tokens, num_sequences=num_seqs)
     temp, chunk = cfg.generation.temperature, cfg.train.logprob_chunk
-    kl_fn = KL_ESTIMATORS[cfg.loss.kl_estimator]
-    old, ref = {}, {}
-    if cfg.train.inner_epochs > 1 or cfg.loss.kl_beta > 0:
-        with torch.no_grad():
-            for i, mb in enumerate(mbs):
-                args = _trimmed(data, mb)[:4]
-                if cfg.train.inner_epochs > 1:
-                    old[i] = completion_logprobs(model, *args, temperature=temp, chunk_size=chunk).logp
-                if cfg.loss.kl_beta > 0:
-                    ref[i] = reference_logprobs(policy, *args, temperature=temp, chunk_size=chunk).logp
+    reg = H.REGULARIZERS[cfg.hooks.regularizer] if regularized(cfg) and hooks.whole_loss is None else None
+    old, ref, teach = {}, {}, {}
+    with torch.no_grad():
+        for i, mb in enumerate(mbs):
+            args = _trimmed(data, mb)[:4]
+            if cfg.train.inner_epochs > 1:
+                old[i] = completion_logprobs(model, *args, temperature=temp, chunk_size=chunk).logp
+            if reg is not None and cfg.hooks.regularizer == "reference_kl":
+                ref[i] = reference_logprobs(policy, *args, temperature=temp, chunk_size=chunk).logp
+            if reg is not None and cfg.hooks.regularizer == "teacher_kl":
+                teach[i] = completion_logprobs(teacher, *args, temperature=temp, chunk_size=chunk).logp
     sums: dict[str, float] = {}
     for _ in range(cfg.train.inner_epochs):
         optimizer.zero_grad(set_to_none=False)
         for i, mb in enumerate(mbs):
             p_ids, p_mask, c_ids, c_mask, loss_mask = _trimmed(data, mb)
             lp = completion_logprobs(model, p_ids, p_mask, c_ids, c_mask, temperature=temp, chunk_size=chunk)
-            tok_mask = loss_mask.to(lp.logp.device)
+            dev, width = lp.logp.device, c_ids.shape[1]
+            tok_mask = loss_mask.to(dev)
             if cfg.loss.top_entropy_quantile < 1.0:
                 tok_mask = top_entropy_mask(lp.entropy, tok_mask, quantile=cfg.loss.top_entropy_quantile)
             old_logp = old[i] if i in old else lp.logp.detach()
-            kl = kl_fn(lp.logp, ref[i]) if i in ref else None
-            batch = PolicyBatch(lp.logp, old_logp, data.adv[mb].to(lp.logp.device), tok_mask, kl=kl)
-            loss, metrics = policy_loss(variant.objective, batch, norm=norm)
+            adv = data.adv[mb]
+            adv = (adv[:, :width] if adv.ndim == 2 else adv).to(dev)
+            outcome = data.outcome[mb].to(dev)
+            if hooks.whole_loss is not None:  # hook: a loss that replaces advantages + policy_loss
+                pos_w = None if data.pos_weights is None else data.pos_weights[mb].to(dev)
+                whole_in = H.WholeLossInput(
+                    lp.logp, old_logp, tok_mask, outcome, groups[mb].to(dev), pos_w, cfg.train.prompts_per_step
+                )
+                loss = hooks.whole_loss.loss(whole_in)
+                metrics = {"policy_loss": loss.detach()}
+            else:
+                kl = None
+                if reg is not None:  # hook: the regulariser term (PolicyBatch.kl)
+                    reg_in = H.RegularizerInput(lp.logp, old_logp, ref.get(i), teach.get(i), adv, tok_mask, outcome)
+                    kl = reg(reg_in, estimator=cfg.loss.kl_estimator)
+                weights = None if data.weights is None else data.weights[mb][:, :width].to(dev)
+                batch = PolicyBatch(lp.logp, old_logp, adv, tok_mask, kl=kl, weights=weights)
+                loss, metrics = policy_loss(variant.objective, batch, norm=norm)
             accelerator.backward(loss)
             n = float(tok_mask.sum())
             metrics["entropy"] = (lp.entropy * c_mask).sum() / c_mask.sum().clamp(min=1)
@@ -366,15 +572,31 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
     main_process = accelerator.is_main_process
     t_start = time.perf_counter()
     variant = build_variant(cfg)
+    hooks = build_hooks(cfg)
+    reference_kl = regularized(cfg) and cfg.hooks.regularizer == "reference_kl"
     policy = load_policy(
         resolve_path(cfg.model.path, what="model folder"),
         dtype=cfg.model.dtype,
         lora_rank=cfg.model.lora_rank,
         lora_alpha=cfg.model.lora_alpha,
-        keep_reference=cfg.loss.kl_beta > 0,
+        keep_reference=reference_kl and not cfg.hooks.reference_soup,
         device=accelerator.device,
     )
     check_context(cfg, policy)
+    if cfg.hooks.reference_soup:  # hook: SALSA's reference = a weight soup of model folders
+        if policy.lora or not reference_kl:
+            raise ConfigError(
+                "hooks.reference_soup replaces the frozen reference copy of full fine-tuning: it needs "
+                "model.lora_rank=0, hooks.regularizer=reference_kl and loss.kl_beta > 0 (or hooks.kl_beta_end > 0)."
+            )
+        paths = [resolve_path(p, what="soup model folder") for p in cfg.hooks.reference_soup]
+        policy = policy._replace(reference=soup_model(policy.model, paths))
+    teacher = None
+    if cfg.hooks.regularizer == "teacher_kl":  # hook: KDRL's teacher
+        teacher = load_teacher(resolve_path(cfg.hooks.teacher_path, what="teacher model folder"), policy)
+    schedule = None
+    if cfg.hooks.kl_ramp_steps > 0:  # hook: regulariser coefficient schedule (GRPO-D, KDRL)
+        schedule = LinearSchedule(cfg.loss.kl_beta, cfg.hooks.kl_beta_end, cfg.hooks.kl_ramp_steps)
     rows = load_jsonl(resolve_path(cfg.task.train_file, what="training task file"), what="training task file")
     prompt_ids = encode_prompts(
         policy.tokenizer,
@@ -468,10 +690,16 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
         for step in range(start_step, cfg.train.steps):
             t0 = time.perf_counter()
             indices = step_rows(len(rows), cfg.train.prompts_per_step, seed=cfg.train.seed, step=step)[rank::world]
-            data = collect(cfg, policy, variant, reward_fns, rows, prompt_ids, indices, step=step, rank=rank)
+            step_variant = variant if schedule is None else with_beta(variant, schedule(step))
+            data = collect(
+                cfg, policy, step_variant, reward_fns, rows, prompt_ids, indices, step=step, rank=rank, hooks=hooks
+            )
             t1 = time.perf_counter()
             metrics = rollout_metrics(cfg, data, reward_names)
-            metrics.update(update(cfg, policy, variant, data, optimizer, accelerator))
+            metrics.update(
+                update(cfg, policy, step_variant, data, optimizer, accelerator, hooks=hooks, teacher=teacher)
+            )
+            metrics["kl_beta"] = step_variant.objective.beta
             t2 = time.perf_counter()
             metrics.update(time_generate=t1 - t0, time_train=t2 - t1, step_time=t2 - t0)
             train_seconds += t2 - t0
@@ -550,7 +778,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Examples: flowrl train-text --preset grpo train.time_limit_minutes=2 | flowrl train-text "
         "model.path=/my/model task.train_file=t.jsonl task.test_file=h.jsonl | flowrl train-text --resume runs/<name>",
     )
-    parser.add_argument("--preset", help=f"preset name ({', '.join(PRESETS)}) or a YAML file")
+    parser.add_argument(
+        "--preset", help=f"preset name ({', '.join(PRESETS)}; LLM variants: {', '.join(LLM_PRESETS)}) or a YAML file"
+    )
     parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
     parser.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides (e.g. optim.lr=2e-5)")

@@ -1,99 +1,31 @@
-"""The LLM GRPO variants train the tiny arithmetic LM for 2 steps.
-
-* every `LLM_VARIANTS` entry through the text trainer, selected as ``loss.variant=flowrl.grpo.variants_llm:<name>``;
-* the rules the trainer has no hook for yet (schedules, teacher KL, token masks / weights, reward shaping, whole-loss
-  objectives, dynamic reward weights) in a 2-step loop over the same text pieces, applied where the trainer would.
+"""The LLM GRPO variants that `flowrl train-text` cannot select yet (docs/papers_llm.md: Segment Policy
+Optimization, Scaf-GRPO, Guide, GVM-RAFT) train the tiny arithmetic LM for 2 steps in a small loop over the trainer's
+text pieces (sample_groups, completion_logprobs, policy_loss), each rule applied where the trainer would. Every
+selectable variant trains through the trainer in tests/text/test_hooks_train.py.
 
 Run: pytest tests/text/test_llm_variants_train.py -q
 """
 
-import copy
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
-from flowrl.grpo import PolicyBatch, kl_k3, normalizer, policy_loss
+from flowrl.grpo import PolicyBatch, normalizer, policy_loss
 from flowrl.grpo.advantages import group_advantages
-from flowrl.grpo.advantages_llm import entropy_shaped_advantages
-from flowrl.grpo.budget import gvm_allocation, knapsack_allocation
-from flowrl.grpo.discriminative import disco_loss, drpo_positive_weights, kl_hinge, mean_logp_score
+from flowrl.grpo.budget import gvm_allocation
+from flowrl.grpo.discriminative import mean_logp_score
 from flowrl.grpo.hints import failed_groups, guided_old_logp, replace_failed
 from flowrl.grpo.reduce import Normalizer
-from flowrl.grpo.regularizers import llds_penalty, masked_teacher_kl
-from flowrl.grpo.reward_weights import gradient_influence
-from flowrl.grpo.schedules import ExponentialBudget, HintPlanner, LinearSchedule
+from flowrl.grpo.schedules import HintPlanner
 from flowrl.grpo.segments import cutpoint_segments, probability_mask, segment_advantages
-from flowrl.grpo.selection import adv_entropy_token_mask
-from flowrl.grpo.shaping import (
-    budget_rewards,
-    grpo_lambda_rewards,
-    posterior_rewards,
-    unlikeliness_rewards,
-)
-from flowrl.grpo.soup import weight_soup
-from flowrl.grpo.trackers import DynamicRewardWeights
 from flowrl.grpo.variants import grpo
-from flowrl.grpo.variants_llm import LLM_VARIANTS, grpo_d, grpo_d_schedule, gtpo, kdrl, llds, with_beta
-from flowrl.grpo.weights_llm import conflict_token_weights, group_kl_token_weights
 from flowrl.text.data import load_jsonl
 from flowrl.text.logprobs import completion_logprobs
 from flowrl.text.policy import load_policy
 from flowrl.text.prompts import encode_prompts, left_pad
-from flowrl.text.rollout import SamplingConfig, position_ids, sample_groups
-from flowrl.text.train import load_config, train
-
-# variants whose regulariser slot is exercised with the trainer's reference KL (k2, the KDRL estimator)
-KL = {"grpo_d": ["loss.kl_beta=0.02"], "kdrl": ["loss.kl_beta=0.005", "loss.kl_estimator=k2"]}
-# LLDS's term is 0 on-policy: two inner epochs make the likelihood of kept responses move
-INNER = {"llds": ["train.inner_epochs=2"], "dcpo": ["train.inner_epochs=2"]}
-# advantages that are non-zero on constant-reward groups: the trainer must forward them (it skips them by default)
-FORWARD_CONSTANT = {name: ["train.skip_zero_variance=false"] for name in ("ngrpo", "dcpo", "spo", "riskpo")}
-
-
-def _cfg(folder: Path, tmp: Path, name: str):
-    overrides = [
-        f"model.path={folder}",
-        f"task.train_file={folder / 'train.jsonl'}",
-        f"task.test_file={folder / 'test.jsonl'}",
-        f"run.root={tmp / 'runs'}",
-        "run.tensorboard=false",
-        "run.log_every=1",
-        "train.steps=2",
-        "train.micro_batch_size=12",
-        "optim.lr=1e-3",
-        "eval.every_minutes=0",
-        "reward.names=[text_rewards_toy:length]",
-        f"loss.variant=flowrl.grpo.variants_llm:{name}",
-        *KL.get(name, []),
-        *INNER.get(name, []),
-        *FORWARD_CONSTANT.get(name, []),
-    ]
-    return load_config(preset="grpo", overrides=overrides)
-
-
-def _weights(folder):
-    from transformers import AutoModelForCausalLM
-
-    return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(folder).state_dict().items()}
-
-
-@pytest.mark.parametrize("name", sorted(LLM_VARIANTS))
-def test_llm_variant_trains_through_the_text_trainer(tiny_folder, tmp_path, name):
-    before = _weights(tiny_folder)
-    result = train(_cfg(tiny_folder, tmp_path, name))
-    after = _weights(result.run_dir / "final")
-    changed = [k for k in before if not torch.equal(before[k], after[k])]
-    assert changed, f"{name}: no parameter changed in 2 steps"
-    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-    trained = [r for r in records if "reward" in r]
-    assert len(trained) == 2 and all(torch.isfinite(torch.tensor(r["policy_loss"])) for r in trained)
-
+from flowrl.text.rollout import SamplingConfig, sample_groups
 
 # ------------------------------------------------------------------------------------------------------------------
-# Rules the trainer has no hook for yet (docs/papers_llm.md lists the hooks): a 2-step loop over the same text pieces
-# (sample_groups, completion_logprobs, policy_loss) that applies each rule where the trainer would.
+# A 2-step loop over the trainer's text pieces that applies each rule where the trainer would.
 
 GROUP, PROMPTS, NEW_TOKENS = 6, 3, 8
 
@@ -130,88 +62,6 @@ def _loss(objective, batch):
     return policy_loss(objective, batch, norm=normalizer(batch.mask))[0]
 
 
-def _grpo_d(s, lp, ctx):
-    sched = grpo_d_schedule(total_steps=2, beta_max=0.04)
-    ref = s.logprobs(ctx["teacher"]).logp.detach()  # a frozen second model plays the reference
-    return _loss(
-        with_beta(grpo_d(), sched(s.step + 1)).objective, _grpo_batch(s, lp, s.correct, kl=kl_k3(lp.logp, ref))
-    )
-
-
-def _kdrl(s, lp, ctx):
-    with torch.no_grad():
-        teacher_logp = s.logprobs(ctx["teacher"]).logp  # the tiny teacher LM built in the test
-    beta = LinearSchedule(5e-3, 1e-3, 2)(s.step)
-    kl = masked_teacher_kl(lp.logp, teacher_logp, s.correct)
-    return _loss(kdrl(beta=beta).objective, _grpo_batch(s, lp, s.correct, kl=kl))
-
-
-def _d3s(s, lp, ctx):
-    adv = group_advantages(s.correct, s.gids)
-    keep = adv_entropy_token_mask(adv, lp.entropy, s.mask, keep_ratio=LinearSchedule(0.5, 1.0, 2)(s.step))
-    return _loss(grpo().objective, PolicyBatch(lp.logp, lp.logp.detach(), adv, keep))
-
-
-def _gtpo(s, lp, ctx):
-    adv = group_advantages(s.correct, s.gids)
-    seq_h = (lp.entropy * s.mask).sum(-1) / s.lengths.clamp(min=1)
-    adv = entropy_shaped_advantages(adv, seq_h, threshold=10.0)  # random model: entropy ~ log V, keep all
-    w = conflict_token_weights(s.ro.completion_ids, s.mask, adv, s.gids)
-    return _loss(gtpo().objective, PolicyBatch(lp.logp, lp.logp.detach(), adv, s.mask, weights=w))
-
-
-def _grpo_lambda(s, lp, ctx):
-    return _loss(grpo().objective, _grpo_batch(s, lp, grpo_lambda_rewards(s.correct, s.lengths, s.gids)))
-
-
-def _unlikely(s, lp, ctx):
-    seq_logp = mean_logp_score(lp.logp.detach(), s.mask)
-    return _loss(grpo().objective, _grpo_batch(s, lp, unlikeliness_rewards(s.correct, seq_logp, s.gids)))
-
-
-def _tlts(s, lp, ctx):
-    budget = ExponentialBudget(initial=NEW_TOKENS, gamma=0.5, every=1)(s.step)
-    return _loss(grpo().objective, _grpo_batch(s, lp, budget_rewards(s.correct, s.lengths, budget=budget)))
-
-
-def _posterior(s, lp, ctx):
-    thinking = ctx["scorer"](s.ro.completion_ids, s.mask)  # pluggable process scorer: a rule-based stand-in
-    rewards = posterior_rewards(torch.zeros_like(s.correct), s.correct, thinking)
-    return _loss(grpo().objective, _grpo_batch(s, lp, rewards))
-
-
-def _disco(s, lp, ctx, *, drpo=False):
-    w = drpo_positive_weights(s.lengths, s.correct, s.gids, max_len=NEW_TOKENS) if drpo else None
-    loss = disco_loss(mean_logp_score(lp.logp, s.mask), s.correct, s.gids, tau=10.0, num_questions=PROMPTS,
-                      pos_weights=w)  # fmt: skip
-    return loss + kl_hinge(kl_k3(lp.logp.detach(), lp.logp), s.mask)
-
-
-def _tw_grpo(s, lp, ctx):
-    ro, model = s.ro, ctx["model"]
-    with torch.no_grad():
-        ids = torch.cat([ro.prompt_ids, ro.completion_ids], 1)
-        att = torch.cat([ro.prompt_mask, ro.completion_mask], 1)
-        logits = model(input_ids=ids, attention_mask=att, position_ids=position_ids(att)).logits.float()
-        P, C = ro.prompt_ids.shape[1], ro.completion_ids.shape[1]
-        full = torch.log_softmax(logits[:, P - 1 : P + C - 1], -1)  # (N, C, V)
-    w = group_kl_token_weights(full, s.mask, s.gids)
-    return _loss(grpo().objective, _grpo_batch(s, lp, s.correct, weights=w))
-
-
-def _dynamic_weights(s, lp, ctx):
-    objectives = torch.stack([s.correct, 1 - s.lengths / NEW_TOKENS], 1)  # (N, 2): accuracy, conciseness
-    head = ctx["model"].get_output_embeddings().weight
-    grads = []
-    for k in range(2):
-        loss_k = _loss(grpo().objective, _grpo_batch(s, lp, objectives[:, k]))
-        (g,) = torch.autograd.grad(loss_k, head, retain_graph=True)
-        grads.append(g.flatten())
-    weights = ctx.setdefault("weights", DynamicRewardWeights(2, lr=1e3)).update(torch.stack(grads))
-    assert torch.isfinite(gradient_influence(torch.stack(grads))).all()
-    return _loss(grpo().objective, _grpo_batch(s, lp, objectives @ weights))
-
-
 def _segment_po(s, lp, ctx, *, continuations=2):
     """SPO-chain with Monte-Carlo values: each segment start is continued `continuations` times by the policy and
     scored by the toy verifier (total length even); the last value is the completion's own outcome."""
@@ -234,17 +84,6 @@ def _segment_po(s, lp, ctx, *, continuations=2):
     adv = segment_advantages(values, seg)  # (N, C)
     keep = probability_mask(seg, s.mask)
     return _loss(grpo().objective, PolicyBatch(lp.logp, lp.logp.detach(), adv, keep))
-
-
-def _salsa(s, lp, ctx):
-    """SALSA: the KL reference is the soup of two SFT models (here the initial policy and the teacher)."""
-    if "soup" not in ctx:
-        soup = copy.deepcopy(ctx["teacher"])
-        soup.load_state_dict(weight_soup([ctx["initial"], ctx["teacher"].state_dict()]))
-        ctx["soup"] = soup.eval().requires_grad_(False)
-    with torch.no_grad():
-        ref = s.logprobs(ctx["soup"]).logp
-    return _loss(grpo(beta=0.04).objective, _grpo_batch(s, lp, s.correct, kl=kl_k3(lp.logp, ref)))
 
 
 def _first_char_verifier(completion_ids, answers, tokenizer):
@@ -304,75 +143,31 @@ RULES = {
     "scaf_grpo": lambda s, lp, ctx: _hinted(s, lp, ctx, guide=False),
     "guide": lambda s, lp, ctx: _hinted(s, lp, ctx, guide=True),
     "segment_po": _segment_po,
-    "salsa": _salsa,
-    "grpo_d": _grpo_d,
-    "kdrl": _kdrl,
-    "d3s_token": _d3s,
-    "gtpo_weights": _gtpo,
-    "grpo_lambda": _grpo_lambda,
-    "rewarding_unlikely": _unlikely,
-    "train_long_think_short": _tlts,
-    "posterior_grpo": _posterior,
-    "disco": _disco,
-    "drpo": lambda s, lp, ctx: _disco(s, lp, ctx, drpo=True),
-    "tw_grpo": _tw_grpo,
-    "dynamic_reward_weighting": _dynamic_weights,
 }
 
 
-def _digit_fraction(completion_ids, mask):
-    """Rule-based stand-in for a process reward model: the fraction of digit tokens in the completion."""
-    from flowrl.text.arith import ALPHABET
-
-    digits = torch.tensor([ALPHABET.index(c) for c in "0123456789" if c in ALPHABET])
-    return (torch.isin(completion_ids, digits).float() * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-
-
-@pytest.fixture(scope="module")
-def teacher_folder(tmp_path_factory):
-    from tests.text.conftest import build_tiny
-
-    return build_tiny(tmp_path_factory.mktemp("teacher_lm"), seed=1)
-
-
-@pytest.mark.parametrize("rule", sorted([*RULES, "llds_inner_epochs"]))
-def test_rule_trains_the_tiny_lm_in_a_two_step_loop(tiny_folder, teacher_folder, rule):
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_rule_trains_the_tiny_lm_in_a_two_step_loop(tiny_folder, rule):
     torch.manual_seed(0)
     policy = load_policy(tiny_folder)
-    teacher = load_policy(teacher_folder).model.eval().requires_grad_(False)
     rows = load_jsonl(tiny_folder / "train.jsonl")[:PROMPTS]
     prompt_ids = encode_prompts(policy.tokenizer, [r["prompt"] for r in rows], max_prompt_length=48)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     opt = torch.optim.AdamW(params, lr=1e-3)
     ctx = {
-        "teacher": teacher,
         "model": policy.model,
         "tokenizer": policy.tokenizer,
         "eos_ids": policy.eos_ids,
-        "scorer": _digit_fraction,
-        "initial": {k: v.detach().clone() for k, v in policy.model.state_dict().items()},
         "answers": [r["answer"] for r in rows],
         "prompt_ids": prompt_ids,
     }
     for step in range(2):
         s = Step(policy, prompt_ids, step)
-        if rule == "llds_inner_epochs":  # LLDS acts from the second inner epoch on, when logp has moved
-            with torch.no_grad():
-                old = s.logprobs(policy.model).logp
-            adv = group_advantages(s.correct, s.gids)
-            for _ in range(2):
-                opt.zero_grad()
-                lp = s.logprobs(policy.model)
-                batch = PolicyBatch(lp.logp, old, adv, s.mask, kl=llds_penalty(lp.logp, old, adv, s.mask))
-                loss = _loss(llds().objective, batch)
-                loss.backward()
-                opt.step()
-        else:
-            opt.zero_grad()
-            loss = RULES[rule](s, s.logprobs(policy.model), ctx)
-            loss.backward()
-            opt.step()
+        opt.zero_grad()
+        loss = RULES[rule](s, s.logprobs(policy.model), ctx)
+        loss.backward()
+        opt.step()
         assert torch.isfinite(loss), rule
     assert any(not torch.equal(b, p) for b, p in zip(before, params, strict=True)), f"{rule}: nothing changed"
     if rule in ("scaf_grpo", "guide"):
@@ -403,8 +198,7 @@ def _sample_allocated(policy, prompt_ids, counts):
     return p_ids, p_mask, c_ids, c_mask, torch.tensor(groups)
 
 
-@pytest.mark.parametrize("planner", ["knapsack", "gvm"])
-def test_budget_planner_trains_the_tiny_lm(tiny_folder, planner):
+def test_gvm_planner_trains_the_tiny_lm(tiny_folder):
     torch.manual_seed(0)
     policy = load_policy(tiny_folder)
     rows = load_jsonl(tiny_folder / "train.jsonl")[:PROMPTS]
@@ -413,32 +207,26 @@ def test_budget_planner_trains_the_tiny_lm(tiny_folder, planner):
     before = [p.detach().clone() for p in params]
     opt = torch.optim.AdamW(params, lr=1e-3)
     budget = PROMPTS * GROUP
-    success = torch.full((PROMPTS,), 0.5)  # Knapsack: success rates of the previous step (prior 0.5)
     head = policy.model.get_output_embeddings().weight
     for _ in range(2):
-        if planner == "knapsack":
-            counts = knapsack_allocation(success, budget=budget, n_min=2, n_max=10)
-        else:  # GVM: pre-sample 4 per prompt, acceptance rate and gradient norm of the accepted samples' likelihood
-            p_ids, p_mask, c_ids, c_mask, gids = _sample_allocated(policy, prompt_ids, torch.full((PROMPTS,), 4))
-            lp = completion_logprobs(policy.model, p_ids, p_mask, c_ids, c_mask).logp
-            ok = (c_mask.sum(-1) % 2 == 0).float()
-            rates, norms = torch.zeros(PROMPTS), torch.zeros(PROMPTS)
-            for i in range(PROMPTS):
-                acc = (gids == i) & (ok > 0)
-                rates[i] = ok[gids == i].mean()
-                if acc.any():
-                    (g,) = torch.autograd.grad(mean_logp_score(lp[acc], c_mask[acc].float()).mean(), head,
-                                               retain_graph=True)  # fmt: skip
-                    norms[i] = g.norm()
-            counts = gvm_allocation(rates, norms, budget=budget)
-            if counts.sum() == 0:
-                counts = torch.full((PROMPTS,), GROUP)
+        # GVM: pre-sample 4 per prompt, acceptance rate and gradient norm of the accepted samples' likelihood
+        p_ids, p_mask, c_ids, c_mask, gids = _sample_allocated(policy, prompt_ids, torch.full((PROMPTS,), 4))
+        lp = completion_logprobs(policy.model, p_ids, p_mask, c_ids, c_mask).logp
+        ok = (c_mask.sum(-1) % 2 == 0).float()
+        rates, norms = torch.zeros(PROMPTS), torch.zeros(PROMPTS)
+        for i in range(PROMPTS):
+            acc = (gids == i) & (ok > 0)
+            rates[i] = ok[gids == i].mean()
+            if acc.any():
+                (g,) = torch.autograd.grad(mean_logp_score(lp[acc], c_mask[acc].float()).mean(), head,
+                                           retain_graph=True)  # fmt: skip
+                norms[i] = g.norm()
+        counts = gvm_allocation(rates, norms, budget=budget)
+        if counts.sum() == 0:
+            counts = torch.full((PROMPTS,), GROUP)
         assert int(counts.sum()) <= budget
         p_ids, p_mask, c_ids, c_mask, gids = _sample_allocated(policy, prompt_ids, counts)
         correct = (c_mask.sum(-1) % 2 == 0).float()
-        for i in range(PROMPTS):
-            if (gids == i).any():
-                success[i] = correct[gids == i].mean()
         opt.zero_grad()
         lp = completion_logprobs(policy.model, p_ids, p_mask, c_ids, c_mask)
         mask = c_mask.float()

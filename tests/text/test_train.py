@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flowrl.config import ConfigError
-from flowrl.text.train import PRESETS, PRESETS_DIR, load_config, main, train
+from flowrl.text.train import LLM_PRESETS, PRESETS, PRESETS_DIR, load_config, main, train
 from flowrl.train.checkpoint import latest_checkpoint, load_checkpoint
 
 
@@ -36,8 +36,8 @@ def _weights(folder):
     return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(folder).state_dict().items()}
 
 
-def test_presets_are_the_core_variants():
-    assert sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")) == sorted(PRESETS)
+def test_presets_are_the_core_and_llm_variants():
+    assert sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")) == sorted(PRESETS + LLM_PRESETS)
 
 
 @pytest.mark.parametrize("preset", ["grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo"])

@@ -18,6 +18,11 @@ def length():
     return _Fn("length", lambda cs: torch.tensor([len(c) / 8 for c in cs], dtype=torch.float32))
 
 
+def even_length():
+    """A 0/1 toy verifier: 1 when the completion has an even number of characters (about half of a random model's)."""
+    return _Fn("even_length", lambda cs: torch.tensor([float(len(c) % 2 == 0) for c in cs], dtype=torch.float32))
+
+
 def raises():
     def fn(cs):
         raise KeyError("no such column")

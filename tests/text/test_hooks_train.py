@@ -1,0 +1,178 @@
+"""Every LLM-variant preset (`flowrl train-text --preset <name>`, docs/papers_llm.md) trains the tiny random LM for 2
+steps through the text trainer and its hooks; the hooks' own rules on small hand-made inputs.
+
+The tiny model's toy verifier is `text_rewards_toy:even_length` (0/1), so the shapers that read a verifier work;
+KDRL's teacher and SALSA's second soup model are a second tiny LM. Run: pytest tests/text/test_hooks_train.py -q
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from flowrl.config import ConfigError
+from flowrl.text import hooks as H
+from flowrl.text.logprobs import TokenLogProbs
+from flowrl.text.train import LLM_PRESETS, group_micro_batches, load_config, train
+
+
+@pytest.fixture(scope="module")
+def teacher_folder(tmp_path_factory):
+    from tests.text.conftest import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("teacher_lm"), seed=1)
+
+
+def _cfg(folder: Path, teacher: Path, tmp: Path, preset: str, *extra: str):
+    overrides = [
+        f"model.path={folder}",
+        f"task.train_file={folder / 'train.jsonl'}",
+        f"task.test_file={folder / 'test.jsonl'}",
+        f"run.root={tmp / 'runs'}",
+        "run.tensorboard=false",
+        "run.log_every=1",
+        "train.steps=2",
+        "train.micro_batch_size=16",
+        "optim.lr=1e-3",
+        "eval.every_minutes=0",
+        "reward.names=[text_rewards_toy:even_length]",
+        f"hooks.teacher_path={teacher}",
+        f"hooks.reference_soup=[{folder},{teacher}]" if preset == "salsa" else "hooks.reference_soup=[]",
+        # GTPO filters completions of mean entropy > 0.7; a random model's is about log(V) = 2.8 for all of them
+        *(["hooks.token_weights_kwargs={threshold: 10.0}"] if preset == "gtpo" else []),
+        *extra,
+    ]
+    cfg = load_config(preset=preset, overrides=overrides)
+    if cfg.hooks.kl_ramp_steps > 0:  # let the schedule move within the 2 steps
+        cfg = load_config(preset=preset, overrides=[*overrides, "hooks.kl_ramp_steps=2"])
+    return cfg
+
+
+def _weights(folder):
+    from transformers import AutoModelForCausalLM
+
+    return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(folder).state_dict().items()}
+
+
+@pytest.mark.parametrize("preset", LLM_PRESETS)
+def test_llm_preset_trains_the_tiny_lm(tiny_folder, teacher_folder, tmp_path, preset):
+    before = _weights(tiny_folder)
+    result = train(_cfg(tiny_folder, teacher_folder, tmp_path, preset))
+    after = _weights(result.run_dir / "final")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed, f"{preset}: no parameter changed in 2 steps"
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in records if "reward" in r]
+    assert len(trained) == 2 and all(torch.isfinite(torch.tensor(r["policy_loss"])) for r in trained)
+    if preset in ("grpo_d", "kdrl"):  # the coefficient follows the schedule: start at step 0, end from step 2 on
+        cfg = _cfg(tiny_folder, teacher_folder, tmp_path, preset)
+        assert trained[0]["kl_beta"] == pytest.approx(cfg.loss.kl_beta)
+        assert trained[1]["kl_beta"] == pytest.approx((cfg.loss.kl_beta + cfg.hooks.kl_beta_end) / 2)
+    if preset in ("kdrl", "salsa", "llds", "unlikely"):
+        assert all("kl" in r for r in trained), f"{preset}: the regulariser term was not computed"
+
+
+# ------------------------------------------------------------------------------------------------ hook rules
+
+
+def _shaping_input(**fields):
+    n, c = 4, 5
+    base = dict(
+        rewards=torch.tensor([[1.0], [0.0], [0.0], [1.0]]),
+        total=torch.tensor([1.0, 0.0, 0.0, 1.0]),
+        outcome=torch.tensor([1.0, 0.0, 0.0, 1.0]),
+        lengths=torch.tensor([3.0, 4.0, 2.0, 3.0]),
+        terminated=torch.tensor([True, True, False, True]),
+        group_ids=torch.tensor([0, 0, 1, 1]),
+        mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]]).float(),
+        texts=["12", "123", "9x", "-7"],
+        tokens=[["1", "2", "<eos>"], ["1", "2", "3", "<eos>"], ["9", "x"], ["-", "7", "<eos>"]],
+        answers=["12", "13", "95", "-7"],
+        step=0,
+        max_new_tokens=8,
+        sampling=lambda: TokenLogProbs(torch.zeros(n, c), torch.zeros(n, c)),
+        policy_gradient=lambda r: r.float(),
+    )
+    base.update(fields)
+    return H.ShapingInput(**base)
+
+
+def test_digit_step_scorer_and_tp_grpo_shaping():
+    x = _shaping_input()
+    labels = H.digit_steps(x)
+    # "12" vs "12": 1, 1, EOS after the full answer 1; "123" vs "13": 1, 0, 0 (past the answer), EOS 0;
+    # "9x" vs "95": 1, 0 (truncated: no EOS); "-7" vs "-7": 1, 1, 1
+    expected = [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 0, 0]]
+    assert labels.tolist() == [[float(v) for v in row] for row in expected]
+    shaped = H.tp_grpo(process_weight=0.5)(x)
+    assert shaped.total.tolist() == [1.0, 0.0, 0.0, 1.0]
+    # both groups solved half the time (p = 0.5): right thoughts +0.5, wrong thoughts -0.5, times lambda 0.5
+    row1 = [0.25, -0.25, -0.25, -0.25, 0.0]
+    torch.testing.assert_close(shaped.token_adv[1], torch.tensor(row1))
+    torch.testing.assert_close(shaped.token_adv[0], torch.tensor([0.25, 0.25, 0.25, 0.0, 0.0]))
+
+
+def test_multi_objective_and_posterior_stand_ins():
+    x = _shaping_input()
+    heads = H.arith_aspects(x)
+    # correct, stopped, well-formed number, 1 - L / 8
+    assert heads[:, 0].tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert heads[:, 1].tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert heads[:, 2].tolist() == [1.0, 1.0, 0.0, 1.0]
+    torch.testing.assert_close(heads[:, 3], torch.tensor([5 / 8, 4 / 8, 6 / 8, 5 / 8]))
+    shaped = H.multi_objective(weights=[1.0, 0.0, 0.0, 0.0])(x)
+    assert shaped.total.tolist() == [1.0, 0.0, 0.0, 1.0]
+    # digit_prefix: "12"/"12" 1, "123"/"13" 1/2, "9x"/"95" 1/2, "-7"/"-7" 1
+    assert H.digit_prefix(x).tolist() == [1.0, 0.5, 0.5, 1.0]
+    # Posterior: format (stopped) + outcome + outcome x thinking
+    assert H.posterior()(x).total.tolist() == [3.0, 1.0, 0.0, 3.0]
+    with pytest.raises(ValueError, match="0/1 verifier"):
+        H.tp_grpo()(_shaping_input(outcome=torch.tensor([0.5, 0.0, 0.0, 1.0])))
+    with pytest.raises(ValueError, match="Unknown multi-label scorer"):
+        H.multi_objective(weights=[1.0], scorer="nope")
+
+
+def test_dynamic_weights_shaper_moves_weight_toward_the_aligned_objectives():
+    # the gradient stand-in returns the objective column itself, so the influence is s_k = sum_j <h_k, h_j>:
+    # s = (7.25, 9.75, 9.75, 6.34375) for these heads: stopped and well-formed overlap most and gain weight
+    x = _shaping_input()
+    shaper = H.dynamic_weights(lr=1.0)
+    shaper(x)
+    w = shaper(x).total  # second step: weights already moved once
+    heads = H.arith_aspects(x)
+    g = heads.T  # (K, N)
+    s = (g @ g.T).sum(-1)
+    w1 = torch.softmax(torch.full((4,), 0.25).log() + s, 0)
+    w2 = torch.softmax(w1.log() + s, 0)
+    torch.testing.assert_close(s, torch.tensor([7.25, 9.75, 9.75, 6.34375]))
+    torch.testing.assert_close(w, heads @ w2)
+    assert w2[1] > w2[0] > w2[3]
+
+
+def test_knapsack_sizes_spend_the_budget_and_remember_success():
+    planner = H.KnapsackSizes(n_min=2, n_max=8)
+    sizes = planner.sizes([10, 11], budget=8)
+    assert sum(sizes) == 8 and all(2 <= n <= 8 for n in sizes)
+    # prompt 10 always solved, prompt 11 half: the next allocation favours the uncertain prompt
+    planner.report([10, 11], torch.tensor([1.0, 1, 1, 1, 0, 1, 0, 1]), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]))
+    assert planner.success == {10: 1.0, 11: 0.5}
+    nxt = planner.sizes([10, 11], budget=8)
+    assert nxt[1] > nxt[0]
+
+
+def test_group_micro_batches_never_split_a_group():
+    rows = torch.arange(12)
+    groups = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    mbs = group_micro_batches(rows, groups, 6)
+    assert [m.tolist() for m in mbs] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+
+
+def test_bad_hook_names_and_kwargs_are_errors(tiny_folder, teacher_folder, tmp_path):
+    with pytest.raises(ValueError, match="Unknown hooks.shaping"):
+        load_config(preset="grpo", overrides=["hooks.shaping=nope"])
+    with pytest.raises(ValueError, match="multiple of generation.group_size"):
+        load_config(preset="disco", overrides=["train.micro_batch_size=12"])
+    cfg = _cfg(tiny_folder, teacher_folder, tmp_path, "grpo_lambda", "hooks.shaping_kwargs={lam: 1}")
+    with pytest.raises(ConfigError, match="do not fit hooks.shaping='grpo_lambda'"):
+        train(cfg)
