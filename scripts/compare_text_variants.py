@@ -1,19 +1,20 @@
-"""Compare LLM GRPO variants on the shipped arithmetic LM at the same budget of generated tokens.
+"""Compare the LLM GRPO variants on the shipped arithmetic LM at the same budget of generated tokens.
 
-Every variant trains from the same base model (`assets/arith_lm`) with the DAPO preset's sampling (4 prompts x 8
-completions per step, at most 8 new tokens each) for the same number of steps, so each run may generate at most
-``steps x 4 x 8 x 8`` tokens; the tokens actually generated are counted from the run's metrics and reported. Each
-variant is selected through the text trainer as ``loss.variant=<name>`` (a `flowrl.grpo.VARIANTS` name or
-``flowrl.grpo.variants_llm:<name>``), with its factory defaults and no KL; constant-reward groups are forwarded for
-the variants whose advantage is non-zero there (so grpo_d and kdrl reduce to their base
-loss until the trainer has the schedule and teacher hooks listed in docs/papers_llm.md). The script writes a table
-(held-out greedy accuracy before / after, mean completion length, generated tokens, seconds of training) and a plot
-to ``--out`` (and appends the table to ``--markdown`` if given, e.g. docs/benchmarks.md).
+Every variant is a `flowrl train-text` preset (`flowrl/text/presets/<name>.yaml`: the core loss plus the hooks of
+`flowrl/text/hooks.py` it needs) and trains the same base model (`assets/arith_lm`) with the same sampling (4 prompts
+x 8 completions per step, at most 8 new tokens each), learning rate (1e-5) and seed for the same number of steps, so
+each run generates at most ``steps x 4 x 8 x 8`` tokens (Knapsack RL spends the same completions per step, split
+unevenly). The tokens actually generated are counted from the run's metrics. Schedules that run over a preset's
+``kl_ramp_steps`` / ``ramp_steps`` are stretched to the run's length. KDRL's teacher and SALSA's second soup model are
+``--teacher`` (default: the shipped model itself). The script writes a table (held-out greedy accuracy before /
+after, mean completion length, generated tokens, seconds of training), results.json and a plot to ``--out``, and
+replaces the section ``## Text branch: LLM GRPO variants`` of ``--markdown`` (e.g. docs/benchmarks.md) if given.
 
-    python scripts/compare_text_variants.py --tokens 200000                       # grpo, dapo and every LLM variant
-    python scripts/compare_text_variants.py --variants grpo ngrpo dcpo --tokens 50000 --out runs/cmp
+    python scripts/compare_text_variants.py --tokens 76800 --teacher runs/<a DAPO run>/final \\
+        --markdown docs/benchmarks.md --plot docs/compare_text_variants.png
+    python scripts/compare_text_variants.py --variants grpo tp_grpo mo_grpo --tokens 20000 --out runs/cmp
 
-Wall times are measured one run after the other on the same machine; compare them as ratios.
+Wall times are measured one run after the other on the same machine (one torch thread); compare them as ratios.
 """
 
 from __future__ import annotations
@@ -29,41 +30,47 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 
-from flowrl.grpo.variants_llm import LLM_VARIANTS  # noqa: E402
-from flowrl.text.train import load_config, train  # noqa: E402
+from flowrl.text.train import LLM_PRESETS, load_config, train  # noqa: E402
 
 PROMPTS, GROUP, NEW_TOKENS = 4, 8, 8
-# advantages that are non-zero on groups whose rewards are all equal (NGRPO's virtual sample, DCPO's and SPO's history,
-# RiskPO's papers): the trainer must forward those groups instead of skipping them as signal-free
-SIGNAL_ON_CONSTANT_GROUPS = {"ngrpo", "dcpo", "spo", "riskpo"}
+SECTION = "## Text branch: LLM GRPO variants"
 
 
-def variant_name(name: str) -> str:
-    """Core names pass through; LLM variants are addressed by module path until merged into VARIANTS."""
-    return f"flowrl.grpo.variants_llm:{name}" if name in LLM_VARIANTS else name
+def overrides_for(name: str, *, steps: int, out: Path, seed: int, test_size: int, teacher: str) -> list[str]:
+    """The run's common settings, the teacher / soup paths, and schedules stretched to `steps`."""
+    common = [
+        f"train.steps={steps}",
+        "train.time_limit_minutes=0",
+        f"train.seed={seed}",
+        f"train.prompts_per_step={PROMPTS}",
+        f"generation.group_size={GROUP}",
+        f"generation.max_new_tokens={NEW_TOKENS}",
+        "optim.lr=1e-5",
+        "eval.every_minutes=0",
+        f"task.test_size={test_size}",
+        f"run.root={out}",
+        f"run.name={name}",
+        "run.tensorboard=false",
+        "run.log_every=1",
+    ]
+    cfg = load_config(preset=name, overrides=common)
+    if cfg.hooks.regularizer == "teacher_kl":
+        common.append(f"hooks.teacher_path={teacher}")
+    if cfg.hooks.reference_soup:
+        common.append(f"hooks.reference_soup=[assets/arith_lm,{teacher}]")
+    if cfg.hooks.kl_ramp_steps > 0:
+        common.append(f"hooks.kl_ramp_steps={steps}")
+    if "ramp_steps" in cfg.hooks.token_mask_kwargs:
+        kwargs = {**cfg.hooks.token_mask_kwargs, "ramp_steps": steps}
+        common.append("hooks.token_mask_kwargs={" + ", ".join(f"{k}: {v}" for k, v in kwargs.items()) + "}")
+    return common
 
 
-def run_one(name: str, *, steps: int, out: Path, seed: int, test_size: int) -> dict:
-    cfg = load_config(
-        preset="dapo",
-        overrides=[
-            f"loss.variant={variant_name(name)}",
-            f"train.steps={steps}",
-            "train.time_limit_minutes=0",
-            f"train.seed={seed}",
-            f"train.prompts_per_step={PROMPTS}",
-            f"generation.group_size={GROUP}",
-            f"generation.max_new_tokens={NEW_TOKENS}",
-            "eval.every_minutes=0",
-            f"task.test_size={test_size}",
-            f"run.root={out}",
-            f"run.name={name}",
-            "run.tensorboard=false",
-            "run.log_every=1",
-            f"train.skip_zero_variance={str(name not in SIGNAL_ON_CONSTANT_GROUPS).lower()}",
-        ],
-    )
+def run_one(name: str, *, steps: int, out: Path, seed: int, test_size: int, teacher: str) -> dict:
+    overrides = overrides_for(name, steps=steps, out=out, seed=seed, test_size=test_size, teacher=teacher)
+    cfg = load_config(preset=name, overrides=overrides)
     t0 = time.perf_counter()
     result = train(cfg)
     wall = time.perf_counter() - t0
@@ -82,10 +89,12 @@ def run_one(name: str, *, steps: int, out: Path, seed: int, test_size: int) -> d
     }
 
 
-def table(results: list[dict], *, steps: int, budget: int) -> str:
+def table(results: list[dict], *, steps: int, budget: int, test_size: int, teacher: str) -> str:
     lines = [
-        f"LLM GRPO variants on assets/arith_lm, {steps} steps of {PROMPTS} prompts x {GROUP} completions "
-        f"(<= {budget} generated tokens each), {platform.machine()} CPU, one torch thread.",
+        f"`python scripts/compare_text_variants.py --tokens {budget} --test-size {test_size} --teacher {teacher}`: "
+        f"every variant trains assets/arith_lm for {steps} steps of {PROMPTS} prompts x {GROUP} completions "
+        f"(<= {budget} generated tokens each), lr 1e-5, seed 0; greedy exact match on the first {test_size} held-out "
+        f"problems; {platform.machine()} CPU, one torch thread.",
         "",
         "| variant | held-out acc. before | after | mean completion length | generated tokens | train s |",
         "|---|---|---|---|---|---|",
@@ -104,40 +113,64 @@ def plot(results: list[dict], path: Path) -> None:
     names = [r["variant"] for r in results]
     acc = [100 * (r["accuracy"] or 0.0) for r in results]
     secs = [r["train_seconds"] for r in results]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    base = results[0]["base_accuracy"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
     a.bar(names, acc)
+    if base is not None:
+        a.axhline(100 * base, color="gray", linestyle="--", linewidth=1, label="base model")
+        a.legend(loc="lower right")
     a.set_ylabel("held-out accuracy (%)")
-    a.tick_params(axis="x", rotation=60)
+    a.tick_params(axis="x", rotation=70)
     b.scatter(secs, acc)
     for n, x, y in zip(names, secs, acc, strict=True):
         b.annotate(n, (x, y), fontsize=7)
-    b.set_xlabel("training seconds")
+    b.set_xlabel("training seconds (one thread)")
     b.set_ylabel("held-out accuracy (%)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replace_section(path: Path, text: str) -> None:
+    """Replace the `SECTION` heading's section of a markdown file (up to the next ``## `` heading), or append it."""
+    body = path.read_text() if path.is_file() else ""
+    block = f"{SECTION} (scripts/compare_text_variants.py)\n\n{text}"
+    start = body.find(SECTION)
+    if start < 0:
+        path.write_text(body.rstrip("\n") + "\n\n" + block)
+        return
+    end = body.find("\n## ", start + len(SECTION))
+    path.write_text(body[:start] + block + (body[end:] if end >= 0 else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", nargs="*", default=["grpo", "dapo", *LLM_VARIANTS])
-    parser.add_argument("--tokens", type=int, default=200_000, help="generated-token budget per variant (upper bound)")
+    parser.add_argument("--variants", nargs="*", default=["grpo", "dapo", *LLM_PRESETS], help="preset names")
+    parser.add_argument("--tokens", type=int, default=76_800, help="generated-token budget per variant (upper bound)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-size", type=int, default=1000, help="held-out problems evaluated")
+    parser.add_argument("--teacher", default="assets/arith_lm", help="KDRL teacher and SALSA's second soup model")
     parser.add_argument("--out", type=Path, default=Path("runs/compare_text_variants"))
-    parser.add_argument("--markdown", type=Path, help="append the table to this markdown file")
+    parser.add_argument("--markdown", type=Path, help="replace the text-variant section of this markdown file")
+    parser.add_argument("--plot", type=Path, help="also save the plot here (e.g. docs/compare_text_variants.png)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)
     per_step = PROMPTS * GROUP * NEW_TOKENS
     steps = max(1, args.tokens // per_step)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = [run_one(v, steps=steps, out=args.out, seed=args.seed, test_size=args.test_size) for v in args.variants]
-    text = table(results, steps=steps, budget=steps * per_step)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    results = []
+    for v in args.variants:
+        results.append(
+            run_one(v, steps=steps, out=args.out, seed=args.seed, test_size=args.test_size, teacher=args.teacher)
+        )
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))  # partial results survive a crash
+    text = table(results, steps=steps, budget=steps * per_step, test_size=args.test_size, teacher=args.teacher)
     (args.out / "table.md").write_text(text)
     plot(results, args.out / "compare_text_variants.png")
+    if args.plot is not None:
+        plot(results, args.plot)
     if args.markdown is not None:
-        with args.markdown.open("a") as f:
-            f.write("\n## LLM GRPO variants (scripts/compare_text_variants.py)\n\n" + text)
+        replace_section(args.markdown, text)
     print(text)
     return 0
 
