@@ -192,11 +192,11 @@ class HooksConfig:
     group_ids: Literal["batch", "prompt"] = "batch"
     """Group keys handed to the advantage function: the group's position in the step, or the prompt's row index in
     the training file, stable across steps (the per-prompt trackers of DCPO and SPO need it)."""
-    group_sizes: Literal["fixed", "knapsack"] = "fixed"
-    """Completions per prompt: generation.group_size each, or Knapsack RL's allocation of the same budget by each
-    prompt's last success rate (reward.names[0])."""
+    group_sizes: Literal["fixed", "knapsack", "gvm"] = "fixed"
+    """Completions per prompt: generation.group_size each, or the same budget split by a planner: Knapsack RL (each
+    prompt's last success rate, reward.names[0]) or GVM-RAFT (a pre-sampling pass each step)."""
     group_sizes_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the planner (knapsack: n_min, n_max, prior)."""
+    """Keyword arguments of the planner (knapsack: n_min, n_max, prior; gvm: n0, alpha, beta, fallback)."""
 
     def __post_init__(self) -> None:
         from flowrl.text.hooks import REGULARIZERS, SHAPERS, TOKEN_MASKS, TOKEN_WEIGHTS, WHOLE_LOSSES

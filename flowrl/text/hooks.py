@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 
 from flowrl.grpo.advantages_llm import entropy_shaped_advantages
-from flowrl.grpo.budget import knapsack_allocation
+from flowrl.grpo.budget import gvm_allocation, knapsack_allocation
 from flowrl.grpo.discriminative import disco_loss, drpo_positive_weights, kl_hinge, mean_logp_score
 from flowrl.grpo.kl import KL_ESTIMATORS, kl_k3
 from flowrl.grpo.regularizers import llds_penalty, masked_teacher_kl
@@ -360,6 +360,9 @@ WHOLE_LOSSES: dict[str, Callable[..., WholeLoss]] = {"disco": disco, "drpo": drp
 # ------------------------------------------------------------------------------------------------ rollout control
 
 
+Presample = Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # n0 -> (accept rates (P,), gradient norms (P,))
+
+
 class KnapsackSizes:
     """Knapsack RL group sizes (`budget.knapsack_allocation`): per prompt the success rate of its last visit
     (``prior`` before the first), the step's budget ``prompts x group_size`` split by the exact knapsack."""
@@ -370,7 +373,8 @@ class KnapsackSizes:
         self.n_min, self.n_max, self.prior = n_min, n_max, prior
         self.success: dict[int, float] = {}
 
-    def sizes(self, keys: list[int], *, budget: int) -> list[int]:
+    def sizes(self, keys: list[int], *, budget: int, presample: Presample) -> list[int]:
+        del presample  # the knapsack uses the success rates of earlier visits
         rates = torch.tensor([self.success.get(k, self.prior) for k in keys])
         return knapsack_allocation(rates, budget=budget, n_min=self.n_min, n_max=self.n_max).tolist()
 
@@ -382,6 +386,32 @@ class KnapsackSizes:
                 self.success[k] = float(outcome[rows].float().mean())
 
 
+class GVMSizes:
+    """GVM-RAFT group sizes (`budget.gvm_allocation`, arXiv 2505.02391): each step pre-samples ``n0`` completions per
+    prompt, measures its acceptance rate (reward.names[0] > 0) and the gradient norm of its accepted samples' mean
+    log-likelihood (on the output head), and splits the budget ``n_i ∝ G_i / sqrt(p_i + alpha / p_i^(beta - 1))``.
+    A prompt given fewer than 2 completions is dropped from the step (a group needs 2); when no prompt is usable
+    (nothing accepted) every prompt gets ``fallback`` completions. ``n0 = 8``, alpha 1e-3, beta 2 are the code's."""
+
+    def __init__(self, *, n0: int = 8, alpha: float = 1e-3, beta: float = 2.0, fallback: int = 8) -> None:
+        if n0 < 1 or fallback < 2:
+            raise ValueError(f"GVM needs n0 >= 1 pre-samples and a fallback group of >= 2, got {n0}, {fallback}.")
+        self.n0, self.alpha, self.beta, self.fallback = n0, alpha, beta, fallback
+
+    def sizes(self, keys: list[int], *, budget: int, presample: Presample) -> list[int]:
+        rates, norms = presample(self.n0)
+        n = gvm_allocation(rates, norms, budget=budget, alpha=self.alpha, beta=self.beta)
+        if int((n >= 2).sum()) == 0:
+            return [self.fallback] * len(keys)
+        return torch.where(n >= 2, n, torch.zeros_like(n)).tolist()
+
+    def report(self, keys: list[int], outcome: torch.Tensor, group_index: torch.Tensor) -> None:
+        del keys, outcome, group_index  # GVM measures afresh each step
+
+
+GROUP_SIZES: dict[str, Callable[..., KnapsackSizes | GVMSizes]] = {"knapsack": KnapsackSizes, "gvm": GVMSizes}
+
+
 __all__ = [
     "MULTI_LABEL_SCORERS",
     "REGULARIZERS",
@@ -391,6 +421,8 @@ __all__ = [
     "TOKEN_MASKS",
     "TOKEN_WEIGHTS",
     "WHOLE_LOSSES",
+    "GROUP_SIZES",
+    "GVMSizes",
     "KnapsackSizes",
     "RegularizerInput",
     "Shaped",

@@ -79,6 +79,7 @@ PRESETS = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo")
 LLM_PRESETS = (
     "ngrpo", "dcpo", "spo", "riskpo", "grpo_d", "kdrl", "llds", "d3s", "gtpo", "tw_grpo", "grpo_lambda", "unlikely",
     "think_short", "posterior_grpo", "tp_grpo", "mo_grpo", "dynamic_weighting", "disco", "drpo", "salsa", "knapsack",
+    "gvm",
 )  # fmt: skip
 
 
@@ -112,7 +113,7 @@ class TrainerHooks(NamedTuple):
     token_weights: Callable[[H.TokenInput], H.TokenOut] | None
     token_mask: Callable[[H.TokenInput], torch.Tensor] | None
     whole_loss: H.WholeLoss | None
-    sizes: H.KnapsackSizes | None
+    sizes: H.KnapsackSizes | H.GVMSizes | None
 
 
 # ----------------------------------------------------------------------------------------------------- config
@@ -169,12 +170,12 @@ def build_hooks(cfg: TextTrainConfig) -> TrainerHooks:
             raise ConfigError(f"hooks.{field}_kwargs {sorted(kwargs)} do not fit hooks.{field}={name!r}: {e}") from e
 
     sizes = None
-    if h.group_sizes == "knapsack":
+    if h.group_sizes != "fixed":
         try:
-            sizes = H.KnapsackSizes(**h.group_sizes_kwargs)
+            sizes = H.GROUP_SIZES[h.group_sizes](**h.group_sizes_kwargs)
         except TypeError as e:
             raise ConfigError(
-                f"hooks.group_sizes_kwargs {sorted(h.group_sizes_kwargs)} do not fit knapsack: {e}"
+                f"hooks.group_sizes_kwargs {sorted(h.group_sizes_kwargs)} do not fit {h.group_sizes}: {e}"
             ) from e
     return TrainerHooks(
         shaper=make(H.SHAPERS, h.shaping, h.shaping_kwargs, "shaping"),
@@ -230,9 +231,47 @@ def _sample(cfg: TextTrainConfig, policy: TextPolicy, prompts: list[list[int]], 
 
     if sizes is None:
         return run(prompts, g.group_size)
-    return concat_rollouts(
-        [run([p], n) for p, n in zip(prompts, sizes, strict=True)], pad_id=policy.tokenizer.pad_token_id
-    )
+    kept = [j for j, n in enumerate(sizes) if n > 0]
+    ro = concat_rollouts([run([prompts[j]], sizes[j]) for j in kept], pad_id=policy.tokenizer.pad_token_id)
+    return ro._replace(group_ids=torch.tensor(kept, device=ro.group_ids.device)[ro.group_ids])  # prompt positions
+
+
+def _presample(
+    cfg: TextTrainConfig, policy: TextPolicy, reward_fns: list, rows: list[dict], prompts: list[list[int]],
+    indices: list[int], n0: int,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """GVM's pre-sampling pass: `n0` completions per prompt -> per-prompt acceptance rate (reward.names[0] > 0) and
+    gradient norm, on the output head, of the mean log-likelihood of the accepted completions. Returns two `(P,)`."""
+    ro = _sample(cfg, policy, prompts, [n0] * len(prompts))
+    comp = (ro.completion_ids * ro.completion_mask).tolist()
+    lengths = ro.completion_mask.sum(-1).tolist()
+    texts = [
+        completion_text(policy.tokenizer, r[:n], eos_ids=policy.eos_ids)[0] for r, n in zip(comp, lengths, strict=True)
+    ]
+    group_rows = [rows[indices[int(k)]] for k in ro.group_ids.tolist()]
+    metadata = [{**r, "terminated": not bool(t)} for r, t in zip(group_rows, ro.truncated.tolist(), strict=True)]
+    accept = score_completions(reward_fns[:1], texts, [r["prompt"] for r in group_rows], metadata)[0][:, 0] > 0
+    head = policy.model.get_output_embeddings().weight
+    if not head.requires_grad:
+        raise ConfigError("hooks.group_sizes=gvm measures gradient norms on the output head, which LoRA freezes: "
+                          "train it with full fine-tuning (model.lora_rank=0).")  # fmt: skip
+    groups = ro.group_ids.cpu()
+    rates, norms = torch.zeros(len(prompts)), torch.zeros(len(prompts))
+    with torch.enable_grad():
+        lp = completion_logprobs(
+            policy.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids, ro.completion_mask,
+            temperature=cfg.generation.temperature, chunk_size=cfg.train.logprob_chunk,
+        ).logp  # fmt: skip
+        m = ro.completion_mask.float()
+        seq = (lp * m).sum(-1) / m.sum(-1).clamp(min=1)  # (N,) mean token log-likelihood
+        for j in range(len(prompts)):
+            rows_j = (groups == j).to(seq.device)
+            rates[j] = accept[groups == j].float().mean()
+            ok = rows_j & accept.to(seq.device)
+            if bool(ok.any()):
+                (grad,) = torch.autograd.grad(seq[ok].mean(), head, retain_graph=True)
+                norms[j] = grad.norm().cpu()
+    return rates, norms
 
 
 def _full_logprobs(model, ro: Rollout, *, temperature: float) -> torch.Tensor:
@@ -266,7 +305,14 @@ def collect(
     was_training = model.training
     model.eval()
     try:
-        sizes = None if hooks.sizes is None else hooks.sizes.sizes(indices, budget=len(indices) * g.group_size)
+        sizes = None
+        if hooks.sizes is not None:  # hook: per-prompt group sizes
+
+            def presample(n0: int) -> tuple[torch.Tensor, torch.Tensor]:
+                prompts = [prompt_ids[i] for i in indices]
+                return _presample(cfg, policy, reward_fns, rows, prompts, indices, n0)
+
+            sizes = hooks.sizes.sizes(indices, budget=len(indices) * g.group_size, presample=presample)
         ro = _sample(cfg, policy, [prompt_ids[i] for i in indices], sizes)
     finally:
         model.train(was_training)

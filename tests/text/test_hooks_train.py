@@ -150,15 +150,35 @@ def test_dynamic_weights_shaper_moves_weight_toward_the_aligned_objectives():
     assert w2[1] > w2[0] > w2[3]
 
 
+def _no_presample(n0):
+    raise AssertionError("the knapsack planner must not pre-sample")
+
+
 def test_knapsack_sizes_spend_the_budget_and_remember_success():
     planner = H.KnapsackSizes(n_min=2, n_max=8)
-    sizes = planner.sizes([10, 11], budget=8)
+    sizes = planner.sizes([10, 11], budget=8, presample=_no_presample)
     assert sum(sizes) == 8 and all(2 <= n <= 8 for n in sizes)
     # prompt 10 always solved, prompt 11 half: the next allocation favours the uncertain prompt
     planner.report([10, 11], torch.tensor([1.0, 1, 1, 1, 0, 1, 0, 1]), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]))
     assert planner.success == {10: 1.0, 11: 0.5}
-    nxt = planner.sizes([10, 11], budget=8)
+    nxt = planner.sizes([10, 11], budget=8, presample=_no_presample)
     assert nxt[1] > nxt[0]
+
+
+def test_gvm_sizes_from_the_presampling_pass():
+    planner = H.GVMSizes(n0=4)
+    seen = []
+
+    def presample(n0):
+        seen.append(n0)
+        return torch.tensor([0.5, 0.0, 1.0]), torch.tensor([1.0, 1.0, 1.0])
+
+    # n ∝ G / sqrt(p + 1e-3 / p): 1 / sqrt(0.502) = 1.4114, 0 (never accepted), 1 / sqrt(1.001) = 0.9995;
+    # 8 x (0.5855, 0, 0.4145) = (4.68, 0, 3.32) -> floors (4, 0, 3), the remaining 1 to the largest remainder
+    assert planner.sizes([1, 2, 3], budget=8, presample=presample) == [5, 0, 3] and seen == [4]
+    # nothing accepted anywhere: every prompt gets the fallback group
+    nothing = planner.sizes([1, 2], budget=8, presample=lambda n0: (torch.zeros(2), torch.zeros(2)))
+    assert nothing == [8, 8]
 
 
 def test_group_micro_batches_never_split_a_group():
