@@ -192,6 +192,11 @@ class HooksConfig:
     group_ids: Literal["batch", "prompt"] = "batch"
     """Group keys handed to the advantage function: the group's position in the step, or the prompt's row index in
     the training file, stable across steps (the per-prompt trackers of DCPO and SPO need it)."""
+    hints: str = ""
+    """A hinted second rollout for groups whose every completion failed (hooks.HINTS): scaf_grpo (hint kept in the
+    prompt) or guide (trained as if the hint were absent, with the hinted sampler as the ratio's denominator)."""
+    hints_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the hints (exemption_steps, guided_samples, hint: a hooks.HINT_TEXTS name, tiers)."""
     group_sizes: Literal["fixed", "knapsack", "gvm"] = "fixed"
     """Completions per prompt: generation.group_size each, or the same budget split by a planner: Knapsack RL (each
     prompt's last success rate, reward.names[0]) or GVM-RAFT (a pre-sampling pass each step)."""
@@ -199,10 +204,11 @@ class HooksConfig:
     """Keyword arguments of the planner (knapsack: n_min, n_max, prior; gvm: n0, alpha, beta, fallback)."""
 
     def __post_init__(self) -> None:
-        from flowrl.text.hooks import REGULARIZERS, SHAPERS, TOKEN_MASKS, TOKEN_WEIGHTS, WHOLE_LOSSES
+        from flowrl.text.hooks import HINTS, REGULARIZERS, SHAPERS, TOKEN_MASKS, TOKEN_WEIGHTS, WHOLE_LOSSES
 
         for name, table in (
             ("shaping", SHAPERS),
+            ("hints", HINTS),
             ("token_weights", TOKEN_WEIGHTS),
             ("token_mask", TOKEN_MASKS),
             ("whole_loss", WHOLE_LOSSES),

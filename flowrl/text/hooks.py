@@ -28,7 +28,7 @@ from flowrl.grpo.discriminative import disco_loss, drpo_positive_weights, kl_hin
 from flowrl.grpo.kl import KL_ESTIMATORS, kl_k3
 from flowrl.grpo.regularizers import llds_penalty, masked_teacher_kl
 from flowrl.grpo.reward_weights import multi_objective_rewards
-from flowrl.grpo.schedules import ExponentialBudget, LinearSchedule
+from flowrl.grpo.schedules import ExponentialBudget, HintPlanner, LinearSchedule
 from flowrl.grpo.selection import adv_entropy_token_mask
 from flowrl.grpo.shaping import budget_rewards, grpo_lambda_rewards, posterior_rewards, unlikeliness_rewards
 from flowrl.grpo.thoughts import group_accuracy, thought_rewards, thought_segments
@@ -412,6 +412,50 @@ class GVMSizes:
 GROUP_SIZES: dict[str, Callable[..., KnapsackSizes | GVMSizes]] = {"knapsack": KnapsackSizes, "gvm": GVMSizes}
 
 
+# --------------------------------------------------------------------------------------------- hinted rollouts
+
+
+def answer_prefix(row: dict, tier: str) -> str:
+    """Stand-in hints of the arithmetic task, by Scaf-GRPO tier: the answer's first character (knowledge), first two
+    (planning), or the whole answer (solution). A char-level arithmetic LM cannot read natural-language hints, and an
+    in-context worked example drops its accuracy to 0, so a forced answer prefix is the hint it can use."""
+    answer = str(row["answer"])
+    return {"knowledge": answer[:1], "planning": answer[:2], "solution": answer}[tier]
+
+
+HINT_TEXTS: dict[str, Callable[[dict, str], str]] = {"answer_prefix": answer_prefix}
+
+
+class Hints(NamedTuple):
+    """A hinted second rollout for the groups whose every completion failed (reward.names[0] <= 0).
+
+    ``scaf_grpo`` (arXiv 2510.19807): the hint is appended to the prompt and the guided completion is trained
+    on-policy *with* the hint in its context. ``guide`` (arXiv 2506.13923): the guided completion is trained *as if
+    the hint were absent*: the hint tokens become the start of the response to the plain prompt, and the ratio's
+    denominator is the hinted sampler's probability (1 on the forced hint tokens, `grpo.hints.guided_old_logp`).
+    Either way the first successful guided completion replaces the group's first failed one
+    (`grpo.hints.replace_failed`), and the group's advantages are computed over the mixed group."""
+
+    mode: str  # "scaf_grpo" | "guide"
+    planner: HintPlanner  # tiers and the exemption phase
+    text: Callable[[dict, str], str]  # (task row, tier) -> hint text
+    guided_samples: int  # completions sampled per hinted prompt and tier
+
+
+def _hints(mode: str):
+    def make(*, exemption_steps: int = 0, guided_samples: int = 4, hint: str = "answer_prefix", tiers=None) -> Hints:
+        if guided_samples < 1:
+            raise ValueError(f"hints need guided_samples >= 1, got {guided_samples}.")
+        planner_kwargs = {} if tiers is None else {"tiers": tuple(tiers)}
+        planner = HintPlanner(exemption_steps=exemption_steps, **planner_kwargs)
+        return Hints(mode, planner, resolve(hint, HINT_TEXTS, what="hint text function"), guided_samples)
+
+    return make
+
+
+HINTS: dict[str, Callable[..., Hints]] = {"scaf_grpo": _hints("scaf_grpo"), "guide": _hints("guide")}
+
+
 __all__ = [
     "MULTI_LABEL_SCORERS",
     "REGULARIZERS",
@@ -423,6 +467,9 @@ __all__ = [
     "WHOLE_LOSSES",
     "GROUP_SIZES",
     "GVMSizes",
+    "HINTS",
+    "HINT_TEXTS",
+    "Hints",
     "KnapsackSizes",
     "RegularizerInput",
     "Shaped",

@@ -51,6 +51,7 @@ from flowrl.grpo import (
     weighted_sum,
 )
 from flowrl.grpo.advantages import group_advantages
+from flowrl.grpo.hints import failed_groups, guided_old_logp, replace_failed
 from flowrl.grpo.schedules import LinearSchedule
 from flowrl.grpo.variants_llm import with_beta
 from flowrl.text import hooks as H
@@ -67,7 +68,7 @@ from flowrl.text.policy import (
     soup_model,
     trainable_parameters,
 )
-from flowrl.text.prompts import encode_prompts
+from flowrl.text.prompts import encode_prompts, left_pad
 from flowrl.text.rollout import Rollout, SamplingConfig, concat_rollouts, position_ids, sample_groups
 from flowrl.text.task_rewards import load_text_reward, score_completions
 
@@ -79,7 +80,7 @@ PRESETS = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo")
 LLM_PRESETS = (
     "ngrpo", "dcpo", "spo", "riskpo", "grpo_d", "kdrl", "llds", "d3s", "gtpo", "tw_grpo", "grpo_lambda", "unlikely",
     "think_short", "posterior_grpo", "tp_grpo", "mo_grpo", "dynamic_weighting", "disco", "drpo", "salsa", "knapsack",
-    "gvm",
+    "gvm", "scaf_grpo", "guide",
 )  # fmt: skip
 
 
@@ -104,6 +105,8 @@ class StepData(NamedTuple):
     outcome: torch.Tensor  # (N,) reward column 0 (the verifier, for the hooks that need one)
     weights: torch.Tensor | None  # (N, C) per-token loss weights (hooks.token_weights)
     pos_weights: torch.Tensor | None  # (N,) weights of the correct completions (a whole-loss plugin's)
+    guided: torch.Tensor  # (N,) bool: the row is a hint-guided completion (hooks.hints)
+    old_logp: torch.Tensor | None  # (N, C) Guide: the hinted sampler's log-probs of the guided rows
 
 
 class TrainerHooks(NamedTuple):
@@ -114,6 +117,7 @@ class TrainerHooks(NamedTuple):
     token_mask: Callable[[H.TokenInput], torch.Tensor] | None
     whole_loss: H.WholeLoss | None
     sizes: H.KnapsackSizes | H.GVMSizes | None
+    hints: H.Hints | None
 
 
 # ----------------------------------------------------------------------------------------------------- config
@@ -183,6 +187,7 @@ def build_hooks(cfg: TextTrainConfig) -> TrainerHooks:
         token_mask=make(H.TOKEN_MASKS, h.token_mask, h.token_mask_kwargs, "token_mask"),
         whole_loss=make(H.WHOLE_LOSSES, h.whole_loss, h.whole_loss_kwargs, "whole_loss"),
         sizes=sizes,
+        hints=make(H.HINTS, h.hints, h.hints_kwargs, "hints"),
     )
 
 
@@ -243,14 +248,7 @@ def _presample(
     """GVM's pre-sampling pass: `n0` completions per prompt -> per-prompt acceptance rate (reward.names[0] > 0) and
     gradient norm, on the output head, of the mean log-likelihood of the accepted completions. Returns two `(P,)`."""
     ro = _sample(cfg, policy, prompts, [n0] * len(prompts))
-    comp = (ro.completion_ids * ro.completion_mask).tolist()
-    lengths = ro.completion_mask.sum(-1).tolist()
-    texts = [
-        completion_text(policy.tokenizer, r[:n], eos_ids=policy.eos_ids)[0] for r, n in zip(comp, lengths, strict=True)
-    ]
-    group_rows = [rows[indices[int(k)]] for k in ro.group_ids.tolist()]
-    metadata = [{**r, "terminated": not bool(t)} for r, t in zip(group_rows, ro.truncated.tolist(), strict=True)]
-    accept = score_completions(reward_fns[:1], texts, [r["prompt"] for r in group_rows], metadata)[0][:, 0] > 0
+    accept = _score(policy, reward_fns[:1], rows, indices, ro)[:, 0] > 0  # (N,)
     head = policy.model.get_output_embeddings().weight
     if not head.requires_grad:
         raise ConfigError("hooks.group_sizes=gvm measures gradient norms on the output head, which LoRA freezes: "
@@ -281,6 +279,101 @@ def _full_logprobs(model, ro: Rollout, *, temperature: float) -> torch.Tensor:
     logits = model(input_ids=ids, attention_mask=att, position_ids=position_ids(att)).logits.float()
     P, C = ro.prompt_ids.shape[1], ro.completion_ids.shape[1]
     return torch.log_softmax(logits[:, P - 1 : P + C - 1] / temperature, -1).cpu()
+
+
+def _score(policy: TextPolicy, reward_fns: list, rows: list[dict], indices: list[int], ro: Rollout) -> torch.Tensor:
+    """`(N, K)` rewards of a rollout's completions (decoded up to EOS) against their task rows."""
+    comp = (ro.completion_ids * ro.completion_mask).tolist()
+    lengths = ro.completion_mask.sum(-1).tolist()
+    texts = [
+        completion_text(policy.tokenizer, r[:n], eos_ids=policy.eos_ids)[0] for r, n in zip(comp, lengths, strict=True)
+    ]
+    group_rows = [rows[indices[int(k)]] for k in ro.group_ids.tolist()]
+    metadata = [{**r, "terminated": not bool(t)} for r, t in zip(group_rows, ro.truncated.tolist(), strict=True)]
+    return score_completions(reward_fns, texts, [r["prompt"] for r in group_rows], metadata)[0]
+
+
+def _apply_hints(
+    cfg: TextTrainConfig,
+    policy: TextPolicy,
+    hints: H.Hints,
+    reward_fns: list,
+    rows: list[dict],
+    prompt_ids: list[list[int]],
+    indices: list[int],
+    ro: Rollout,
+    rewards: torch.Tensor,
+    *,
+    step: int,
+) -> tuple[Rollout, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The hints hook: a hinted second rollout for every group whose completions all failed (reward.names[0] <= 0),
+    tiers tried in the planner's order until one guided completion succeeds; the first success replaces the group's
+    first failed row. Returns the new rollout, its `(N, K)` rewards, `(N,)` guided flags, and for Guide the `(N, C)`
+    old log-probs of the hinted sampler (0 on the forced hint tokens; other rows 0 and unused)."""
+    g, tok, model = cfg.generation, policy.tokenizer, policy.model
+    groups = ro.group_ids.cpu()
+    found = []  # (group, hint ids, generated ids, rewards (K,), hinted-sampler log-probs of those ids, truncated)
+    for j in torch.unique(groups[failed_groups(rewards[:, 0], groups)]).tolist():
+        key, row = indices[j], rows[indices[j]]
+        for tier in hints.planner.tiers_to_try(key, step=step):
+            hint = hints.text(row, tier)
+            hint_ids = tok(hint, add_special_tokens=False)["input_ids"]
+            if len(hint_ids) >= g.max_new_tokens:
+                continue
+            sampling = SamplingConfig(
+                g.max_new_tokens - len(hint_ids), g.temperature, g.top_k, g.top_p, tuple(g.stop_strings)
+            )
+            h_ro = sample_groups(
+                model, tok, [prompt_ids[key] + hint_ids], group_size=hints.guided_samples, sampling=sampling,
+                eos_ids=policy.eos_ids, prefill_once=g.prefill_once,
+            )  # fmt: skip
+            lens = h_ro.completion_mask.sum(-1).tolist()
+            comp = (h_ro.completion_ids * h_ro.completion_mask).tolist()
+            texts = [
+                hint + completion_text(tok, c[:n], eos_ids=policy.eos_ids)[0] for c, n in zip(comp, lens, strict=True)
+            ]
+            meta = [{**row, "terminated": not bool(t)} for t in h_ro.truncated.tolist()]
+            h_rewards, _ = score_completions(reward_fns, texts, [row["prompt"]] * len(texts), meta)  # (G_h, K)
+            ok = torch.nonzero(h_rewards[:, 0] > 0).flatten()
+            if ok.numel():
+                k, n = int(ok[0]), lens[int(ok[0])]
+                hints.planner.report(key, tier)
+                old = completion_logprobs(
+                    model, h_ro.prompt_ids[k : k + 1], h_ro.prompt_mask[k : k + 1],
+                    h_ro.completion_ids[k : k + 1, :n], h_ro.completion_mask[k : k + 1, :n],
+                    temperature=g.temperature, chunk_size=cfg.train.logprob_chunk,
+                ).logp[0].cpu()  # fmt: skip
+                found.append((j, hint_ids, comp[k][:n], h_rewards[k], old, bool(h_ro.truncated[k])))
+                break
+    n_rows = groups.numel()
+    guided = torch.zeros(n_rows, dtype=torch.bool)
+    if not found:
+        return ro, rewards, guided, None
+    swap = replace_failed(rewards[:, 0], groups, torch.ones(len(found)), torch.tensor([f[0] for f in found]))  # (N,)
+    prompts = [ro.prompt_ids[i][ro.prompt_mask[i].bool()].tolist() for i in range(n_rows)]
+    comps = [ro.completion_ids[i][: int(ro.completion_mask[i].sum())].tolist() for i in range(n_rows)]
+    olds: list[list[float]] = [[] for _ in range(n_rows)]
+    truncated, rewards = ro.truncated.clone(), rewards.clone()
+    for i in torch.nonzero(swap >= 0).flatten().tolist():
+        _, hint_ids, gen, r, old, trunc = found[int(swap[i])]
+        if hints.mode == "scaf_grpo":  # the hint stays in the prompt; trained on-policy in that context
+            prompts[i] = prompts[i] + hint_ids
+            comps[i] = gen
+        else:  # Guide: the hint tokens start the response to the plain prompt; the hinted sampler forced them
+            comps[i] = hint_ids + gen
+            olds[i] = [0.0] * len(hint_ids) + old.tolist()
+        truncated[i], rewards[i], guided[i] = trunc, r, True
+    p_ids, p_mask = left_pad(prompts, pad_id=tok.pad_token_id)  # (N, P')
+    width = max(len(c) for c in comps)
+    c_ids = torch.full((n_rows, width), tok.pad_token_id, dtype=torch.long)
+    c_mask = torch.zeros((n_rows, width), dtype=torch.long)
+    old_logp = torch.zeros(n_rows, width)
+    for i, c in enumerate(comps):
+        c_ids[i, : len(c)], c_mask[i, : len(c)] = torch.tensor(c, dtype=torch.long), 1
+        old_logp[i, : len(olds[i])] = torch.tensor(olds[i])
+    dev = ro.prompt_ids.device
+    new = Rollout(p_ids.to(dev), p_mask.to(dev), c_ids.to(dev), c_mask.to(dev), truncated, ro.group_ids)
+    return new, rewards, guided, (old_logp if hints.mode == "guide" else None)
 
 
 @torch.no_grad()
@@ -314,6 +407,12 @@ def collect(
 
             sizes = hooks.sizes.sizes(indices, budget=len(indices) * g.group_size, presample=presample)
         ro = _sample(cfg, policy, [prompt_ids[i] for i in indices], sizes)
+        guided, hinted_old = torch.zeros(ro.group_ids.numel(), dtype=torch.bool), None
+        if hooks.hints is not None:  # hook: hinted second rollout for the groups that all failed
+            rewards = _score(policy, reward_fns, rows, indices, ro)
+            ro, rewards, guided, hinted_old = _apply_hints(
+                cfg, policy, hooks.hints, reward_fns, rows, prompt_ids, indices, ro, rewards, step=step
+            )
     finally:
         model.train(was_training)
     comp_rows = (ro.completion_ids * ro.completion_mask).tolist()
@@ -324,7 +423,8 @@ def collect(
     ]
     group_rows = [rows[indices[int(k)]] for k in ro.group_ids.tolist()]
     metadata = [{**r, "terminated": not bool(t)} for r, t in zip(group_rows, ro.truncated.tolist(), strict=True)]
-    rewards, _ = score_completions(reward_fns, texts, [r["prompt"] for r in group_rows], metadata)  # (N, K)
+    if hooks.hints is None:
+        rewards, _ = score_completions(reward_fns, texts, [r["prompt"] for r in group_rows], metadata)  # (N, K)
     total = weighted_sum(rewards, weights=torch.tensor(cfg.reward.weights))  # (N,)
     groups = ro.group_ids.cpu()
     keys = torch.tensor(indices)[groups] if cfg.hooks.group_ids == "prompt" else groups  # (N,) advantage group keys
@@ -416,8 +516,9 @@ def collect(
         per_token = adv if adv.ndim == 2 else adv[:, None]
         forward &= ((per_token * mask) != 0).any(-1)
     return StepData(
-        ro, rewards, total, adv, mask, torch.nonzero(forward).flatten(), skipped, outcome, weights, pos_weights
-    )
+        ro, rewards, total, adv, mask, torch.nonzero(forward).flatten(), skipped, outcome, weights, pos_weights,
+        guided, hinted_old,
+    )  # fmt: skip
 
 
 def _trimmed(data: StepData, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -498,6 +599,9 @@ def update(
             if cfg.loss.top_entropy_quantile < 1.0:
                 tok_mask = top_entropy_mask(lp.entropy, tok_mask, quantile=cfg.loss.top_entropy_quantile)
             old_logp = old[i] if i in old else lp.logp.detach()
+            if data.old_logp is not None:  # Guide: the guided rows' denominator is the hinted sampler
+                hinted = data.old_logp[mb][:, :width].to(dev)
+                old_logp = guided_old_logp(old_logp, hinted, data.guided[mb].to(dev))
             adv = data.adv[mb]
             adv = (adv[:, :width] if adv.ndim == 2 else adv).to(dev)
             outcome = data.outcome[mb].to(dev)
@@ -564,6 +668,7 @@ def rollout_metrics(cfg: TextTrainConfig, data: StepData, reward_names: list[str
         "skipped_groups": float(data.skipped_groups),
         "num_tokens": float(lengths.sum()),
         "trained_groups_ratio": float(data.train_rows.numel() / max(len(groups), 1)),
+        "guided_rows": float(data.guided.sum()),
     }
     for k, name in enumerate(reward_names):
         col = data.rewards[:, k]

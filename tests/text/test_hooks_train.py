@@ -24,6 +24,12 @@ def teacher_folder(tmp_path_factory):
     return build_tiny(tmp_path_factory.mktemp("teacher_lm"), seed=1)
 
 
+HINTED = [
+    "reward.names=[exact_match_eos]",
+    "hooks.hints_kwargs={exemption_steps: 0, guided_samples: 16, hint: answer_prefix, tiers: [solution]}",
+]
+
+
 def _cfg(folder: Path, teacher: Path, tmp: Path, preset: str, *extra: str):
     overrides = [
         f"model.path={folder}",
@@ -41,6 +47,9 @@ def _cfg(folder: Path, teacher: Path, tmp: Path, preset: str, *extra: str):
         f"hooks.reference_soup=[{folder},{teacher}]" if preset == "salsa" else "hooks.reference_soup=[]",
         # GTPO filters completions of mean entropy > 0.7; a random model's is about log(V) = 2.8 for all of them
         *(["hooks.token_weights_kwargs={threshold: 10.0}"] if preset == "gtpo" else []),
+        # hints: the random model fails every exact-match group; with the whole answer as the hint a guided completion
+        # succeeds when it stops at once (about 1 in 16 samples)
+        *(HINTED if preset in ("scaf_grpo", "guide") else []),
         *extra,
     ]
     cfg = load_config(preset=preset, overrides=overrides)
@@ -71,6 +80,8 @@ def test_llm_preset_trains_the_tiny_lm(tiny_folder, teacher_folder, tmp_path, pr
         assert trained[1]["kl_beta"] == pytest.approx((cfg.loss.kl_beta + cfg.hooks.kl_beta_end) / 2)
     if preset in ("kdrl", "salsa", "llds", "unlikely"):
         assert all("kl" in r for r in trained), f"{preset}: the regulariser term was not computed"
+    if preset in ("scaf_grpo", "guide"):
+        assert sum(r["guided_rows"] for r in trained) > 0, f"{preset}: no guided completion replaced a failed one"
 
 
 # ------------------------------------------------------------------------------------------------ hook rules
@@ -196,3 +207,39 @@ def test_bad_hook_names_and_kwargs_are_errors(tiny_folder, teacher_folder, tmp_p
     cfg = _cfg(tiny_folder, teacher_folder, tmp_path, "grpo_lambda", "hooks.shaping_kwargs={lam: 1}")
     with pytest.raises(ConfigError, match="do not fit hooks.shaping='grpo_lambda'"):
         train(cfg)
+
+
+@pytest.mark.parametrize("mode", ["scaf_grpo", "guide"])
+def test_hinted_rollout_replaces_a_failed_row(tiny_folder, mode):
+    from flowrl.text.data import load_jsonl
+    from flowrl.text.policy import load_policy
+    from flowrl.text.prompts import encode_prompts
+    from flowrl.text.rollout import SamplingConfig, sample_groups
+    from flowrl.text.task_rewards import load_text_reward
+    from flowrl.text.train import _apply_hints
+
+    torch.manual_seed(0)
+    cfg = load_config(preset=mode, overrides=[f"model.path={tiny_folder}", "reward.names=[exact_match_eos]"])
+    policy = load_policy(tiny_folder)
+    rows = load_jsonl(tiny_folder / "train.jsonl")[:1]
+    prompt_ids = encode_prompts(policy.tokenizer, [rows[0]["prompt"]], max_prompt_length=48)
+    ro = sample_groups(policy.model, policy.tokenizer, prompt_ids, group_size=4, sampling=SamplingConfig(8, 1.0),
+                       eos_ids=policy.eos_ids)  # fmt: skip
+    hints = H.HINTS[mode](guided_samples=16, tiers=["solution"])
+    fns = [load_text_reward("exact_match_eos")]
+    failed = torch.zeros(4, 1)  # every completion of the group failed
+    new, rewards, guided, old = _apply_hints(cfg, policy, hints, fns, rows, prompt_ids, [0], ro, failed, step=0)
+    # the first row is replaced by the guided success (the whole answer as hint, then EOS); the others stay
+    assert guided.tolist() == [True, False, False, False] and rewards[:, 0].tolist() == [1.0, 0.0, 0.0, 0.0]
+    answer = policy.tokenizer(rows[0]["answer"], add_special_tokens=False)["input_ids"]
+    prompt = new.prompt_ids[0][new.prompt_mask[0].bool()].tolist()
+    completion = new.completion_ids[0][new.completion_mask[0].bool()].tolist()
+    eos = sorted(policy.eos_ids)
+    if mode == "scaf_grpo":  # the hint is in the prompt; the response is just EOS; on-policy (no stored old_logp)
+        assert prompt == prompt_ids[0] + answer and completion[:1] == eos[:1] and old is None
+    else:  # Guide: plain prompt; the response starts with the forced hint, whose old log-prob is log 1 = 0
+        assert prompt == prompt_ids[0] and completion[: len(answer)] == answer
+        assert old[0, : len(answer)].tolist() == [0.0] * len(answer) and old[0, len(answer)] < 0
+    for i in range(1, 4):  # untouched rows keep their tokens
+        n = int(ro.completion_mask[i].sum())
+        assert new.completion_ids[i, :n].tolist() == ro.completion_ids[i, :n].tolist()
