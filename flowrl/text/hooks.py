@@ -29,6 +29,7 @@ from flowrl.grpo.kl import KL_ESTIMATORS, kl_k3
 from flowrl.grpo.regularizers import llds_penalty, masked_teacher_kl
 from flowrl.grpo.reward_weights import multi_objective_rewards
 from flowrl.grpo.schedules import ExponentialBudget, HintPlanner, LinearSchedule
+from flowrl.grpo.segments import cutpoint_segments, probability_mask, segment_advantages
 from flowrl.grpo.selection import adv_entropy_token_mask
 from flowrl.grpo.shaping import budget_rewards, grpo_lambda_rewards, posterior_rewards, unlikeliness_rewards
 from flowrl.grpo.thoughts import group_accuracy, thought_rewards, thought_segments
@@ -227,6 +228,8 @@ class TokenInput(NamedTuple):
     step: int
     sampling: Callable[[], TokenLogProbs]  # no-grad log-probs and entropies of the sampled tokens
     full_logprobs: Callable[[], torch.Tensor]  # (N, C, V) full-vocabulary log-probs of the sampling policy
+    outcome: torch.Tensor  # (N,) reward.names[0]
+    mc_values: Callable[[list[tuple[int, int]], int], torch.Tensor]  # [(row, t)], n -> mean outcome of n continuations
 
 
 class TokenOut(NamedTuple):
@@ -277,7 +280,35 @@ def d3s(*, start: float = 0.5, ramp_steps: int = 100) -> Callable[[TokenInput], 
     return lambda x: adv_entropy_token_mask(x.adv, x.sampling().entropy, x.mask, keep_ratio=schedule(x.step))
 
 
-TOKEN_WEIGHTS: dict[str, Callable[..., Callable[[TokenInput], TokenOut]]] = {"gtpo": gtpo, "tw_grpo": tw_grpo}
+def segment_po(
+    *, prob_threshold: float = 0.9, interval: int = 5, continuations: int = 2
+) -> Callable[[TokenInput], TokenOut]:
+    """Segment Policy Optimization, SPO-chain (`flowrl.grpo.segments`): segments cut at every ``interval``-th token
+    sampled with probability < ``prob_threshold``; the value at each segment start is the mean outcome of
+    ``continuations`` Monte-Carlo continuations of the policy from there (the trainer's `mc_values`), the last value
+    the completion's own outcome; ``A_k = V(s_{k+1}) - V(s_k)`` replaces the advantage, and only the cutpoint tokens
+    carry it (probability mask as the token weight)."""
+
+    def apply(x: TokenInput) -> TokenOut:
+        seg = cutpoint_segments(x.sampling().logp, x.mask, prob_threshold=prob_threshold, interval=interval)
+        starts = [(i, t) for i, t in torch.nonzero(seg.starts).tolist()]  # row-major: segment k of row i in order
+        mc = x.mc_values(starts, continuations) if starts else torch.zeros(0)
+        values = torch.zeros(x.mask.shape[0], int(seg.count.max()) + 1)
+        slot = torch.zeros(x.mask.shape[0], dtype=torch.long)
+        for (i, _), v in zip(starts, mc.tolist(), strict=True):
+            values[i, slot[i]] = v
+            slot[i] += 1
+        values[torch.arange(values.shape[0]), seg.count] = x.outcome.float().cpu()
+        return TokenOut(segment_advantages(values, seg), probability_mask(seg, x.mask))
+
+    return apply
+
+
+TOKEN_WEIGHTS: dict[str, Callable[..., Callable[[TokenInput], TokenOut]]] = {
+    "gtpo": gtpo,
+    "tw_grpo": tw_grpo,
+    "segment_po": segment_po,
+}
 TOKEN_MASKS: dict[str, Callable[..., Callable[[TokenInput], torch.Tensor]]] = {"d3s": d3s}
 
 # ------------------------------------------------------------------------------------------------- regularisers

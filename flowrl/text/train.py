@@ -80,7 +80,7 @@ PRESETS = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo")
 LLM_PRESETS = (
     "ngrpo", "dcpo", "spo", "riskpo", "grpo_d", "kdrl", "llds", "d3s", "gtpo", "tw_grpo", "grpo_lambda", "unlikely",
     "think_short", "posterior_grpo", "tp_grpo", "mo_grpo", "dynamic_weighting", "disco", "drpo", "salsa", "knapsack",
-    "gvm", "scaf_grpo", "guide",
+    "gvm", "scaf_grpo", "guide", "segment_po",
 )  # fmt: skip
 
 
@@ -468,6 +468,27 @@ def collect(
             (grad,) = torch.autograd.grad(loss, head)
         return grad.flatten().cpu()
 
+    def mc_values(prefixes: list[tuple[int, int]], n: int) -> torch.Tensor:
+        """Mean reward.names[0] outcome of `n` continuations of each (row, t) prefix (prompt + the row's first t
+        completion tokens), each within the row's token budget (Segment PO's Monte-Carlo values)."""
+        prefix_rows = [ro.prompt_ids[i][ro.prompt_mask[i].bool()].tolist() + comp_rows[i][:t] for i, t in prefixes]
+        budget = g.max_new_tokens - min(t for _, t in prefixes)
+        sampling = SamplingConfig(budget, g.temperature, g.top_k, g.top_p, tuple(g.stop_strings))
+        model.eval()
+        mc = sample_groups(model, policy.tokenizer, prefix_rows, group_size=n, sampling=sampling,
+                           eos_ids=policy.eos_ids, prefill_once=g.prefill_once)  # fmt: skip
+        model.train(was_training)
+        texts_mc, meta_mc, prompts_mc = [], [], []
+        for r in range(mc.group_ids.numel()):
+            i, t = prefixes[r // n]
+            cont = mc.completion_ids[r][: int(mc.completion_mask[r].sum())].tolist()[: g.max_new_tokens - t]
+            text, stopped = completion_text(policy.tokenizer, comp_rows[i][:t] + cont, eos_ids=policy.eos_ids)
+            texts_mc.append(text)
+            meta_mc.append({**group_rows[i], "terminated": stopped})
+            prompts_mc.append(group_rows[i]["prompt"])
+        scores = score_completions(reward_fns[:1], texts_mc, prompts_mc, meta_mc)[0][:, 0]
+        return scores.view(len(prefixes), n).mean(-1)
+
     token_adv = None
     if hooks.shaper is not None:  # hook: reward shaping
         shaped = hooks.shaper(
@@ -499,7 +520,9 @@ def collect(
     mask = mask * (~bad)[:, None].float()
     weights = None
     if hooks.token_weights is not None or hooks.token_mask is not None:
-        token_in = H.TokenInput(adv, ro.completion_ids.cpu(), mask, keys, step, sampling_logprobs, full_logprobs)
+        token_in = H.TokenInput(
+            adv, ro.completion_ids.cpu(), mask, keys, step, sampling_logprobs, full_logprobs, outcome, mc_values
+        )
         if hooks.token_weights is not None:  # hook: per-token weights (may reshape the advantages)
             adv, weights = hooks.token_weights(token_in)
         if hooks.token_mask is not None:  # hook: token down-sampling

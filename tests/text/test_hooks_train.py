@@ -243,3 +243,28 @@ def test_hinted_rollout_replaces_a_failed_row(tiny_folder, mode):
     for i in range(1, 4):  # untouched rows keep their tokens
         n = int(ro.completion_mask[i].sum())
         assert new.completion_ids[i, :n].tolist() == ro.completion_ids[i, :n].tolist()
+
+
+def test_segment_po_hook_uses_monte_carlo_values_at_segment_starts():
+    # row 0 token probabilities 0.5, 0.95, 0.5, 0.5: cutpoints (p < 0.9) at t = 0, 2, 3; with interval 2 the 2nd
+    # cutpoint (t = 2) opens a segment, so segments start at t = 0 and t = 2. Row 1 (3 tokens) 0.95, 0.5, 0.95: one
+    # cutpoint (t = 1), one segment from t = 0.
+    probs = torch.tensor([[0.5, 0.95, 0.5, 0.5], [0.95, 0.5, 0.95, 1.0]])
+    mask = torch.tensor([[1.0, 1, 1, 1], [1, 1, 1, 0]])
+    asked = []
+
+    def mc_values(prefixes, n):
+        asked.append((prefixes, n))
+        return torch.tensor([0.5, 0.75, 0.25])  # V at (row 0, t 0), (row 0, t 2), (row 1, t 0)
+
+    x = H.TokenInput(
+        adv=torch.zeros(2), completion_ids=torch.zeros(2, 4, dtype=torch.long), mask=mask,
+        group_ids=torch.tensor([0, 0]), step=0, sampling=lambda: TokenLogProbs(probs.log(), torch.zeros(2, 4)),
+        full_logprobs=lambda: None, outcome=torch.tensor([0.0, 0.0]), mc_values=mc_values,
+    )  # fmt: skip
+    adv, w = H.segment_po(prob_threshold=0.9, interval=2, continuations=3)(x)
+    assert asked == [([(0, 0), (0, 2), (1, 0)], 3)]
+    # row 0: V = (0.5, 0.75, R = 0): segment 0 gets 0.75 - 0.5, segment 1 gets 0 - 0.75; row 1: V = (0.25, R = 0)
+    torch.testing.assert_close(adv, torch.tensor([[0.25, 0.25, -0.75, -0.75], [-0.25, -0.25, -0.25, 0.0]]))
+    # only the cutpoint tokens carry their advantage
+    assert w.tolist() == [[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]]
