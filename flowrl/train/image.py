@@ -25,6 +25,7 @@ import contextlib
 import math
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -44,6 +45,7 @@ from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, policy_loss,
 from flowrl.models.base import ImageAdapter
 from flowrl.models.shapeworld import ShapeWorldAdapter
 from flowrl.shapes.grader import grade
+from flowrl.train import sharding
 from flowrl.train.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -386,6 +388,7 @@ def update(
     world: int,
 ) -> dict[str, float]:
     """Inner epochs over the iteration's rollouts; returns averaged metrics."""
+    sharded = cfg.train.sharding == "fsdp"
     variant = get_variant("flow_grpo", clip_range=method.clip_range, beta=method.kl_beta, guard=method.guard)
     params = adapter.trainable_parameters()
     totals: dict[str, torch.Tensor] = {}
@@ -404,15 +407,29 @@ def update(
             norm = Normalizer(num_tokens=edges, num_sequences=edges)
             optimizer.zero_grad(set_to_none=False)
             num_prompts = all_reduce_sum(torch.tensor(float(len(chunk))), world)
+            idle = 0  # sharded: zero-loss passes that keep this rank's FSDP collectives in step with the busiest rank
+            if sharded:  # FSDP gathers every block in each forward: all ranks run as many passes as the busiest one
+                passes = sum(len(micro_batches(ro, cfg.train.micro_batch_edges)) for ro in chunk)
+                idle = sharding.max_over_ranks(passes) - passes  # collective: before any forward of this step
+                if idle and not rollouts:
+                    raise RuntimeError(
+                        f"Iteration {iteration}: every prompt of process {torch.distributed.get_rank()} was skipped "
+                        "(non-finite rewards), so it has no input for the forward passes the sharded model needs on "
+                        "every rank. Fix the reward's NaN/inf, or train with train.sharding=none."
+                    )
             sums = optimizer_step_loss(cfg, adapter, method, variant.objective, chunk, norm, iteration, num_prompts)
+            for _ in range(idle):  # forward and backward of a zero loss: the same collectives, no gradient
+                ro = rollouts[0]
+                mean = evaluate_edges(adapter.velocity, ro.tree, ro.cond, torch.zeros(1, dtype=torch.long)).mean
+                (0.0 * mean.sum()).backward()
             for p in params:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-                all_reduce_sum(p.grad, world)
+                if not sharded:  # FSDP summed the gradients over ranks in the backward pass
+                    all_reduce_sum(p.grad, world)
             if cfg.optim.grad_clip > 0:
-                sums["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip).detach() * sums.get(
-                    "edges", torch.zeros(())
-                )
+                clip = sharding.clip_grad_norm_ if sharded else torch.nn.utils.clip_grad_norm_
+                sums["grad_norm"] = clip(params, cfg.optim.grad_clip).detach() * sums.get("edges", torch.zeros(()))
             optimizer.step()
             if ema is not None:
                 ema.update()
@@ -537,12 +554,21 @@ class TrainResult(NamedTuple):
 
 def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: bool = True) -> TrainResult:
     """Run (or resume) an image GRPO run and return where it lives and its base / final held-out accuracy."""
-    from accelerate import Accelerator  # imported here: `flowrl train --help` stays fast
+    from accelerate import Accelerator, DistributedType  # imported here: `flowrl train --help` stays fast
 
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise ConfigError(
+            "The trainer does not drive DeepSpeed (configs/accelerate/deepspeed_zero2.yaml is untested, "
+            "docs/scaling.md): launch with configs/accelerate/ddp.yaml, or shard full fine-tuning with "
+            "configs/accelerate/fsdp_sd3.yaml / fsdp_flux.yaml (train.sharding=fsdp)."
+        )
+    if accelerator.distributed_type == DistributedType.FSDP and cfg.train.sharding == "none":
+        cfg = replace(cfg, train=replace(cfg.train, sharding="fsdp"))  # an FSDP launch config asks for sharding
+    sharded = cfg.train.sharding == "fsdp"
     if cfg.train.prompts_per_iteration % world:
         raise ConfigError(
             f"train.prompts_per_iteration ({cfg.train.prompts_per_iteration}) must be divisible by the "
@@ -552,6 +578,8 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     t_start = time.perf_counter()
 
     adapter = build_adapter(cfg, accelerator.device)
+    if sharded:  # before the optimizer and the EMA: they hold the sharded parameters
+        sharding.shard_transformer(adapter.transformer, device_type=accelerator.device.type)
     params = adapter.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
     ema = EMA(params, decay=cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
@@ -573,10 +601,14 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         if ckpt_path is None:
             raise FileNotFoundError(f"No checkpoint in {resume}/checkpoints to resume from.")
         ckpt = load_checkpoint(ckpt_path)
-        adapter.load_trained_state(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        if sharded:  # the checkpoint holds full tensors (every rank read them): keep this rank's shards
+            adapter.load_trained_state(sharding.shard_state(ckpt["model"], like=adapter.transformer.state_dict()))
+            optimizer.load_state_dict(sharding.shard_optimizer_state(ckpt["optimizer"], params))
+        else:
+            adapter.load_trained_state(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
         if ema is not None and ckpt["ema"] is not None:
-            ema.load_state_dict(ckpt["ema"])
+            ema.load_state_dict(sharding.shard_state(ckpt["ema"], like=ema.state_dict()) if sharded else ckpt["ema"])
         if ckpt["rng"] is not None:
             restore_rng_state(ckpt["rng"])
         start_iteration = int(ckpt["trainer"]["iteration"])
@@ -610,18 +642,26 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             _save_grid(run_dir, iteration, held_out, images, cfg.eval.grid_prompts, graded)
         return summary
 
-    if base is None and main_process and cfg.eval.at_start:
+    if base is None and (main_process or sharded) and cfg.eval.at_start:  # sharded: every rank runs the forwards
         base = run_eval(0)
-        logger.log(0, _eval_metrics(base))
-        name, value = headline(base)
-        print(
-            f"[flowrl] base model: {name} {value:.4f} ({base.count} samples)",
-            file=sys.stderr,
-        )
+        if main_process:
+            logger.log(0, _eval_metrics(base))
+            name, value = headline(base)
+            print(
+                f"[flowrl] base model: {name} {value:.4f} ({base.count} samples)",
+                file=sys.stderr,
+            )
 
     def checkpoint(next_iteration: int) -> None:
+        if sharded:  # gathering the full tensors is collective: every rank takes part, rank 0 writes them
+            model_state = sharding.gather_state(adapter.trained_state())
+            optimizer_state = sharding.gather_optimizer_state(optimizer.state_dict())
+            ema_state = sharding.gather_state(ema.state_dict()) if ema is not None else None
         if not main_process:
             return
+        if not sharded:
+            model_state, optimizer_state = adapter.trained_state(), optimizer.state_dict()
+            ema_state = ema.state_dict() if ema is not None else None
         trainer = {"iteration": next_iteration, "nfe_total": nfe_total}
         if base is not None:
             trainer.update(base_strict=base.strict, base_score=base.score, base_count=base.count)
@@ -629,9 +669,9 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             run_dir,
             next_iteration,
             {
-                "model": adapter.trained_state(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
+                "model": model_state,
+                "optimizer": optimizer_state,
+                "ema": ema_state,
                 "rng": capture_rng_state(),
                 "trainer": trainer,
                 "config": dump_yaml(cfg),
@@ -678,6 +718,8 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             done = iteration + 1
             stop = _should_stop(cfg, minutes=(time.perf_counter() - t_start) / 60, nfe_total=nfe_total, world=world)
             last = done == cfg.train.iterations or stop
+            if sharded and not main_process and (done % cfg.eval.every == 0 or last):
+                run_eval(done)  # FSDP: every rank takes part in the evaluation's forward passes; rank 0 logs
             if main_process:
                 if done % cfg.eval.every == 0 or last:
                     t_eval = time.perf_counter()
@@ -703,8 +745,10 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         bar.close()
         if logger is not None:
             logger.close()
+    with sharding.full_parameters(adapter.transformer) if sharded else contextlib.nullcontext():
+        if main_process:  # sharded: rank 0 holds the gathered full weights here
+            adapter.save_trained(run_dir)
     if main_process:
-        adapter.save_trained(run_dir)
         records = read_metrics(run_dir / "metrics.jsonl")
         plot_curves(
             records,

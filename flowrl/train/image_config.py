@@ -121,6 +121,11 @@ class TrainConfig:
     """Stop after the iteration that crosses this wall time (0 = no limit); evaluation and checkpoint still run."""
     max_nfe: int = 0
     """Stop after the iteration that crosses this many network evaluations, rollout + training (0 = no limit)."""
+    sharding: Literal["none", "fsdp"] = "none"
+    """none = every process holds the whole model and the trainer sums gradients itself (DDP); fsdp = full
+    fine-tuning with the transformer's parameters, gradients and AdamW state split over the processes (torch FSDP2,
+    one unit per block; flowrl/train/sharding.py, docs/scaling.md). An accelerate launch config whose
+    distributed_type is FSDP (configs/accelerate/fsdp_*.yaml) sets fsdp."""
 
     def __post_init__(self) -> None:
         for name in ("iterations", "prompts_per_iteration", "inner_epochs", "steps_per_epoch", "micro_batch_edges"):
@@ -190,3 +195,17 @@ class ImageTrainConfig:
     """Held-out evaluation."""
     run: RunConfig = field(default_factory=RunConfig)
     """Run folder, checkpoints and logging."""
+
+    def __post_init__(self) -> None:
+        if self.train.sharding == "fsdp" and self.model.lora_rank > 0:
+            raise ValueError(
+                f"train.sharding=fsdp shards full fine-tuning, but model.lora_rank={self.model.lora_rank}: LoRA "
+                "trains few weights and the frozen base fits every rank (docs/scaling.md), so train LoRA with "
+                "train.sharding=none, or set model.lora_rank=0 for sharded full fine-tuning."
+            )
+        if self.train.sharding == "fsdp" and self.method.sft_weight > 0:
+            raise ValueError(
+                "train.sharding=fsdp cannot run the LayerTuning-RL term (method.sft_weight > 0): it runs one forward "
+                "per prompt whose weight is not 0, a count that differs between ranks, and FSDP needs the same "
+                "forward passes on every rank. Set method.sft_weight=0 or train.sharding=none."
+            )
