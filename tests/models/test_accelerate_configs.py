@@ -1,5 +1,6 @@
 """The accelerate config files in configs/accelerate parse with accelerate's own loader, and the FSDP wrap classes
-exist in the models they name (accelerate raises at `prepare` otherwise). Run: pytest tests/models -q -k accelerate
+exist in the models they name and are the blocks `flowrl.train.sharding` wraps.
+Run: pytest tests/models -q -k accelerate
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def test_fsdp_wrap_classes_exist_in_the_model(name, model):
     from accelerate.utils.dataclasses import get_module_class_from_name
     from diffusers import FluxTransformer2DModel, SD3Transformer2DModel
 
+    from flowrl.train.sharding import BLOCK_CLASSES
+
     cfg = load_config_from_file(str(CONFIGS / name))
     with torch.device("meta"):
         if model == "flux":
@@ -53,5 +56,6 @@ def test_fsdp_wrap_classes_exist_in_the_model(name, model):
                 caption_projection_dim=32,
                 pooled_projection_dim=32,
             )
-    names = cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"].split(",")
-    assert all(get_module_class_from_name(m, n.strip()) is not None for n in names)
+    names = [n.strip() for n in cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"].split(",")]
+    assert all(get_module_class_from_name(m, n) is not None for n in names)
+    assert set(names) <= set(BLOCK_CLASSES)  # the blocks flowrl.train.sharding wraps (the file restates them)
