@@ -13,8 +13,8 @@ collect full tensors on rank 0 (on the CPU), `shard_state` and `shard_optimizer_
 so a run resumes sharded or not from either kind of checkpoint. `full_parameters` lets rank 0 write the final
 model with the adapter's own `save_trained`.
 
-Every function here except `shard_state`, `shard_optimizer_state` and `clip_grad_norm_` is collective: all
-ranks must call it, in the same order. Measured on CPU with gloo, 2 processes (torch 2.13): forward, backward,
+Every function here except `shard_state` and `shard_optimizer_state` is collective: all ranks must call it, in
+the same order. Measured on CPU with gloo, 2 processes (torch 2.13): forward, backward,
 `clip_grad_norm_`, AdamW and the full state dict all work; FSDP's ``PREMUL_SUM`` reduction does not exist in
 gloo, hence ``set_force_sum_reduction_for_comms``.
 """
