@@ -118,7 +118,8 @@ def plot(results: list[dict], path: Path) -> None:
     a.bar(names, acc)
     if base is not None:
         a.axhline(100 * base, color="gray", linestyle="--", linewidth=1, label="base model")
-        a.legend(loc="lower right")
+        a.legend(loc="upper right")
+        a.set_ylim(100 * base - 5, max(acc) + 3)
     a.set_ylabel("held-out accuracy (%)")
     a.tick_params(axis="x", rotation=70)
     b.scatter(secs, acc)
