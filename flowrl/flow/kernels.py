@@ -166,6 +166,38 @@ def gaussian_logprob(x_next: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
     return logp.reshape(logp.shape[0], -1).mean(-1) if logp.ndim > 1 else logp
 
 
+def pooled_gaussian_logprob(x_next: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, pool: int) -> torch.Tensor:
+    """Log-density of the ``pool x pool`` block means of a Gaussian step (the step's low-frequency part), per element.
+
+    With ``x_next = mean + std * eps``, the block mean of the residual is ``N(0, (std / pool)^2)`` per block and
+    channel, so this is `gaussian_logprob` of ``avgpool(x_next)`` under ``N(avgpool(mean), (std / pool)^2)``. Used
+    as the policy's log-probability, it credits a reward only to the low-frequency part of the injected noise; the
+    high-frequency part acts as environment noise. A policy-gradient estimate over ``D`` credited noise dimensions
+    from ``N`` samples is mostly noise when ``N << D`` (its signal fraction scales like ``N / D``), so pooling by
+    ``k`` divides ``D`` by ``k^2`` (docs/shapeworld_rl.md measures the effect). ``pool = 1`` is `gaussian_logprob`.
+
+    Args:
+        x_next, mean: `(B, C, H, W)` with H and W divisible by `pool`.
+        std: broadcastable to `mean`, > 0.
+        pool: block size (>= 1).
+
+    Returns:
+        `(B,)`, as `gaussian_logprob`.
+    """
+    if pool == 1:
+        return gaussian_logprob(x_next, mean, std)
+    if pool < 1 or mean.ndim != 4 or mean.shape[-1] % pool or mean.shape[-2] % pool:
+        raise ValueError(
+            f"pooled_gaussian_logprob needs (B, C, H, W) latents with H and W divisible by pool = {pool}; got "
+            f"{tuple(mean.shape)}. Choose a pool that divides the latent size, or 1 (no pooling)."
+        )
+    dtype = compute_dtype(x_next, mean)
+    std = torch.as_tensor(std, dtype=dtype, device=mean.device)
+    std = append_dims(std, mean.ndim) if std.ndim == 1 else std
+    pooled = torch.nn.functional.avg_pool2d
+    return gaussian_logprob(pooled(x_next.to(dtype), pool), pooled(mean.to(dtype), pool), std / pool)
+
+
 class StepFn(Protocol):
     """Uniform kernel call used by the sampler: the kernel's own hyper-parameter is passed as `noise_level`."""
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from flowrl.flow.kernels import KERNELS, gaussian_logprob
+from flowrl.flow.kernels import KERNELS, pooled_gaussian_logprob
 from flowrl.flow.tree import Tree
 from flowrl.flow.velocity import Cond, VelocityModel, take_rows
 from flowrl.grpo.kl import gaussian_kl_same_std
@@ -27,7 +27,9 @@ class EdgeEval(NamedTuple):
     nfe: int  # model rows evaluated: the number of unique parents
 
 
-def evaluate_edges(model: VelocityModel, tree: Tree, cond: Cond, edge_index: torch.Tensor | None = None) -> EdgeEval:
+def evaluate_edges(
+    model: VelocityModel, tree: Tree, cond: Cond, edge_index: torch.Tensor | None = None, *, pool: int = 1
+) -> EdgeEval:
     """Recompute ``(mean, logp)`` of trained edges: one model call on the unique parents, gathered to the children.
 
     Args:
@@ -36,6 +38,7 @@ def evaluate_edges(model: VelocityModel, tree: Tree, cond: Cond, edge_index: tor
         cond: the same conditioning as at rollout (one row per prompt).
         edge_index: `(E',)` subset of `tree.edges` (a micro-batch; keep siblings together to share forwards);
             None = all edges.
+        pool: score only the ``pool x pool`` block means of each step (`pooled_gaussian_logprob`); 1 = every element.
     """
     e = tree.edges
     idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
@@ -56,8 +59,16 @@ def evaluate_edges(model: VelocityModel, tree: Tree, cond: Cond, edge_index: tor
         order.append(sel)
     mean = torch.cat(means)[torch.argsort(torch.cat(order))]  # (E', *latent) back in edge order
     std = e.std[idx]
-    logp = gaussian_logprob(x_next.detach(), mean, std)
+    logp = pooled_gaussian_logprob(x_next.detach(), mean, std, pool=pool)
     return EdgeEval(logp=logp, mean=mean, nfe=int(parents.numel()))
+
+
+def old_logp(tree: Tree, edge_index: torch.Tensor, *, pool: int = 1) -> torch.Tensor:
+    """`(E',)` rollout-time log-probabilities of the selected edges (rescored from the stored means when pooled)."""
+    e = tree.edges
+    if pool == 1:
+        return e.old_logp[edge_index]
+    return pooled_gaussian_logprob(e.x_next[edge_index], e.old_mean[edge_index], e.std[edge_index], pool=pool)
 
 
 def _col(t: torch.Tensor) -> torch.Tensor:
@@ -95,6 +106,7 @@ def policy_batch(
     weights: torch.Tensor | None = None,
     guard: bool = False,
     reference: EdgeEval | None = None,
+    pool: int = 1,
 ) -> PolicyBatch:
     """The core's `PolicyBatch` for the selected edges, `(E', 1)` per field.
 
@@ -105,6 +117,7 @@ def policy_batch(
         guard: fill `std` and `mean_shift_sq = mean_d (mean - old_mean)^2` for GRPO-Guard's RatioNorm
             (use it with the core's ``flow_grpo(guard=True)`` variant).
         reference: `evaluate_edges` under the reference model (no grad) for the Gaussian KL term.
+        pool: the `pool` `current` was evaluated with; the rollout's log-probabilities are rescored with it.
     """
     e = tree.edges
     idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
@@ -112,7 +125,7 @@ def policy_batch(
     device = current.logp.device
     fields = dict(
         logp=_col(current.logp),
-        old_logp=_col(e.old_logp[idx]),
+        old_logp=_col(old_logp(tree, idx, pool=pool)),
         adv=_col(adv[idx]).to(device),
         mask=torch.ones(idx.numel(), 1, device=device),
     )

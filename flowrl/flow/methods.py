@@ -61,6 +61,7 @@ class FlowMethod(NamedTuple):
     timestep_fraction: float = 1.0  # DanceGRPO: per-trajectory random subset of trained steps
     pruning: Pruning | None = None
     hooks: TreeRPOHooks | None = None
+    logprob_pool: int = 1  # credit only k x k block means of the step noise (kernels.pooled_gaussian_logprob)
 
 
 def _chain(

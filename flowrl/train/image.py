@@ -152,6 +152,15 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
         method = method._replace(kl_beta=cfg.method.kl_beta)
     if cfg.method.adv_clip is not None:
         method = method._replace(advantage_kwargs={**method.advantage_kwargs, "clip": cfg.method.adv_clip})
+    if cfg.method.adv_scale is not None:
+        if method.advantage != "group":
+            raise ConfigError(
+                f"method.adv_scale applies to group advantages; {cfg.method.name!r} uses {method.advantage!r} "
+                "(tree estimators normalise per node). Leave method.adv_scale unset for it."
+            )
+        method = method._replace(advantage_kwargs={**method.advantage_kwargs, "scale": cfg.method.adv_scale})
+    if cfg.method.logprob_pool != 1:
+        method = method._replace(logprob_pool=cfg.method.logprob_pool)
     if cfg.method.sft_weight > 0 or cfg.method.adaptive_clip_scale > 0:
         base = method.hooks or TreeRPOHooks()
         clip_bounds = base.clip_bounds
@@ -308,16 +317,17 @@ def optimizer_step_loss(
     sums: dict[str, torch.Tensor] = {}
     for ro in chunk:
         for idx in micro_batches(ro, cfg.train.micro_batch_edges):
-            current = evaluate_edges(adapter.velocity, ro.tree, ro.cond, idx)
+            pool = method.logprob_pool
+            current = evaluate_edges(adapter.velocity, ro.tree, ro.cond, idx, pool=pool)
             reference = None
             if method.kl_beta > 0:
                 with adapter.reference():
-                    reference = evaluate_edges(adapter.reference_velocity, ro.tree, ro.cond, idx)
+                    reference = evaluate_edges(adapter.reference_velocity, ro.tree, ro.cond, idx, pool=pool)
             weights = None
             if method.noise_aware or method.guard:
                 weights = step_weights(ro.tree, idx, noise_aware=method.noise_aware, guard=method.guard)
             batch = policy_batch(
-                ro.tree, current, ro.adv, idx, weights=weights, guard=method.guard, reference=reference
+                ro.tree, current, ro.adv, idx, weights=weights, guard=method.guard, reference=reference, pool=pool
             )
             obj = objective
             if method.hooks is not None:  # Dynamic-TreeRPO: per-edge clip bounds from a hook
@@ -331,7 +341,7 @@ def optimizer_step_loss(
             sums["edges"] = sums.get("edges", torch.zeros(())) + n
             sums["nfe_train"] = sums.get("nfe_train", torch.zeros(())) + current.nfe
             # per-step importance-ratio statistics from d = r - 1 in float64 (E[r^2] - E[r]^2 cancels in fp32)
-            dev = (current.logp.detach().double() - ro.tree.edges.old_logp[idx].double()).exp() - 1.0  # (E',)
+            dev = (current.logp.detach().double() - batch.old_logp.flatten().double()).exp() - 1.0  # (E',)
             steps = ro.tree.edges.step[idx]
             for s in torch.unique(steps).tolist():
                 sel = steps == s

@@ -53,6 +53,13 @@ class MethodConfig:
     """Weight of the closed-form Gaussian KL to the reference; None = the method's published value."""
     adv_clip: float | None = None
     """Clamp |advantage| to this; None = the method's published value (5 everywhere)."""
+    adv_scale: Literal["group", "none"] | None = None
+    """What divides a group's centred rewards: "group" its std (GRPO), "none" nothing (Dr. GRPO: groups whose
+    samples barely differ then barely move the policy); None = the method's value ("group" for the group methods)."""
+    logprob_pool: int = 1
+    """Credit rewards only to the k x k block means of each step's noise (flowrl's addition, not from a paper:
+    flowrl.flow.kernels.pooled_gaussian_logprob): the policy-gradient noise shrinks with the credited dimensions;
+    1 = every latent element, as in the papers. Must divide the latent height and width."""
     sft_weight: float = 0.0
     """Dynamic-TreeRPO LayerTuning-RL (our reading, flowrl/train/layer_tuning.py): weight lambda_0 of the
     flow-matching term on rendered ShapeWorld targets, scaled per prompt by (1 - its mean reward); 0 = off."""
@@ -60,6 +67,13 @@ class MethodConfig:
     """Rendered targets per prompt for the LayerTuning-RL term."""
     adaptive_clip_scale: float = 0.0
     """Dynamic-TreeRPO adaptive clip bounds (our reading): eps_i = clip_range * (1 + scale * tanh|A_i|); 0 = off."""
+
+    def __post_init__(self) -> None:
+        if self.logprob_pool < 1:
+            raise ValueError(
+                f"method.logprob_pool must be >= 1 (1 = no pooling), got {self.logprob_pool}; use a block size that "
+                "divides the latent height and width (1, 2, 4, 8 or 16 on the 32 px ShapeWorld model)."
+            )
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from flowrl.flow import cps, dance_sde, dpmpp_2m, flow_sde, gaussian_logprob, ode_euler, time_grid
+from flowrl.flow.kernels import pooled_gaussian_logprob
 from flowrl.flow.grid import flux_time_grid
 
 MU = torch.tensor([[0.3, -1.2], [2.0, 0.5]], dtype=torch.float64)  # (2, 2): a point-mass "image"
@@ -137,3 +138,55 @@ def test_gaussian_logprob_matches_torch_distributions():
     torch.testing.assert_close(gaussian_logprob(x_next, mean, std.reshape(5, 1, 1, 1)), ref)
     ref_scalar = torch.distributions.Normal(mean, 0.3).log_prob(x_next).mean(dim=(1, 2, 3))
     torch.testing.assert_close(gaussian_logprob(x_next, mean, torch.tensor(0.3, dtype=torch.float64)), ref_scalar)
+
+
+# ------------------------------------------------------------------------------------- pooled (low-frequency) density
+
+
+def test_pooled_logprob_is_the_normal_density_of_block_means():
+    """Independent reference: block means by an explicit loop, scored by torch.distributions with std / pool."""
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(3, 2, 8, 8, generator=g, dtype=torch.float64)
+    x_next = mean + 0.3 * torch.randn(3, 2, 8, 8, generator=g, dtype=torch.float64)
+    std = torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64)
+    got = pooled_gaussian_logprob(x_next, mean, std, pool=4)
+    for b in range(3):
+        values = []
+        for c in range(2):
+            for i in range(0, 8, 4):
+                for j in range(0, 8, 4):
+                    block_x = x_next[b, c, i : i + 4, j : j + 4].mean()
+                    block_m = mean[b, c, i : i + 4, j : j + 4].mean()
+                    values.append(torch.distributions.Normal(block_m, std[b] / 4).log_prob(block_x))
+        assert got[b].item() == pytest.approx(torch.stack(values).mean().item(), rel=1e-12)
+
+
+def test_pooled_logprob_with_pool_1_is_the_elementwise_density():
+    g = torch.Generator().manual_seed(1)
+    mean, x_next = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g)
+    std = torch.tensor([0.4, 0.9])
+    assert torch.equal(pooled_gaussian_logprob(x_next, mean, std, pool=1), gaussian_logprob(x_next, mean, std))
+
+
+def test_pooled_logprob_gradient_sees_only_block_means():
+    """Changing the mean inside a block without changing the block's average leaves the density unchanged, and the
+    gradient w.r.t. the mean is constant within each block."""
+    g = torch.Generator().manual_seed(2)
+    mean = torch.randn(1, 1, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    x_next = torch.randn(1, 1, 4, 4, generator=g, dtype=torch.float64)
+    std = torch.tensor([0.5], dtype=torch.float64)
+    logp = pooled_gaussian_logprob(x_next, mean, std, pool=2)
+    (grad,) = torch.autograd.grad(logp.sum(), mean)
+    blocks = grad.reshape(2, 2, 2, 2).permute(0, 2, 1, 3).reshape(4, 4)  # rows: blocks, columns: their 4 pixels
+    assert torch.allclose(blocks, blocks[:, :1].expand(4, 4))
+    zero_mean_wiggle = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=torch.float64).repeat(2, 2)[None, None]
+    moved = pooled_gaussian_logprob(x_next, mean.detach() + 0.7 * zero_mean_wiggle, std, pool=2)
+    assert moved.item() == pytest.approx(logp.item(), rel=1e-12)
+
+
+def test_pooled_logprob_rejects_sizes_it_cannot_pool():
+    x = torch.zeros(1, 3, 6, 6)
+    with pytest.raises(ValueError, match="divisible by pool = 4"):
+        pooled_gaussian_logprob(x, x, torch.ones(1), pool=4)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        pooled_gaussian_logprob(torch.zeros(2, 16, 8), torch.zeros(2, 16, 8), torch.ones(2), pool=2)

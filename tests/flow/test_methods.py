@@ -87,6 +87,10 @@ def test_method_runs_into_the_core_loss(name, guard):
     current = evaluate_edges(model, tree, cond, edges)
     # on-policy: the recomputation reproduces the rollout's log-probs exactly (same kernel code, same inputs)
     torch.testing.assert_close(current.logp.detach(), tree.edges.old_logp[edges], atol=1e-5, rtol=0)
+    # and so does the pooled (block-mean) density, rescored from the stored rollout means
+    pooled = policy_batch(tree, evaluate_edges(model, tree, cond, edges, pool=2), adv, edges, pool=2)
+    torch.testing.assert_close(pooled.logp.detach(), pooled.old_logp, atol=1e-5, rtol=0)
+    assert not torch.allclose(pooled.old_logp, tree.edges.old_logp[edges].reshape(-1, 1).float())
     weights = step_weights(tree, edges, noise_aware=method.noise_aware, guard=method.guard)
     batch = policy_batch(tree, current, adv, edges, weights=weights, guard=method.guard)
     variant = get_variant("flow_grpo", clip_range=method.clip_range, beta=0.0, guard=method.guard)
