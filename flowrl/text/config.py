@@ -166,7 +166,8 @@ class HooksConfig:
     shaping_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the shaper (e.g. {top_fraction: 0.2}; multi_objective needs {weights: [...]})."""
     token_weights: str = ""
-    """Per-token loss weights (hooks.TOKEN_WEIGHTS): gtpo (conflict tokens + entropy-shaped advantages), tw_grpo."""
+    """Per-token loss weights (hooks.TOKEN_WEIGHTS): gtpo (conflict tokens + entropy-shaped advantages), tw_grpo,
+    segment_po (Monte-Carlo segment advantages on the cutpoint tokens)."""
     token_weights_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the token-weight hook."""
     token_mask: str = ""

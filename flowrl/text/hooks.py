@@ -2,15 +2,16 @@
 plug in. Each hook is an entry of a dict literal below, chosen by name in the `hooks` config section, and the
 trainer calls it at one place of its step::
 
-    prompts -> sample (group sizes: hooks.group_sizes) -> score -> REWARD SHAPING (hooks.shaping)
+    prompts -> sample (group sizes: hooks.group_sizes) -> score -> HINTED SECOND ROLLOUT (hooks.hints)
+      -> REWARD SHAPING (hooks.shaping)
       -> advantages (loss.variant; group keys: hooks.group_ids) -> TOKEN WEIGHTS / MASK (hooks.token_weights,
       hooks.token_mask) -> rows with a non-zero advantage -> update: REGULARISER (hooks.regularizer, coefficient
       loss.kl_beta ramped to hooks.kl_beta_end) and the loss: `policy_loss`, or a WHOLE-LOSS plugin (hooks.whole_loss)
 
 The hooks are thin: the math is the pure functions of `flowrl.grpo`, and the stateful parts (dynamic reward
-weights, the knapsack planner's success rates) are small objects here, built once per run. Stand-ins for what
-cannot run here (a process reward model, a multi-label alignment reward model) are rule-based scorers of the
-arithmetic task, selected by name or given as ``package.module:function``.
+weights, the knapsack planner's success rates, the hint tiers) are small objects here, built once per run.
+Stand-ins for what cannot run here (a process reward model, a multi-label alignment reward model, natural-language
+hints) are rule-based pieces of the arithmetic task, selected by name or given as ``package.module:function``.
 """
 
 from __future__ import annotations
