@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from flowrl.flow import cps, dance_sde, dpmpp_2m, flow_sde, gaussian_logprob, ode_euler, time_grid
-from flowrl.flow.kernels import pooled_gaussian_logprob
 from flowrl.flow.grid import flux_time_grid
+from flowrl.flow.kernels import pooled_gaussian_logprob
 
 MU = torch.tensor([[0.3, -1.2], [2.0, 0.5]], dtype=torch.float64)  # (2, 2): a point-mass "image"
 
