@@ -54,7 +54,7 @@ from flowrl.train.checkpoint import (
     save_checkpoint,
 )
 from flowrl.train.ema import EMA
-from flowrl.train.image_config import ImageTrainConfig
+from flowrl.train.image_config import ImageTrainConfig, OptimConfig
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
 from flowrl.train.metrics import MetricsLogger, read_metrics
 from flowrl.train.plots import plot_curves, save_image_grid
@@ -136,6 +136,13 @@ def build_adapter(cfg: ImageTrainConfig, device: torch.device) -> ImageAdapter:
     return FluxAdapter.from_folder(
         folder, guidance_scale=cfg.guidance_scale, embedded_guidance=m.embedded_guidance, device=device, **extra
     )
+
+
+def make_optimizer(cfg: OptimConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """AdamW, or SGD with momentum ``betas[0]`` (`optim.name`)."""
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.betas[0], weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
 def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float = 3.0) -> FlowMethod:
@@ -591,7 +598,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     if sharded:  # before the optimizer and the EMA: they hold the sharded parameters
         sharding.shard_transformer(adapter.transformer, device_type=accelerator.device.type)
     params = adapter.trainable_parameters()
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+    optimizer = make_optimizer(cfg.optim, params)
     ema = EMA(params, decay=cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     reward_fns = [reward_lib.load_reward(name) for name in cfg.reward.names]
     if cfg.model.kind != "shapeworld" and not (cfg.train.prompts_file and cfg.eval.prompts_file):

@@ -95,12 +95,15 @@ class RewardConfig:
 
 @dataclass
 class OptimConfig:
+    name: Literal["adamw", "sgd"] = "adamw"
+    """adamw (every reference repo), or sgd with momentum betas[0]: its step follows the gradient's size per
+    weight, where AdamW moves every weight by about lr even when its gradient is mostly noise."""
     lr: float = 3e-4
-    """AdamW learning rate."""
+    """Learning rate."""
     weight_decay: float = 0.0
-    """AdamW weight decay."""
+    """Weight decay (decoupled for adamw)."""
     betas: tuple[float, float] = (0.9, 0.999)
-    """AdamW betas."""
+    """AdamW betas; sgd uses betas[0] as its momentum."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = off)."""
 

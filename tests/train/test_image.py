@@ -317,3 +317,34 @@ def test_prompts_file(tiny_model, tmp_path, capsys):
     good.write_text("a red circle\n")
     result = train(_cfg(tiny_model, tmp_path, "train.iterations=1", "eval.every=100", f"train.prompts_file={good}"))
     assert result.iterations == 1
+
+
+def test_pooled_credit_sgd_and_unscaled_advantages_train(tiny_model, tmp_path):
+    """The learning-signal options of docs/shapeworld_rl.md: on-policy ratios stay 1 in the first epoch with pooled
+    log-probs, and SGD moves the weights."""
+    cfg = _cfg(
+        tiny_model,
+        tmp_path,
+        "train.iterations=1",
+        "train.inner_epochs=1",
+        "method.logprob_pool=8",
+        "method.adv_scale=none",
+        "optim.name=sgd",
+        "optim.lr=10.0",
+    )
+    before = load_file(next(tiny_model.glob("transformer/*.safetensors")))
+    result = train(cfg)
+    last = read_metrics(result.run_dir)[-1]
+    ratio_means = [v for k, v in last.items() if k.startswith("ratio_mean/step_")]
+    assert ratio_means and all(abs(v - 1.0) < 1e-6 for v in ratio_means)  # on-policy: one epoch, rescored old log-probs
+    after = load_file(next((result.run_dir / "final").glob("transformer/*.safetensors")))
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_learning_signal_options_are_validated(tiny_model, tmp_path):
+    with pytest.raises(ConfigError, match="method.adv_scale applies to group advantages"):
+        train(_cfg(tiny_model, tmp_path, "method.adv_scale=none", preset="shapes_tree_grpo"))
+    with pytest.raises(ConfigError, match="logprob_pool must be >= 1"):
+        _cfg(tiny_model, tmp_path, "method.logprob_pool=0")
+    with pytest.raises(ConfigError, match="adamw"):
+        _cfg(tiny_model, tmp_path, "optim.name=adam")
