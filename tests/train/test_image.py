@@ -336,7 +336,7 @@ def test_pooled_credit_sgd_and_unscaled_advantages_train(tiny_model, tmp_path):
     result = train(cfg)
     last = read_metrics(result.run_dir)[-1]
     ratio_means = [v for k, v in last.items() if k.startswith("ratio_mean/step_")]
-    assert ratio_means and all(abs(v - 1.0) < 1e-6 for v in ratio_means)  # on-policy: one epoch, rescored old log-probs
+    assert ratio_means and all(abs(v - 1.0) < 1e-6 for v in ratio_means)  # on-policy: rescored old log-probs
     after = load_file(next((result.run_dir / "final").glob("transformer/*.safetensors")))
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
