@@ -15,8 +15,8 @@ by the *global* count of trained edges and gradients are summed over processes, 
 rollouts independent of the process count and resumption bit-exact.
 
 Run: ``flowrl train`` (ShapeWorld default), ``flowrl train --preset shapes_mixgrpo train.iterations=20``,
-``flowrl train --resume runs/<name>``; ``accelerate launch --cpu --num_processes 2 -m flowrl.train.image`` for two
-processes.
+``flowrl train --resume runs/<name>``; for two CPU processes
+``accelerate launch --config_file configs/accelerate/cpu_2proc.yaml -m flowrl.train.image`` (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -238,8 +238,15 @@ def micro_batches(rollout_: PromptRollout, size: int) -> list[torch.Tensor]:
 
 
 def all_reduce_sum(t: torch.Tensor, world: int) -> torch.Tensor:
+    """Sum `t` over processes, in place. NCCL (accelerate's GPU backend) reduces CUDA tensors only, so CPU scalars
+    (edge and prompt counts) travel through the current GPU there."""
     if world > 1:
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+        if t.device.type == "cpu" and torch.distributed.get_backend() == "nccl":
+            on_gpu = t.to(torch.device("cuda", torch.cuda.current_device()))
+            torch.distributed.all_reduce(on_gpu, op=torch.distributed.ReduceOp.SUM)
+            t.copy_(on_gpu.cpu())
+        else:
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
     return t
 
 
