@@ -13,6 +13,7 @@ from flowrl.train.image import train
 from flowrl.train.image_cli import PRESETS_DIR, load_config, main
 from flowrl.train.metrics import read_metrics
 
+FULL_FT = ["model.lora_rank=0", "method.kl_beta=0"]  # the default preset trains LoRA; these tests need all weights
 PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("shapes_*.yaml"))  # the CPU-sized presets
 SMALL = [
     "train.prompts_per_iteration=2",
@@ -70,15 +71,19 @@ def test_every_preset_runs_two_iterations(preset, guard, tiny_model, tmp_path):
     assert last["step"] == 2 and last["nfe_rollout"] > 0 and last["edges"] > 0 and last["nfe_train"] > 0
     assert last["eval/strict/overall"] is not None and (result.run_dir / "curves.png").is_file()
     assert (result.run_dir / "samples" / "eval_00002.png").is_file()
-    trained = load_file(result.run_dir / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
-    base = load_file(tiny_model / "transformer" / "diffusion_pytorch_model.safetensors")
-    assert any(not torch.equal(trained[k], base[k]) for k in base), "no parameter moved"
+    if cfg.model.lora_rank:  # LoRA presets: the adapter's B matrices start at zero, so a trained one is nonzero
+        lora = load_file(result.run_dir / "lora" / "pytorch_lora_weights.safetensors")
+        assert any(k.endswith("lora_B.weight") and bool(v.abs().sum() > 0) for k, v in lora.items()), "LoRA unchanged"
+    else:
+        trained = load_file(result.run_dir / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
+        base = load_file(tiny_model / "transformer" / "diffusion_pytorch_model.safetensors")
+        assert any(not torch.equal(trained[k], base[k]) for k in base), "no parameter moved"
     assert any(k.startswith("ratio_mean/step_") for k in last) and "clip_ratio/region_mean" in last
 
 
 def test_resume_is_bit_exact(tiny_model, tmp_path):
-    straight = train(_cfg(tiny_model, tmp_path / "a", "train.iterations=4", "run.checkpoint_every=2"))
-    half = train(_cfg(tiny_model, tmp_path / "b", "train.iterations=2", "run.checkpoint_every=2"))
+    straight = train(_cfg(tiny_model, tmp_path / "a", "train.iterations=4", "run.checkpoint_every=2", *FULL_FT))
+    half = train(_cfg(tiny_model, tmp_path / "b", "train.iterations=2", "run.checkpoint_every=2", *FULL_FT))
     assert main(["--resume", str(half.run_dir), "train.iterations=4"]) == 0
     a = load_file(straight.run_dir / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
     b = load_file(half.run_dir / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
@@ -158,6 +163,7 @@ def test_two_processes_give_the_one_process_update(tiny_model, tmp_path):
         "eval.seeds=[0]",
         "run.tensorboard=false",
         "reward.names=[toy_rewards:brightness]",
+        *FULL_FT,
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
     one = subprocess.run(
@@ -226,6 +232,7 @@ def test_fsdp_two_processes_give_the_one_process_update_and_resume(tiny_model, t
         "run.tensorboard=false",
         "reward.names=[toy_rewards:brightness]",
         f"run.root={tmp_path}",
+        *FULL_FT,
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "flowrl.train.image"]
@@ -268,7 +275,7 @@ def test_fsdp_refuses_what_it_cannot_shard(tiny_model, tmp_path):
     with pytest.raises(ConfigError, match="LayerTuning-RL"):
         _cfg(tiny_model, tmp_path, "train.sharding=fsdp", preset="shapes_dynamic_treerpo")
     with pytest.raises(ValueError, match="needs a torch.distributed process group"):  # plain `python -m`, no launcher
-        train(_cfg(tiny_model, tmp_path, "train.sharding=fsdp", "train.iterations=1"))
+        train(_cfg(tiny_model, tmp_path, "train.sharding=fsdp", "train.iterations=1", *FULL_FT))
 
 
 def test_lora_weights_load_in_diffusers_and_change_the_output(tiny_model, tmp_path):
@@ -331,6 +338,7 @@ def test_pooled_credit_sgd_and_unscaled_advantages_train(tiny_model, tmp_path):
         "method.adv_scale=none",
         "optim.name=sgd",
         "optim.lr=10.0",
+        *FULL_FT,
     )
     before = load_file(next(tiny_model.glob("transformer/*.safetensors")))
     result = train(cfg)
