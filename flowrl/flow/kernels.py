@@ -191,11 +191,9 @@ def pooled_gaussian_logprob(x_next: torch.Tensor, mean: torch.Tensor, std: torch
             f"pooled_gaussian_logprob needs (B, C, H, W) latents with H and W divisible by pool = {pool}; got "
             f"{tuple(mean.shape)}. Choose a pool that divides the latent size, or 1 (no pooling)."
         )
-    dtype = compute_dtype(x_next, mean)
-    std = torch.as_tensor(std, dtype=dtype, device=mean.device)
-    std = append_dims(std, mean.ndim) if std.ndim == 1 else std
+    dtype = compute_dtype(x_next, mean)  # pool in fp32 at least, as gaussian_logprob scores
     pooled = torch.nn.functional.avg_pool2d
-    return gaussian_logprob(pooled(x_next.to(dtype), pool), pooled(mean.to(dtype), pool), std / pool)
+    return gaussian_logprob(pooled(x_next.to(dtype), pool), pooled(mean.to(dtype), pool), torch.as_tensor(std) / pool)
 
 
 class StepFn(Protocol):
