@@ -9,10 +9,12 @@ keyword hyper-parameters whose defaults are the published ones, with the source 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
 
+from flowrl.flow.forward import nft_loss, old_policy_decay
 from flowrl.flow.grid import time_grid
 from flowrl.flow.plan import FinishSpec, ProbeSpec, RolloutPlan, StepSpec
 from flowrl.flow.schedules import depth_noise, progressive_window, window_start, window_steps
@@ -47,8 +49,19 @@ class TreeRPOHooks(NamedTuple):
     clip_bounds: Callable[..., tuple[torch.Tensor, torch.Tensor]] = constant_clip_bounds  # adv -> (eps_lo, eps_hi)
 
 
+class ForwardSpec(NamedTuple):
+    """A forward-process objective (`flowrl.flow.forward`): the policy trains on noised copies of its clean
+    samples instead of on the log-probabilities of its sampling steps."""
+
+    loss: Callable[..., torch.Tensor]  # (v_theta, v_old, rows, r) -> (B,) per-row loss
+    per_sample: int  # schedule sigmas trained per clean sample
+    adv_max: float  # advantage clip, also the scale of r = A / adv_max / 2 + 1/2
+    old_decay: Callable[[int], float]  # optimizer step -> decay of the lagged sampling (old) policy
+
+
 class FlowMethod(NamedTuple):
-    """A method = a rollout plan + how its edges are credited, weighted and clipped."""
+    """A method = a rollout plan + how its edges are credited, weighted and clipped (or, with `forward`, how its
+    clean samples are trained on)."""
 
     name: str
     plan: RolloutPlan
@@ -62,6 +75,7 @@ class FlowMethod(NamedTuple):
     pruning: Pruning | None = None
     hooks: TreeRPOHooks | None = None
     logprob_pool: int = 1  # credit only k x k block means of the step noise (kernels.pooled_gaussian_logprob)
+    forward: ForwardSpec | None = None  # set: train on the forward process of the leaves, not on edges
 
 
 def _chain(
@@ -388,10 +402,47 @@ def dynamic_treerpo(
     )
 
 
+def diffusion_nft(
+    *,
+    iteration: int = 0,
+    num_inference_steps: int = 10,
+    shift: float = 3.0,
+    group_size: int = 24,
+    per_sample: int = 9,
+    beta: float = 1.0,
+    adv_max: float = 5.0,
+    decay_rate: float = 0.001,
+    decay_cap: float = 0.5,
+    decay_warmup: int = 0,
+) -> FlowMethod:
+    """DiffusionNFT (arXiv 2509.16117; NVlabs/DiffusionNFT `config/nft.py`, `scripts/train_nft_sd3.py`, SD3.5-M):
+    G = 24 deterministic samples per prompt (the anchor's 2nd-order DPM solver, 10 steps; here Euler ODE chains of
+    the tree sampler), rewards -> per-prompt advantage over the batch std, clip 5 -> ``r``; per sample the first
+    ``int(10 * 0.99) = 9`` of the shuffled schedule sigmas are trained with fresh noise by `nft_loss` (beta 1,
+    scale 5); the sampling policy is the lagged ``theta_old`` with decay ``min(0.001 step, 0.5)``. Its velocity-MSE
+    regulariser to the reference (weight 1e-4) is ``kl_beta``. Not a PPO method: ``clip_range`` is unused (0)."""
+    del iteration
+    T = num_inference_steps
+    plan = RolloutPlan(time_grid(T, shift=shift), tuple(StepSpec() for _ in range(T)), num_roots=group_size)
+    spec = ForwardSpec(
+        partial(nft_loss, beta=beta, scale=adv_max),
+        per_sample,
+        adv_max,
+        partial(old_policy_decay, rate=decay_rate, cap=decay_cap, warmup=decay_warmup),
+    )
+    advantage = {"eps": 1e-4, "clip": adv_max, "scale": "batch"}
+    return FlowMethod("diffusion_nft", plan, "group", advantage, clip_range=0.0, kl_beta=1e-4, forward=spec)
+
+
 def with_guard(method: FlowMethod, *, clip_range: float = 2e-6) -> FlowMethod:
     """GRPO-Guard (arXiv 2510.22319; flow_grpo `config/grpo_guard.py`) on top of any method: RatioNorm of the
     log-ratio (needs the stored old means) and 1/Delta step weights, clip 2e-6 (OCR, GenEval; 4e-6 PickScore),
     beta 0. RatioNorm was derived for the flow_sde kernel; with CPS it is untested/unstable (flow_grpo #192)."""
+    if method.forward is not None:
+        raise ValueError(
+            f"GRPO-Guard corrects the importance ratios of sampling steps; {method.name!r} trains on the forward "
+            "process and has none. Use guard with a step-likelihood method (flow_grpo, mixgrpo, ...)."
+        )
     return method._replace(guard=True, clip_range=clip_range, kl_beta=0.0)
 
 
@@ -406,6 +457,7 @@ METHODS: dict[str, Callable[..., FlowMethod]] = {
     "branch_grpo": branch_grpo,
     "tree_grpo": tree_grpo,
     "dynamic_treerpo": dynamic_treerpo,
+    "diffusion_nft": diffusion_nft,
 }
 
 

@@ -6,6 +6,7 @@ The `state` dict has a fixed layout (every key optional except `"model"`)::
         "model": model.state_dict(),          # dict[str, Tensor]            -> model.safetensors (+ model_extra.pt)
         "optimizer": optimizer.state_dict(),  # nested dict of tensors/numbers -> optimizer.pt
         "ema": ema_state_dict or None,        # dict[str, Tensor]            -> ema.safetensors (+ ema_extra.pt)
+        "old_policy": lagged_weights or None, # dict[str, Tensor]            -> old_policy.safetensors (DiffusionNFT)
         "rng": capture_rng_state(...),        # from this module             -> rng.pt
         "trainer": {"step": 100, ...},        # plain Python scalars/lists   -> trainer.pt
         "config": resolved_yaml_text,         # str                          -> config.yaml
@@ -40,7 +41,8 @@ from safetensors.torch import load_file, save_file
 
 CHECKPOINT_DIR = "checkpoints"
 FORMAT = 1
-STATE_KEYS = ("model", "optimizer", "ema", "rng", "trainer", "config")
+STATE_KEYS = ("model", "optimizer", "ema", "old_policy", "rng", "trainer", "config")
+_TENSOR_STATES = ("ema", "old_policy")  # optional tensor dicts, saved like the model
 _STEP_RE = re.compile(r"step_(\d+)")
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
@@ -251,8 +253,9 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], *, ke
     tmp.mkdir()
     try:
         files = _save_tensor_dict(state["model"], tmp, "model", "state['model']")
-        if state.get("ema") is not None:
-            files += _save_tensor_dict(state["ema"], tmp, "ema", "state['ema']")
+        for name in _TENSOR_STATES:
+            if state.get(name) is not None:
+                files += _save_tensor_dict(state[name], tmp, name, f"state[{name!r}]")
         for name in ("optimizer", "rng", "trainer"):
             if state.get(name) is not None:
                 _fsynced_torch_save(state[name], tmp / f"{name}.pt")
@@ -298,7 +301,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         map_location (`str` or `torch.device`, defaults to `"cpu"`): Device for the loaded tensors.
 
     Returns:
-        `dict[str, Any]`: `{"step": int, "model", "optimizer", "ema", "rng", "trainer", "config"}`, with `None` for
+        `dict[str, Any]`: `{"step": int, "model", "optimizer", "ema", "old_policy", "rng", "trainer", "config"}`,
+        with `None` for
         parts that were not saved. Feed `"rng"` to `restore_rng_state`, the others to `load_state_dict`.
     """
     path = Path(path)
@@ -319,7 +323,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             sd.update(torch.load(path / f"{stem}_extra.pt", map_location=map_location, weights_only=True))
         return sd
 
-    out: dict[str, Any] = {"step": meta["step"], "model": tensors("model"), "ema": tensors("ema")}
+    out: dict[str, Any] = {"step": meta["step"], "model": tensors("model")}
+    out.update({name: tensors(name) for name in _TENSOR_STATES})
     for name in ("optimizer", "rng", "trainer"):
         out[name] = (
             # RNG states must stay CPU byte tensors whatever the map_location

@@ -17,9 +17,11 @@ class EMA:
         self.shadow = [p.detach().float().clone() for p in params]
 
     @torch.no_grad()
-    def update(self) -> None:
+    def update(self, decay: float | None = None) -> None:
+        """One step of the average; `decay` overrides the constructor's for this step (a decay schedule)."""
+        d = self.decay if decay is None else decay
         for s, p in zip(self.shadow, self.params, strict=True):
-            s.lerp_(p.detach().float(), 1.0 - self.decay)
+            s.lerp_(p.detach().float(), 1.0 - d)
 
     @contextlib.contextmanager
     @torch.no_grad()

@@ -35,13 +35,15 @@ import torch
 import rewards as reward_lib
 from flowrl.config import ConfigError, dump_yaml
 from flowrl.flow.advantages import edge_advantages, edge_leaf_map
+from flowrl.flow.forward import ForwardRows, forward_rows, optimality_probability
 from flowrl.flow.grid import time_grid
 from flowrl.flow.loss import evaluate_edges, policy_batch, step_weights
 from flowrl.flow.methods import FlowMethod, TreeRPOHooks, build_method
 from flowrl.flow.plan import RolloutPlan, StepSpec
 from flowrl.flow.schedules import depth_prune_mask, timestep_subset_mask
 from flowrl.flow.tree import Tree, rollout
-from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, policy_loss, weighted_sum
+from flowrl.flow.velocity import take_rows
+from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, group_advantages, policy_loss, weighted_sum
 from flowrl.models.base import ImageAdapter
 from flowrl.models.shapeworld import ShapeWorldAdapter
 from flowrl.shapes.grader import grade
@@ -66,6 +68,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESOLUTION = 512  # SD3 / FLUX adapters' rollout size when model.resolution is 0
 
 
+class ForwardData(NamedTuple):
+    """What a forward-process method (`FlowMethod.forward`) trains on for one prompt."""
+
+    rows: ForwardRows  # (B,) noised copies of the prompt's leaves
+    v_old: torch.Tensor  # (B, C, H, W) the sampling (old) policy's velocity on them
+    r: torch.Tensor  # (B,) optimality probability of each row's sample
+
+
 class PromptRollout(NamedTuple):
     """One prompt's rollout and its credit assignment."""
 
@@ -74,8 +84,9 @@ class PromptRollout(NamedTuple):
     cond: Any  # (1, ...) conditioning row (a NamedTuple of tensors)
     tree: Tree
     rewards: torch.Tensor  # (L, K) per leaf and reward function
-    adv: torch.Tensor  # (E,) per trained edge
-    mask: torch.Tensor  # (E,) bool, edges entering the loss
+    adv: torch.Tensor  # (E,) per trained edge; (L,) per leaf for forward-process methods
+    mask: torch.Tensor  # (E,) bool, edges entering the loss; (L,) leaves for forward-process methods
+    forward: ForwardData | None = None
 
 
 class EvalSummary(NamedTuple):
@@ -153,6 +164,8 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
         method = build_method(cfg.method.name, iteration=iteration, guard=cfg.method.guard, **kwargs)
     except TypeError as e:  # an unknown kwarg of the plan builder
         raise ConfigError(f"method.kwargs {sorted(kwargs)} do not fit method {cfg.method.name!r}: {e}") from e
+    except ValueError as e:  # an unknown method, or GRPO-Guard on a method without step ratios
+        raise ConfigError(str(e)) from e
     if cfg.method.clip_range is not None:
         method = method._replace(clip_range=cfg.method.clip_range)
     if cfg.method.kl_beta is not None:
@@ -185,9 +198,17 @@ def compute_rewards(fns: list, images: torch.Tensor, prompts: list[str]) -> torc
 
 
 def leaf_advantages(cfg: ImageTrainConfig, method: FlowMethod, tree: Tree, rewards: torch.Tensor) -> torch.Tensor:
-    """`(E,)` edge advantages from `(L, K)` leaf rewards, in the configured aggregation order."""
+    """`(E,)` edge advantages from `(L, K)` leaf rewards, in the configured aggregation order. Forward-process
+    methods credit samples, not edges: `(L,)` group advantages of the leaves, centred only when the scale is the
+    batch's (`scale_forward_advantages` divides by the std over every process's samples)."""
     weights = torch.tensor(cfg.reward.weights)
-    estimate = partial(edge_advantages, method.advantage, tree, **method.advantage_kwargs)
+    if method.forward is not None:
+        kwargs = dict(method.advantage_kwargs)
+        if kwargs.get("scale") == "batch":
+            kwargs.update(scale="none", clip=None)
+        estimate = partial(group_advantages, group_ids=tree.prompt[tree.leaves], **kwargs)
+    else:
+        estimate = partial(edge_advantages, method.advantage, tree, **method.advantage_kwargs)
     if cfg.reward.aggregation == "sum_then_normalize" or rewards.shape[1] == 1:
         return estimate(weighted_sum(rewards, weights=weights))
     return sum(w * estimate(rewards[:, k]) for k, w in enumerate(weights.tolist()))
@@ -215,6 +236,13 @@ def edge_mask(
             tree.depth[e.child], depths=p.depths, iteration=iteration, interval=p.interval, stop_depth=p.stop_depth
         )
     return mask
+
+
+def trained_units(rollout_: PromptRollout) -> int:
+    """What one prompt contributes to an optimizer step's loss normaliser: its trained edges, or its noised rows."""
+    if rollout_.forward is not None:
+        return rollout_.forward.rows.sample.numel()
+    return int(rollout_.mask.sum())
 
 
 def micro_batches(rollout_: PromptRollout, size: int) -> list[torch.Tensor]:
@@ -310,9 +338,53 @@ def collect(
             )
             continue
         adv = leaf_advantages(cfg, method, tree, rewards)
+        if method.forward is not None:  # every sample is trained on; r is set once all advantages are known
+            fwd = forward_data(cfg, adapter, method, tree, cond, gen)
+            stats["nfe_rollout"] += fwd.rows.sample.numel()  # the sampling policy's velocity on every row
+            out.append(PromptRollout(index, prompt, cond, tree, rewards, adv, torch.ones_like(adv, dtype=bool), fwd))
+            continue
         mask = edge_mask(method, tree, adv, iteration=iteration, generator=gen)
         out.append(PromptRollout(index, prompt, cond, tree, rewards, adv, mask))
     return out, stats
+
+
+def forward_data(
+    cfg: ImageTrainConfig, adapter: ImageAdapter, method: FlowMethod, tree: Tree, cond: Any, generator: torch.Generator
+) -> ForwardData:
+    """Noised rows of the prompt's samples and the sampling policy's velocity on them (runs under the old weights,
+    inside `collect`); `r` is left for `forward_credit`."""
+    rows = forward_rows(
+        tree.x[tree.leaves], method.plan.sigmas[:-1], per_sample=method.forward.per_sample, generator=generator
+    )
+    one = torch.zeros(rows.sample.numel(), dtype=torch.long)
+    v_old = torch.cat(
+        [
+            adapter.velocity(rows.xs[mb], rows.sigma[mb], take_rows(cond, one[mb]))
+            for mb in torch.arange(one.numel()).split(cfg.train.micro_batch_edges)
+        ]
+    )  # (B, C, H, W)
+    return ForwardData(rows, v_old, torch.empty(0))
+
+
+def forward_credit(rollouts: list[PromptRollout], method: FlowMethod, world: int) -> list[PromptRollout]:
+    """The optimality probability `r` of every row. With the batch scale (DiffusionNFT's global std) the centred
+    leaf rewards are divided by their std over every process's samples, then clipped; 2 processes = 1."""
+    kw = method.advantage_kwargs
+    denom = None
+    if kw.get("scale") == "batch":
+        parts = gather_objects([ro.adv for ro in rollouts], world)  # every process's centred leaf rewards
+        every = torch.cat([a for part in parts for a in part] + [torch.zeros(0)])
+        denom = (float(every.std()) if every.numel() > 1 else 0.0) + kw.get("eps", 0.0)
+    out = []
+    for ro in rollouts:
+        adv = ro.adv
+        if denom is not None:  # the centred rewards of leaf_advantages, now scaled and clipped
+            adv = adv / denom if denom > 0 else torch.zeros_like(adv)
+            if kw.get("clip") is not None:
+                adv = adv.clamp(-kw["clip"], kw["clip"])
+        r = optimality_probability(adv[ro.forward.rows.sample.cpu()], adv_max=method.forward.adv_max)
+        out.append(ro._replace(adv=adv, forward=ro.forward._replace(r=r.to(ro.forward.v_old.device))))
+    return out
 
 
 def optimizer_step_loss(
@@ -328,6 +400,8 @@ def optimizer_step_loss(
     """Forward + backward of every micro-batch of one optimizer step; returns summed metrics (for averaging).
 
     `num_prompts` is the global number of prompts in the step (normaliser of the LayerTuning-RL term)."""
+    if method.forward is not None:
+        return forward_step_loss(cfg, adapter, method, chunk, norm)
     sums: dict[str, torch.Tensor] = {}
     for ro in chunk:
         for idx in micro_batches(ro, cfg.train.micro_batch_edges):
@@ -364,6 +438,40 @@ def optimizer_step_loss(
                     sums[key] = sums.get(key, torch.zeros((), dtype=torch.float64)) + value
     if method.hooks is not None and method.hooks.sft_weight(iteration) > 0:
         sums.update(layer_tuning_backward(cfg, adapter, method, chunk, iteration, num_prompts))
+    return sums
+
+
+def forward_step_loss(
+    cfg: ImageTrainConfig, adapter: ImageAdapter, method: FlowMethod, chunk: list[PromptRollout], norm: Normalizer
+) -> dict[str, torch.Tensor]:
+    """Forward + backward of a forward-process method's rows in one optimizer step: ``sum_rows loss / global rows``,
+    plus ``kl_beta *`` the velocity MSE to the reference; returns summed metrics ("edges" counts the rows)."""
+    sums: dict[str, torch.Tensor] = {}
+
+    def add(key: str, value: torch.Tensor | float) -> None:
+        sums[key] = sums.get(key, torch.zeros(())) + value
+
+    for ro in chunk:
+        f = ro.forward
+        prompt_row = torch.zeros(f.rows.sample.numel(), dtype=torch.long)
+        for mb in torch.arange(prompt_row.numel()).split(cfg.train.micro_batch_edges):
+            rows = ForwardRows(*(t[mb.to(t.device)] for t in f.rows))
+            cond = take_rows(ro.cond, prompt_row[mb])
+            v = adapter.velocity(rows.xs, rows.sigma, cond)  # (b, C, H, W)
+            policy = method.forward.loss(v, f.v_old[mb], rows, f.r[mb])  # (b,)
+            loss = policy.sum()
+            if method.kl_beta > 0:
+                with adapter.reference():
+                    v_ref = adapter.reference_velocity(rows.xs, rows.sigma, cond)
+                kl = ((v.float() - v_ref.float()) ** 2).flatten(1).mean(1)  # (b,)
+                loss = loss + method.kl_beta * kl.sum()
+                add("kl", kl.detach().sum().cpu())
+                add("nfe_train", float(len(mb)))
+            (loss / norm.num_tokens).backward()
+            add("loss", policy.detach().sum().cpu())
+            add("r_mean", f.r[mb].sum().cpu())
+            add("edges", float(len(mb)))
+            add("nfe_train", float(len(mb)))
     return sums
 
 
@@ -410,8 +518,10 @@ def update(
     ema: EMA | None,
     iteration: int,
     world: int,
+    old: EMA | None = None,
 ) -> dict[str, float]:
-    """Inner epochs over the iteration's rollouts; returns averaged metrics."""
+    """Inner epochs over the iteration's rollouts; returns averaged metrics. `old` is a forward-process method's
+    lagged sampling policy, moved towards the trained weights after every optimizer step."""
     sharded = cfg.train.sharding == "fsdp"
     variant = get_variant("flow_grpo", clip_range=method.clip_range, beta=method.kl_beta, guard=method.guard)
     params = adapter.trainable_parameters()
@@ -423,8 +533,8 @@ def update(
         for k in range(cfg.train.steps_per_epoch):
             chunk = [ro for ro in rollouts if position[ro.index] % cfg.train.steps_per_epoch == k]
             chunk.sort(key=lambda ro: position[ro.index])
-            edges = torch.tensor(float(sum(int(ro.mask.sum()) for ro in chunk)))
-            edges = all_reduce_sum(edges, world)  # global trained edges of this optimizer step
+            edges = torch.tensor(float(sum(trained_units(ro) for ro in chunk)))
+            edges = all_reduce_sum(edges, world)  # global trained edges (rows) of this optimizer step
             sft = method.hooks is not None and method.hooks.sft_weight(iteration) > 0
             if edges.item() == 0 and not sft:  # no advantage signal anywhere and nothing else to learn from
                 continue
@@ -457,6 +567,9 @@ def update(
             optimizer.step()
             if ema is not None:
                 ema.update()
+            if old is not None:
+                step = (iteration * cfg.train.inner_epochs + epoch) * cfg.train.steps_per_epoch + k
+                old.update(decay=method.forward.old_decay(step))
             for key, v in sums.items():
                 totals[key] = totals.get(key, torch.zeros(())) + v
     return _average(_merge_sums(gather_objects(totals, world)))
@@ -607,6 +720,13 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     params = adapter.trainable_parameters()
     optimizer = make_optimizer(cfg.optim, params)
     ema = EMA(params, decay=cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    forward_method = make_method(cfg, 0).forward is not None
+    if forward_method and sharded:
+        raise ConfigError(
+            f"{cfg.method.name!r} trains on the forward process, which train.sharding=fsdp does not run yet; use "
+            "train.sharding=none (LoRA, or full fine-tuning that fits one device)."
+        )
+    old = EMA(params, decay=0.0) if forward_method else None  # the lagged sampling policy (DiffusionNFT theta_old)
     reward_fns = [reward_lib.load_reward(name) for name in cfg.reward.names]
     if cfg.model.kind != "shapeworld" and not (cfg.train.prompts_file and cfg.eval.prompts_file):
         raise ConfigError(
@@ -633,6 +753,8 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             optimizer.load_state_dict(ckpt["optimizer"])
         if ema is not None and ckpt["ema"] is not None:
             ema.load_state_dict(sharding.shard_state(ckpt["ema"], like=ema.state_dict()) if sharded else ckpt["ema"])
+        if old is not None and ckpt["old_policy"] is not None:
+            old.load_state_dict(ckpt["old_policy"])
         if ckpt["rng"] is not None:
             restore_rng_state(ckpt["rng"])
         start_iteration = int(ckpt["trainer"]["iteration"])
@@ -696,6 +818,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
                 "model": model_state,
                 "optimizer": optimizer_state,
                 "ema": ema_state,
+                "old_policy": old.state_dict() if old is not None else None,
                 "rng": capture_rng_state(),
                 "trainer": trainer,
                 "config": dump_yaml(cfg),
@@ -722,9 +845,12 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
                     iteration=iteration,
                 )
             local = [(i, p) for i, p in enumerate(prompts) if i % world == rank]
-            rollouts, stats = collect(cfg, adapter, method, reward_fns, local, iteration)
+            with old.swapped() if old is not None else contextlib.nullcontext():  # sample with theta_old
+                rollouts, stats = collect(cfg, adapter, method, reward_fns, local, iteration)
+            if old is not None:
+                rollouts = forward_credit(rollouts, method, world)
             t_train = time.perf_counter()
-            metrics = update(cfg, adapter, method, rollouts, optimizer, ema, iteration, world)
+            metrics = update(cfg, adapter, method, rollouts, optimizer, ema, iteration, world, old)
             counts = _merge_sums(gather_objects({k: torch.tensor(v) for k, v in stats.items()}, world))
             metrics.update({k: float(v) for k, v in counts.items()})  # NFE and skips summed, times summed over ranks
             metrics["time_train"] = time.perf_counter() - t_train

@@ -41,7 +41,7 @@ class ModelConfig:
 class MethodConfig:
     name: str = "flow_grpo"
     """Image method (a plan builder in flowrl.flow.methods.METHODS): flow_grpo, flow_grpo_fast, dance_grpo, mixgrpo,
-    mixgrpo_flash, tempflow_grpo, g2rpo, branch_grpo, tree_grpo, dynamic_treerpo."""
+    mixgrpo_flash, tempflow_grpo, g2rpo, branch_grpo, tree_grpo, dynamic_treerpo, diffusion_nft."""
     guard: bool = False
     """Apply GRPO-Guard (RatioNorm + 1/Delta step weights) on top of the method."""
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -50,12 +50,14 @@ class MethodConfig:
     clip_range: float | None = None
     """PPO clip epsilon; None = the method's published value (Flow-GRPO 1e-4, GRPO-Guard 2e-6, ...)."""
     kl_beta: float | None = None
-    """Weight of the closed-form Gaussian KL to the reference; None = the method's published value."""
+    """Weight of the closed-form Gaussian KL to the reference (forward-process methods: of the velocity MSE to the
+    reference); None = the method's published value."""
     adv_clip: float | None = None
     """Clamp |advantage| to this; None = the method's published value (5 everywhere)."""
-    adv_scale: Literal["group", "none"] | None = None
-    """What divides a group's centred rewards: "group" its std (GRPO), "none" nothing (Dr. GRPO: groups whose
-    samples barely differ then barely move the policy); None = the method's value ("group" for the group methods)."""
+    adv_scale: Literal["group", "batch", "none"] | None = None
+    """What divides a group's centred rewards: "group" its std (GRPO), "batch" the std over the iteration's samples
+    (forward-process methods only, DiffusionNFT's global std), "none" nothing (Dr. GRPO: groups whose samples barely
+    differ then barely move the policy); None = the method's value ("group"; "batch" for diffusion_nft)."""
     logprob_pool: int = 1
     """Credit rewards only to the k x k block means of each step's noise (flowrl's addition, not from a paper:
     flowrl.flow.kernels.pooled_gaussian_logprob): the policy-gradient noise shrinks with the credited dimensions;
