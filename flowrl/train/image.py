@@ -200,7 +200,7 @@ def compute_rewards(fns: list, images: torch.Tensor, prompts: list[str]) -> torc
 def leaf_advantages(cfg: ImageTrainConfig, method: FlowMethod, tree: Tree, rewards: torch.Tensor) -> torch.Tensor:
     """`(E,)` edge advantages from `(L, K)` leaf rewards, in the configured aggregation order. Forward-process
     methods credit samples, not edges: `(L,)` group advantages of the leaves, centred only when the scale is the
-    batch's (`scale_forward_advantages` divides by the std over every process's samples)."""
+    batch's (`forward_credit` divides by the std over every process's samples)."""
     weights = torch.tensor(cfg.reward.weights)
     if method.forward is not None:
         kwargs = dict(method.advantage_kwargs)

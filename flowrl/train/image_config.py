@@ -128,7 +128,8 @@ class TrainConfig:
     steps_per_epoch: int = 1
     """Optimizer steps per pass; each takes prompts_per_iteration / steps_per_epoch prompts' edges."""
     micro_batch_edges: int = 256
-    """Most trained edges per forward/backward (edges sharing a parent stay together)."""
+    """Most trained edges per forward/backward (edges sharing a parent stay together); for forward-process methods
+    (diffusion_nft) the most noised rows per forward."""
     ema_decay: float = 0.0
     """EMA of the trained weights used for evaluation (0 = off; Flow-GRPO uses EMA on SD3.5)."""
     seed: int = 0
