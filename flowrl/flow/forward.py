@@ -10,7 +10,11 @@ x0-space, self-normalised form) mixes an implicit positive and negative policy a
     x0+- = x_s - s v+-                             L+- = mean (x0+- - x0)^2 / stopgrad(mean |x0+- - x0|)
     loss = scale / beta * [ r L+ + (1 - r) L- ]    r = clamp(A / adv_max / 2 + 0.5, 0, 1)
 
-The minimiser of the bracket is ``v_theta = v_old + (2r - 1)(u - v_old) / beta``: a target between the old
+AWM (Advantage Weighted Matching, arXiv 2509.25050; scxue/advantage_weighted_matching, research/flowgrpo_anchors.md
+section 4) replaces the step log-likelihood by the pretraining flow-matching loss of the clean sample, weighted by
+the advantage, plus a trust region to a slowly averaged copy of the policy (`awm_loss`).
+
+The minimiser of the NFT bracket is ``v_theta = v_old + (2r - 1)(u - v_old) / beta``: a target between the old
 velocity and the sample's regression target ``u``, so a sample pulls the policy towards itself when ``r > 1/2``
 and away when ``r < 1/2``, with a bounded step (the negative term is a quadratic, not an unbounded push).
 """
@@ -88,6 +92,35 @@ def nft_loss(
     positive = _self_normalised_x0_error(v_plus, rows)
     negative = _self_normalised_x0_error(v_minus, rows)
     return scale / beta * (r * positive + (1.0 - r) * negative)
+
+
+def awm_loss(
+    v_theta: torch.Tensor,
+    v_old: torch.Tensor,
+    rows: ForwardRows,
+    r: torch.Tensor,
+    *,
+    power: float = 0.25,
+    ema_beta: float = 1.0,
+) -> torch.Tensor:
+    """`(B,)` AWM loss per row: ``-A l'(v_theta) + ema_beta mean (v_theta - v_old)^2`` with ``A = 2r - 1`` in
+    [-1, 1] (AWM clips advantages to +-5 and rescales them to [-1, 1], which is exactly ``2r - 1``).
+
+    ``l = -mean (v_theta - (eps - x0))^2`` in float64 (``eps - x0 = (x_s - x0) / s``), reweighted by the default
+    "ghuber" form ``l' = -[(-l + 1e-10)^p - 1e-10^p] s / p`` with p = `power` = 0.25. AWM's configs are strictly
+    on-policy (one optimizer step per epoch, PPO clip 1 inactive), so the policy term is the gradient form
+    ``-A l'`` of its ratio ``exp(l' - l'_old)``. The second term is its "KL-EMA" trust region (``ema_beta`` = 1)
+    against a lagged copy of the weights (decay ``min(0.001 step, 0.3)``), which flowrl's old policy provides."""
+    if power <= 0:
+        raise ValueError(f"power must be > 0 (AWM's ghuber exponent, default 0.25), got {power}.")
+    dims = tuple(range(1, v_theta.ndim))
+    s = rows.sigma.double().view(-1, *([1] * (v_theta.ndim - 1)))
+    target = (rows.xs.double() - rows.x0.double()) / s  # eps - x0
+    mse = ((v_theta.double() - target) ** 2).mean(dims)
+    floor = 1e-10
+    l_prime = -((mse + floor) ** power - floor**power) * rows.sigma.double() / power
+    trust = ((v_theta.float() - v_old.float()) ** 2).mean(dims)
+    return (-(2.0 * r.double() - 1.0) * l_prime).float() + ema_beta * trust
 
 
 def old_policy_decay(step: int, *, rate: float = 0.001, cap: float = 0.5, warmup: int = 0) -> float:

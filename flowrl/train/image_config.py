@@ -41,7 +41,7 @@ class ModelConfig:
 class MethodConfig:
     name: str = "flow_grpo"
     """Image method (a plan builder in flowrl.flow.methods.METHODS): flow_grpo, flow_grpo_fast, dance_grpo, mixgrpo,
-    mixgrpo_flash, tempflow_grpo, g2rpo, branch_grpo, tree_grpo, dynamic_treerpo, diffusion_nft."""
+    mixgrpo_flash, tempflow_grpo, g2rpo, branch_grpo, tree_grpo, dynamic_treerpo, diffusion_nft, awm."""
     guard: bool = False
     """Apply GRPO-Guard (RatioNorm + 1/Delta step weights) on top of the method."""
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -57,7 +57,7 @@ class MethodConfig:
     adv_scale: Literal["group", "batch", "none"] | None = None
     """What divides a group's centred rewards: "group" its std (GRPO), "batch" the std over the iteration's samples
     (forward-process methods only, DiffusionNFT's global std), "none" nothing (Dr. GRPO: groups whose samples barely
-    differ then barely move the policy); None = the method's value ("group"; "batch" for diffusion_nft)."""
+    differ then barely move the policy); None = the method's value ("group"; "batch" for diffusion_nft and awm)."""
     logprob_pool: int = 1
     """Credit rewards only to the k x k block means of each step's noise (flowrl's addition, not from a paper:
     flowrl.flow.kernels.pooled_gaussian_logprob): the policy-gradient noise shrinks with the credited dimensions;

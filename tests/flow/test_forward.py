@@ -1,10 +1,17 @@
-"""Forward-process objectives (DiffusionNFT): rows, optimality probability, the loss against an independent
-per-row reference and its on-policy gradient, the old-policy decay schedules."""
+"""Forward-process objectives (DiffusionNFT, AWM): rows, optimality probability, the losses against independent
+per-row references and their on-policy gradients, the old-policy decay schedules."""
 
 import pytest
 import torch
 
-from flowrl.flow.forward import ForwardRows, forward_rows, nft_loss, old_policy_decay, optimality_probability
+from flowrl.flow.forward import (
+    ForwardRows,
+    awm_loss,
+    forward_rows,
+    nft_loss,
+    old_policy_decay,
+    optimality_probability,
+)
 from flowrl.flow.grid import time_grid
 from flowrl.flow.methods import build_method
 
@@ -111,3 +118,50 @@ def test_diffusion_nft_method_samples_ode_chains_and_refuses_the_guard():
 def test_rows_are_a_named_tuple_of_aligned_tensors():
     _, _, rows = _rows(n=2, per_sample=3)
     assert isinstance(rows, ForwardRows) and {t.shape[0] for t in rows} == {6}
+
+
+def _reference_awm(v_theta, v_old, rows, r, power, ema_beta):
+    # per-row loop in float64 from AWM's formulas: target eps - x0, ghuber-reweighted log-likelihood surrogate
+    out = []
+    for i in range(v_theta.shape[0]):
+        s = float(rows.sigma[i])
+        eps = (rows.xs[i].double() - (1 - s) * rows.x0[i].double()) / s
+        mse = ((v_theta[i].double() - (eps - rows.x0[i].double())) ** 2).mean()
+        l_prime = -((mse + 1e-10) ** power - 1e-10**power) * s / power
+        adv = 2 * float(r[i]) - 1  # AWM's advantage rescaled to [-1, 1]
+        out.append(-adv * l_prime + ema_beta * ((v_theta[i].double() - v_old[i].double()) ** 2).mean())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("power", [0.25, 1.0])
+def test_awm_loss_matches_an_independent_reference(power):
+    _, _, rows = _rows()
+    g = torch.Generator().manual_seed(3)
+    v_theta, v_old = torch.randn(12, 3, 8, 8, generator=g), torch.randn(12, 3, 8, 8, generator=g)
+    r = torch.rand(12, generator=g)
+    got = awm_loss(v_theta, v_old, rows, r, power=power, ema_beta=0.7)
+    torch.testing.assert_close(got.double(), _reference_awm(v_theta, v_old, rows, r, power, 0.7), rtol=1e-5, atol=1e-6)
+
+
+def test_awm_with_power_one_is_advantage_weighted_flow_matching():
+    # p = 1: l' = -s * mse, so the loss is (2r - 1) s mse (+ the trust region, zero on-policy with zero gradient)
+    _, _, rows = _rows()
+    g = torch.Generator().manual_seed(4)
+    v_old = torch.randn(12, 3, 8, 8, generator=g)
+    r = torch.rand(12, generator=g)
+    v = v_old.clone().requires_grad_(True)
+    loss = awm_loss(v, v_old, rows, r, power=1.0, ema_beta=1.0)
+    s = rows.sigma.view(-1, 1, 1, 1)
+    mse = ((v_old - (rows.xs - rows.x0) / s) ** 2).flatten(1).mean(1)
+    torch.testing.assert_close(loss, (2 * r - 1) * rows.sigma * mse, rtol=1e-5, atol=1e-7)
+    loss.sum().backward()
+    expected = (2 * r - 1).view(-1, 1, 1, 1) * s * 2 * (v_old - (rows.xs - rows.x0) / s) / v_old[0].numel()
+    torch.testing.assert_close(v.grad, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_awm_method_is_a_forward_process_method():
+    m = build_method("awm")
+    assert m.plan.num_roots == 24 and m.plan.num_inference_steps == 14 and m.forward.per_sample == 6
+    assert m.kl_beta == 1e-3 and m.forward.old_decay(10_000) == 0.3
+    with pytest.raises(ValueError, match="GRPO-Guard corrects the importance ratios"):
+        build_method("awm", guard=True)

@@ -54,7 +54,8 @@ class TinyVelocity(torch.nn.Module):
         return self.conv(x) * cond.scale[:, None, None, None] + h[:, :, None, None]
 
 
-FORWARD_METHODS = {"diffusion_nft"}  # no trained edges: covered by tests/flow/test_forward.py and the trainer tests
+# no trained edges: covered by tests/flow/test_forward.py and the trainer tests
+FORWARD_METHODS = {"diffusion_nft", "awm"}
 
 
 def test_every_method_is_covered():

@@ -16,7 +16,7 @@ from flowrl.train.metrics import read_metrics
 
 FULL_FT = ["model.lora_rank=0", "method.kl_beta=0"]  # the default preset trains LoRA; these tests need all weights
 PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("shapes_*.yaml"))  # the CPU-sized presets
-FORWARD_PRESETS = {"shapes_diffusion_nft"}  # trained on the forward process (no step log-probabilities)
+FORWARD_PRESETS = {"shapes_diffusion_nft", "shapes_awm"}  # trained on the forward process (no step log-probabilities)
 SMALL = [
     "train.prompts_per_iteration=2",
     "eval.prompts_per_family=1",
