@@ -7,6 +7,8 @@ docs/benchmarks.md, docs/compare_methods.png and a JSON file.
 
     python scripts/compare_methods.py --nfe-budget 60000                   # every shapes_* preset
     python scripts/compare_methods.py --presets shapes_flow_grpo shapes_mixgrpo --nfe-budget 20000 --guard
+    python scripts/compare_methods.py --presets shapes_awm --nfe-budget 60000 \
+        --add-to runs/compare/<stamp>/compare_methods.json     # one more row for an earlier comparison
 
 Wall times are measured one run after the other on the same machine; compare them as ratios.
 """
@@ -27,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from flowrl.models.shapeworld import ShapeWorldAdapter  # noqa: E402
-from flowrl.train.image import evaluate, resolve_model_path, train  # noqa: E402
+from flowrl.train.image import EvalSummary, evaluate, resolve_model_path, train  # noqa: E402
 from flowrl.train.image_cli import PRESETS_DIR, load_config  # noqa: E402
 from flowrl.train.metrics import read_metrics  # noqa: E402
 from flowrl.train.prompts import eval_prompts  # noqa: E402
@@ -48,8 +50,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument(
+        "--add-to",
+        type=Path,
+        help="compare_methods.json of an earlier comparison: its base evaluation and runs are kept and the given "
+        "presets are added to its table (same budget, seeds, prompts and overrides required)",
+    )
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides applied to every preset")
     args = parser.parse_args()
+    settings = {
+        "nfe_budget": args.nfe_budget,
+        "seeds": args.seeds,
+        "prompts_per_family": args.prompts_per_family,
+        "overrides": args.overrides,
+    }
+    previous = json.loads(args.add_to.read_text()) if args.add_to else None
+    if previous is not None:
+        differ = [k for k, v in settings.items() if k in previous and previous[k] != v]
+        if differ:
+            raise SystemExit(
+                f"--add-to {args.add_to}: {', '.join(differ)} differ from that comparison "
+                f"({', '.join(f'{k}={previous[k]}' for k in differ)}); rerun with the same values."
+            )
     torch.set_num_threads(args.threads)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = [
@@ -66,12 +88,15 @@ def main() -> None:
         *args.overrides,
     ]
 
-    base_cfg = load_config(preset=args.presets[0], overrides=common)
-    adapter = ShapeWorldAdapter.from_folder(resolve_model_path(base_cfg.model.path), guidance_scale=4.0)
-    base, _ = evaluate(base_cfg, adapter, eval_prompts(args.prompts_per_family), [])
-    del adapter
+    if previous is not None:  # the same prompts and seeds: its base evaluation stands
+        base = EvalSummary(previous["base"], {}, len(eval_prompts(args.prompts_per_family)) * args.seeds)
+    else:
+        base_cfg = load_config(preset=args.presets[0], overrides=common)
+        adapter = ShapeWorldAdapter.from_folder(resolve_model_path(base_cfg.model.path), guidance_scale=4.0)
+        base, _ = evaluate(base_cfg, adapter, eval_prompts(args.prompts_per_family), [])
+        del adapter
 
-    runs = []
+    runs = list(previous["runs"]) if previous is not None else []
     for preset in args.presets:
         for guard in [False, True] if args.guard else [False]:
             name = preset.removeprefix("shapes_") + ("+guard" if guard else "")
@@ -130,6 +155,11 @@ def main() -> None:
     fig.savefig(args.docs / "compare_methods.png", dpi=120)
 
     n = len(eval_prompts(args.prompts_per_family)) * args.seeds
+    added, shown = "", stamp  # shown: when the comparison's base was measured
+    if previous is not None:
+        names = ", ".join(r["method"] for r in runs[len(previous["runs"]) :])
+        added = f" Rows {names} were added to that comparison with `--add-to` (same settings) at {stamp}."
+        shown = previous.get("stamp", "an earlier run")
     p = base.strict["overall"]
     se = 100 * (p * (1 - p) / n) ** 0.5
     section = (
@@ -137,10 +167,10 @@ def main() -> None:
         f"Command: `python scripts/compare_methods.py --nfe-budget {args.nfe_budget}"
         f"{' --guard' if args.guard else ''} --seeds {args.seeds} --prompts-per-family "
         f"{args.prompts_per_family}{' ' + ' '.join(args.overrides) if args.overrides else ''}` "
-        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), {stamp}). "
+        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), {shown}). "
         f"Held-out strict accuracy on {n} paired samples (same prompts and seeds for every row; one standard "
         f"error of the base accuracy is ±{se:.1f} points).\n\n{table}\n\n![accuracy vs NFE and wall time]"
-        f"(compare_methods.png)\n{END}"
+        f"(compare_methods.png){added}\n{END}"
     )
     doc = args.docs / "benchmarks.md"
     text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
@@ -151,7 +181,7 @@ def main() -> None:
     )
     doc.write_text(text)
     (args.out / stamp / "compare_methods.json").write_text(
-        json.dumps({"nfe_budget": args.nfe_budget, "base": base.strict, "runs": runs}, indent=1)
+        json.dumps({**settings, "stamp": shown, "base": base.strict, "runs": runs}, indent=1)
     )
 
 

@@ -1,0 +1,57 @@
+"""`scripts/compare_methods.py` on a tiny random ShapeWorld model: a comparison writes its table, plot and JSON, and
+`--add-to` adds a preset's row to it with the same settings (and refuses different ones)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from flowrl.shapes.model import build_shapeworld, save_shapeworld
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_methods.py"
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("compare_methods", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(compare, monkeypatch, *argv):
+    monkeypatch.setattr(sys, "argv", ["compare_methods.py", *argv])
+    compare.main()
+
+
+def test_comparison_and_an_added_row(compare, monkeypatch, tmp_path):
+    torch.manual_seed(0)
+    model = tmp_path / "tiny"
+    save_shapeworld(
+        build_shapeworld(
+            num_layers=1, num_attention_heads=2, attention_head_dim=8, text_hidden_size=16, text_layers=1, text_heads=2
+        ),
+        model,
+    )
+    common = ["--model", str(model), "--nfe-budget", "300", "--prompts-per-family", "1", "--seeds", "1"]
+    common += ["--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "train.prompts_per_iteration=2"]
+    _run(compare, monkeypatch, "--presets", "shapes_flow_grpo", *common)
+    (first,) = (tmp_path / "runs").glob("*/compare_methods.json")
+    data = json.loads(first.read_text())
+    assert [r["method"] for r in data["runs"]] == ["flow_grpo"] and data["runs"][0]["nfe"] >= 300
+    assert (tmp_path / "docs" / "compare_methods.png").is_file()
+
+    _run(compare, monkeypatch, "--presets", "shapes_awm", "--add-to", str(first), *common)
+    table = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "| flow_grpo |" in table and "| awm |" in table and "Rows awm were added" in table
+    assert table.count("<!-- compare-methods:start -->") == 1  # the section is replaced, not appended
+    combined = [p for p in (tmp_path / "runs").glob("*/compare_methods.json") if p != first]
+    assert [r["method"] for r in json.loads(combined[0].read_text())["runs"]] == ["flow_grpo", "awm"]
+
+    with pytest.raises(SystemExit, match="nfe_budget differ"):
+        _run(compare, monkeypatch, "--presets", "shapes_awm", "--add-to", str(first), *common[:3], "301", *common[4:])
