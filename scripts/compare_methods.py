@@ -77,6 +77,7 @@ def main() -> None:
     common = [
         f"model.path={args.model}",
         f"train.max_nfe={args.nfe_budget}",
+        f"train.threads={args.threads}",  # every preset at the same thread count (presets may set their own)
         "train.iterations=100000",
         "eval.at_start=false",
         f"eval.every={args.eval_every}",
