@@ -166,6 +166,22 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
         raise ConfigError(f"method.kwargs {sorted(kwargs)} do not fit method {cfg.method.name!r}: {e}") from e
     except ValueError as e:  # an unknown method, or GRPO-Guard on a method without step ratios
         raise ConfigError(str(e)) from e
+    if method.forward is not None:  # options of the edge loss would be silently ignored: refuse them
+        unused = [
+            name
+            for name, is_set in (
+                ("method.clip_range", cfg.method.clip_range is not None),
+                ("method.logprob_pool", cfg.method.logprob_pool != 1),
+                ("method.sft_weight", cfg.method.sft_weight > 0),
+                ("method.adaptive_clip_scale", cfg.method.adaptive_clip_scale > 0),
+            )
+            if is_set
+        ]
+        if unused:
+            raise ConfigError(
+                f"{', '.join(unused)} apply to the step log-probability loss; {cfg.method.name!r} trains on the "
+                "forward process and has no step ratios. Leave them unset (its knobs are method.kwargs)."
+            )
     if cfg.method.clip_range is not None:
         method = method._replace(clip_range=cfg.method.clip_range)
     if cfg.method.kl_beta is not None:

@@ -365,6 +365,11 @@ def test_pooled_credit_sgd_and_unscaled_advantages_train(tiny_model, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_forward_process_methods_refuse_edge_loss_options(tiny_model, tmp_path):
+    with pytest.raises(ConfigError, match="method.clip_range, method.logprob_pool apply to the step log-probability"):
+        train(_cfg(tiny_model, tmp_path, "method.clip_range=0.1", "method.logprob_pool=4", preset="shapes_awm"))
+
+
 def test_learning_signal_options_are_validated(tiny_model, tmp_path):
     with pytest.raises(ConfigError, match="method.adv_scale applies to group advantages"):
         train(_cfg(tiny_model, tmp_path, "method.adv_scale=none", preset="shapes_tree_grpo"))
