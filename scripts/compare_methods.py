@@ -37,6 +37,24 @@ from flowrl.train.prompts import eval_prompts  # noqa: E402
 START, END = "<!-- compare-methods:start -->", "<!-- compare-methods:end -->"
 
 
+def plot_runs(runs: list[dict], path: Path) -> None:
+    """Held-out accuracy against NFE and against wall minutes, one line per run (20 distinct colours, then the
+    marker changes too)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colors = plt.cm.tab20.colors
+    for i, r in enumerate(runs):
+        nfe, minutes, acc = zip(*r["curve"], strict=True)
+        style = dict(marker="os^D"[(i // len(colors)) % 4], color=colors[i % len(colors)], label=r["method"])
+        axes[0].plot(nfe, [100 * a for a in acc], **style)
+        axes[1].plot(minutes, [100 * a for a in acc], **style)
+    axes[0].set(xlabel="network evaluations (rollout + training)", ylabel="held-out strict accuracy (%)")
+    axes[1].set(xlabel="wall minutes", ylabel="held-out strict accuracy (%)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     presets = sorted(p.stem for p in PRESETS_DIR.glob("shapes_*.yaml"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,16 +162,7 @@ def main() -> None:
     print(table)
 
     args.docs.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for r in runs:
-        nfe, minutes, acc = zip(*r["curve"], strict=True)
-        axes[0].plot(nfe, [100 * a for a in acc], marker="o", label=r["method"])
-        axes[1].plot(minutes, [100 * a for a in acc], marker="o", label=r["method"])
-    axes[0].set(xlabel="network evaluations (rollout + training)", ylabel="held-out strict accuracy (%)")
-    axes[1].set(xlabel="wall minutes", ylabel="held-out strict accuracy (%)")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(args.docs / "compare_methods.png", dpi=120)
+    plot_runs(runs, args.docs / "compare_methods.png")
 
     n = len(eval_prompts(args.prompts_per_family)) * args.seeds
     added, shown = "", stamp  # shown: when the comparison's base was measured
