@@ -1,15 +1,31 @@
 """Shared pytest setup: every test starts from a fixed torch seed; the hub is never contacted."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("bench_gpu")`` imports ``scripts/bench_gpu.py`` as a module (the scripts are not a package)."""
+
+    def load(stem: str):
+        spec = importlib.util.spec_from_file_location(stem, SCRIPTS / f"{stem}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

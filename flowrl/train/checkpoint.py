@@ -302,8 +302,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 
     Returns:
         `dict[str, Any]`: `{"step": int, "model", "optimizer", "ema", "old_policy", "rng", "trainer", "config"}`,
-        with `None` for
-        parts that were not saved. Feed `"rng"` to `restore_rng_state`, the others to `load_state_dict`.
+        with `None` for parts that were not saved. Feed `"rng"` to `restore_rng_state`, the others to
+        `load_state_dict`.
     """
     path = Path(path)
     meta_path = path / "meta.json"

@@ -1,24 +1,17 @@
 """scripts/pretrain_shapes.py: learning-rate schedule and bit-exact resume of a tiny CPU run."""
 
-import importlib.util
 import math
 import os
-from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pretrain_shapes.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("pretrain_shapes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_script):
+    return load_script("pretrain_shapes")
 
 
 def test_lr_schedule_hand_values(script):

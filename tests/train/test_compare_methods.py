@@ -3,25 +3,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
-import torch
-
-from flowrl.shapes.model import build_shapeworld, save_shapeworld
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_methods.py"
 
 
 @pytest.fixture(scope="module")
-def compare():
-    spec = importlib.util.spec_from_file_location("compare_methods", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def compare(load_script):
+    return load_script("compare_methods")
 
 
 def _run(compare, monkeypatch, *argv):
@@ -29,16 +19,8 @@ def _run(compare, monkeypatch, *argv):
     compare.main()
 
 
-def test_comparison_and_an_added_row(compare, monkeypatch, tmp_path):
-    torch.manual_seed(0)
-    model = tmp_path / "tiny"
-    save_shapeworld(
-        build_shapeworld(
-            num_layers=1, num_attention_heads=2, attention_head_dim=8, text_hidden_size=16, text_layers=1, text_heads=2
-        ),
-        model,
-    )
-    common = ["--model", str(model), "--nfe-budget", "300", "--prompts-per-family", "1", "--seeds", "1"]
+def test_comparison_and_an_added_row(compare, monkeypatch, tmp_path, tiny_model):
+    common = ["--model", str(tiny_model), "--nfe-budget", "300", "--prompts-per-family", "1", "--seeds", "1"]
     common += ["--out", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "train.prompts_per_iteration=2"]
     _run(compare, monkeypatch, "--presets", "shapes_flow_grpo", *common)
     (first,) = (tmp_path / "runs").glob("*/compare_methods.json")

@@ -9,7 +9,6 @@ import torch
 from safetensors.torch import load_file
 
 from flowrl.config import ConfigError
-from flowrl.shapes.model import build_shapeworld, save_shapeworld
 from flowrl.train.image import train
 from flowrl.train.image_cli import PRESETS_DIR, load_config, main
 from flowrl.train.metrics import read_metrics
@@ -26,19 +25,6 @@ SMALL = [
     "run.tensorboard=false",
     "reward.names=[toy_rewards:brightness]",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_shapeworld")
-    save_shapeworld(
-        build_shapeworld(
-            num_layers=1, num_attention_heads=2, attention_head_dim=8, text_hidden_size=16, text_layers=1, text_heads=2
-        ),
-        folder,
-    )
-    return folder
 
 
 def _cfg(tiny_model, tmp_path, *extra, preset="shapes_flow_grpo"):

@@ -45,21 +45,11 @@ def test_flow_matching_loss_of_a_zero_velocity():
     torch.testing.assert_close(loss, ((noise - x0) ** 2).mean())
 
 
-def test_layer_tuning_trains_when_rl_has_no_signal(tmp_path):
+def test_layer_tuning_trains_when_rl_has_no_signal(tmp_path, tiny_model):
     # A random tiny model scores 0 on every ShapeWorld prompt: no advantage, so plain tree RL cannot move the weights.
     # With LayerTuning-RL the flow-matching term on rendered targets still trains them.
-    from flowrl.shapes.model import build_shapeworld, save_shapeworld
-
-    torch.manual_seed(0)
-    model_dir = tmp_path / "model"
-    save_shapeworld(
-        build_shapeworld(
-            num_layers=1, num_attention_heads=2, attention_head_dim=8, text_hidden_size=16, text_layers=1, text_heads=2
-        ),
-        model_dir,
-    )
     common = [
-        f"model.path={model_dir}",
+        f"model.path={tiny_model}",
         f"run.root={tmp_path}",
         "train.iterations=2",
         "train.prompts_per_iteration=2",
@@ -68,7 +58,7 @@ def test_layer_tuning_trains_when_rl_has_no_signal(tmp_path):
         "eval.seeds=[0]",
         "run.tensorboard=false",
     ]
-    base = load_file(model_dir / "transformer" / "diffusion_pytorch_model.safetensors")
+    base = load_file(tiny_model / "transformer" / "diffusion_pytorch_model.safetensors")
     for name, sft, moved in (("sft_off", 0.0, False), ("sft_on", 0.5, True)):
         cfg = load_config(
             preset="shapes_dynamic_treerpo", overrides=[*common, f"run.name={name}", f"method.sft_weight={sft}"]
