@@ -5,18 +5,24 @@ Three modes::
     # a folder of images and a prompts file (JSONL or CSV; each row names its image)
     flowrl eval --images samples/ --prompts prompts.jsonl --rewards shapes jpeg_compressibility --out eval/
 
-    # samples generated from a ShapeWorld model (the base model or a run's final/) with fixed seeds
-    flowrl eval --model runs/my_run/final --prompts prompts.jsonl --samples-per-prompt 4 --rewards shapes --out eval/
-    # ... or the base model with a LoRA run's adapter
-    flowrl eval --model assets/shapeworld --lora runs/my_run/lora --prompts prompts.jsonl --rewards shapes --out eval/
+    # samples generated with fixed seeds from any model `flowrl train` accepts: a ShapeWorld or diffusers pipeline
+    # folder (SD3 / SD3.5, FLUX.1; kind detected from model_index.json, or --kind), a LoRA on it, or a run folder
+    flowrl eval --model assets/shapeworld --prompts prompts.jsonl --samples-per-prompt 4 --rewards shapes --out eval/
+    flowrl eval --model /models/sd35m --lora runs/my_run/lora --prompts prompts.txt --rewards pickscore \
+        --reward-arg pickscore path=/models/PickScore_v1 --device cuda --dtype bfloat16 --out eval/
+    flowrl eval --run runs/my_run --prompts prompts.txt --rewards hpsv2 --out eval_tuned/   # the run's weights, EMA
 
-    # two score files (scores.json / scores.csv of earlier runs): per-prompt win rates, paired difference with CI
-    flowrl eval --compare base/scores.json tuned/scores.json --out compare/
+    # two evaluations (their folders, or scores.json / scores.csv): per-prompt win rates and the paired difference,
+    # each with a bootstrap CI over prompts
+    flowrl eval --compare eval_base/ eval_tuned/ --out compare/
 
-Constructor arguments of a reward (a checkpoint path, a device) go in ``--reward-arg NAME KEY=VALUE``, e.g.
+Prompts files: ``.jsonl`` / ``.csv`` rows, or the plain text files training uses (one prompt a line). Constructor
+arguments of a reward (a checkpoint path) go in ``--reward-arg NAME KEY=VALUE``, e.g.
 ``--reward-arg pickscore path=/models/PickScore_v1``; values are parsed as JSON when they are valid JSON.
+``--device`` and ``--dtype`` apply to the model and to the preference-model rewards (pickscore, hpsv2, image_reward,
+clip_score, aesthetic); ``--batch-size`` is the number of images per reward call.
 Outputs in ``--out``: ``scores.csv``, ``scores.json``, ``summary.{json,csv}``, ``report.md`` with
-``grid_<reward>.png`` (best and worst samples), and for ``--model`` the samples under ``images/``.
+``grid_<reward>.png`` (best and worst samples), and for generated samples the images under ``images/``.
 """
 
 from __future__ import annotations
@@ -33,19 +39,25 @@ from flowrl.eval.prompts_file import BadRow, PromptRow, read_prompts
 from flowrl.eval.report import comparison_markdown, read_scores, write_report, write_scores, write_summary
 from flowrl.eval.stats import compare_paired, summarize
 
+# rewards built on a neural network: --device and --dtype go to their constructors (unless --reward-arg sets them)
+PREFERENCE_REWARDS = ("pickscore", "clip_score", "hpsv2", "hpsv2_v2_0", "image_reward", "aesthetic")
+
 
 def build_parser() -> argparse.ArgumentParser:
+    from flowrl.eval.load_model import add_model_arguments
+
     parser = argparse.ArgumentParser(
         prog="flowrl eval",
-        description="Score images (a folder, or samples of a ShapeWorld model) with rewards; compare score files.",
+        description="Score images (a folder, or samples of a model or a run) with rewards; compare evaluations.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", help="folder of images; the prompts file names each row's image")
-    source.add_argument("--model", help="ShapeWorld model folder (base, or a run's final/) to sample from")
-    source.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two score files (json or csv)")
-    parser.add_argument("--prompts", help="prompts file: .jsonl (objects with 'prompt', 'image') or .csv")
+    parser.add_argument("--images", help="folder of images; the prompts file names each row's image")
+    parser.add_argument(
+        "--compare", nargs=2, metavar=("A", "B"), help="compare two evaluations (folders or score files)"
+    )
+    add_model_arguments(parser, model_help="model folder to sample from (ShapeWorld, SD3 / SD3.5 or FLUX pipeline)")
+    parser.add_argument("--prompts", help="prompts file: .jsonl, .csv, or .txt (one prompt a line, as training)")
     parser.add_argument(
         "--rewards", nargs="+", default=[], help="reward names (see rewards.REWARDS) or module:factory"
     )
@@ -54,18 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", help="output folder (required except for --compare)")
     parser.add_argument("--skip-bad", action="store_true", help="skip bad prompt rows (reported) instead of failing")
-    parser.add_argument("--samples-per-prompt", type=int, default=4, help="--model: images per prompt")
-    parser.add_argument("--seed", type=int, default=0, help="--model: prompt i is sampled with seed + i")
-    parser.add_argument("--steps", type=int, default=None, help="--model: Euler steps (default: the model's)")
-    parser.add_argument("--guidance", type=float, default=None, help="--model: CFG scale (default: the model's)")
-    parser.add_argument("--lora", default=None, help="--model: a run's lora/ folder to load on the model")
-    parser.add_argument("--lora-alpha", type=float, default=None, help="--lora: alpha, if the file has no metadata")
-    parser.add_argument("--device", default="cpu", help="--model: torch device for sampling")
+    parser.add_argument("--samples-per-prompt", type=int, default=4, help="--model / --run: images per prompt")
+    parser.add_argument("--seed", type=int, default=0, help="--model / --run: prompt i is sampled with seed + i")
+    parser.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's or the run's)")
+    parser.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the model's or the run's)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per reward call")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling")
     parser.add_argument("--grid-k", type=int, default=4, help="best and worst samples shown per reward")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars (hidden off a terminal)")
     return parser
 
 
@@ -136,13 +145,38 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sources(args: argparse.Namespace) -> str | None:
+    """Which mode the arguments ask for ('images', 'model', 'compare'), or None after printing why none fits."""
+    modes = [m for m, given in (("images", args.images), ("compare", args.compare)) if given]
+    if args.model is not None or args.run is not None:
+        modes.append("model")
+    if len(modes) != 1:
+        print(
+            "flowrl eval: pass exactly one of --images FOLDER, --model FOLDER / --run RUN (samples), or --compare A B"
+            f"; got {modes or 'none'}.",
+            file=sys.stderr,
+        )
+        return None
+    if modes[0] != "model" and (args.lora or args.kind):
+        print("flowrl eval: --lora and --kind go with --model.", file=sys.stderr)
+        return None
+    return modes[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `flowrl eval`; returns the exit code (0 success, 2 bad usage or bad prompt rows)."""
     args = build_parser().parse_args(argv)
-    if args.compare:
-        return _compare(args)
+    mode = _sources(args)
+    if mode is None:
+        return 2
+    if mode == "compare":
+        try:
+            return _compare(args)
+        except (ValueError, FileNotFoundError) as err:
+            print(f"flowrl eval: {err}", file=sys.stderr)
+            return 2
     if not args.prompts or not args.out or not args.rewards:
-        print("flowrl eval: --prompts, --rewards and --out are required with --images or --model.", file=sys.stderr)
+        print("flowrl eval: --prompts, --rewards and --out are required to score images or samples.", file=sys.stderr)
         return 2
     try:
         kwargs = _reward_kwargs(args.reward_arg, args.rewards)
@@ -151,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flowrl eval: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    if args.images:
+    if mode == "images":
         folder = Path(args.images)
         if not folder.is_dir():
             print(f"flowrl eval: --images {folder} is not a folder.", file=sys.stderr)
@@ -175,11 +209,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import rewards
+    from flowrl.eval.load_model import DTYPES
 
     show = False if args.no_progress else None
-    reward_fns = [rewards.load_reward(name, **kwargs.get(name, {})) for name in args.rewards]
+    for name in args.rewards:
+        if name in PREFERENCE_REWARDS:
+            kwargs[name] = {"device": args.device, "dtype": DTYPES[args.dtype], **kwargs.get(name, {})}
+    try:  # load the rewards first: a wrong name or checkpoint path fails before any sampling
+        reward_fns = [rewards.load_reward(name, **kwargs.get(name, {})) for name in args.rewards]
+    except (ValueError, FileNotFoundError) as err:
+        print(f"flowrl eval: {err}", file=sys.stderr)
+        return 2
     names = [fn.name for fn in reward_fns]
-    if args.images:
+    if mode == "images":
         from flowrl.eval.scoring import load_image
 
         images = [load_image(Path(args.images) / row.image) for row in rows]
@@ -189,21 +231,21 @@ def main(argv: list[str] | None = None) -> int:
         ]
         source = f"images in `{args.images}`"
     else:
-        from flowrl.eval.generate import generate_shapeworld
+        from flowrl.eval.generate import generate
+        from flowrl.eval.load_model import model_from_args
         from flowrl.train.plots import save_image_grid
 
         try:
-            images, ids = generate_shapeworld(
-                args.model,
+            model = model_from_args(args)
+            images, ids = generate(
+                model,
                 [r.prompt for r in rows],
                 samples_per_prompt=args.samples_per_prompt,
                 seed=args.seed,
                 num_inference_steps=args.steps,
                 guidance_scale=args.guidance,
-                device=args.device,
-                lora=args.lora,
-                lora_alpha=args.lora_alpha,
                 show_progress=show,
+                desc="flowrl eval: sampling",
             )
         except (ValueError, FileNotFoundError) as err:
             print(f"flowrl eval: {err}", file=sys.stderr)
@@ -225,9 +267,11 @@ def main(argv: list[str] | None = None) -> int:
                     "metadata": row.metadata,
                 }
             )
-        lora = f" + LoRA `{args.lora}`" if args.lora else ""
+        steps = args.steps or model.num_inference_steps
+        guidance = model.guidance_scale if args.guidance is None else args.guidance
         source = (
-            f"{args.samples_per_prompt} samples per prompt from `{args.model}`{lora} (prompt i: seed {args.seed} + i)"
+            f"{args.samples_per_prompt} samples per prompt from {model.source} (prompt i: seed {args.seed} + i; "
+            f"{steps} Euler steps, guidance {guidance:g}, {model.image_size} px)"
         )
     from flowrl.eval.scoring import score_images
 

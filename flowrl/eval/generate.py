@@ -1,101 +1,84 @@
-"""Generate evaluation samples from a ShapeWorld model folder (the base model or a run's ``final/``, optionally with
-a run's ``lora/`` adapter) with fixed seeds: prompt i's samples come from one batch drawn with
-``torch.Generator().manual_seed(seed + i)``, so a prompt's images do not depend on the other prompts or on how many
-there are."""
+"""Generate samples from a loaded model (`flowrl.eval.load_model`) with fixed seeds, through its adapter.
+
+Prompt i's samples come from one batch whose initial noise is drawn with ``torch.Generator().manual_seed(seed + i)``,
+so a prompt's images do not depend on the other prompts or on how many there are. Sampling is the Euler ODE on the
+model's shifted time grid (`flowrl.flow.grid.time_grid` with the adapter's `default_shift`), run by the tree sampler
+with one leaf per root, as the trainer's evaluation does.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
+from flowrl.eval.load_model import LoadedModel
+from flowrl.flow.grid import time_grid
+from flowrl.flow.plan import RolloutPlan, StepSpec
+from flowrl.flow.tree import rollout
 from flowrl.train.progress import progress
 
-LORA_FILE = "pytorch_lora_weights.safetensors"
-ADAPTER = "eval_lora"
+
+@torch.no_grad()
+def sample_prompt(
+    model: LoadedModel, prompt: str, *, num_samples: int, seed: int, num_inference_steps: int, guidance_scale: float
+) -> torch.Tensor:
+    """`num_samples` images of one prompt, noise seeded by `seed`: `(S, 3, H, W)` float32 in [0, 1] on the CPU."""
+    adapter = model.adapter
+    plan = RolloutPlan(
+        time_grid(num_inference_steps, shift=adapter.default_shift),
+        tuple(StepSpec() for _ in range(num_inference_steps)),
+    )
+    device = next(adapter.transformer.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((num_samples, 1, *adapter.latent_shape), generator=generator).to(device)  # (S, 1, *latent)
+    saved, adapter.guidance_scale = adapter.guidance_scale, guidance_scale
+    try:
+        tree = rollout(adapter.velocity, plan, adapter.encode([prompt] * num_samples), noise)  # one leaf per root
+    finally:
+        adapter.guidance_scale = saved
+    return adapter.decode(tree.x[tree.leaves])  # (S, 3, H, W)
 
 
-def load_lora(transformer, folder: str | Path, *, lora_alpha: float | None = None) -> None:
-    """Load a diffusers-layout LoRA (``transformer.``-prefixed keys in ``pytorch_lora_weights.safetensors``) into
-    `transformer`, at scale ``alpha / rank``.
-
-    The scale comes from the adapter metadata saved with the weights (diffusers' ``lora_adapter_metadata``). A file
-    saved without it does not record alpha; then `lora_alpha` must be given (the run's LoRA alpha) and the adapter
-    is weighted ``lora_alpha / rank`` (diffusers loads it at alpha = rank, scale 1).
-
-    Args:
-        transformer: the `SD3Transformer2DModel` of a ShapeWorld model.
-        folder (`str | Path`): the folder holding ``pytorch_lora_weights.safetensors`` (a run's ``lora/``).
-        lora_alpha (`float`, *optional*): alpha for files without metadata; ignored when the metadata has it.
-    """
-    from safetensors import safe_open
-
-    file = Path(folder) / LORA_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"No LoRA at {file}; pass the run's lora/ folder, which holds {LORA_FILE}.")
-    with safe_open(str(file), framework="pt") as f:
-        has_metadata = "lora_adapter_metadata" in (f.metadata() or {})
-    if not has_metadata and lora_alpha is None:
-        raise ValueError(
-            f"{file} was saved without LoRA metadata, so its alpha (scale = alpha / rank) is unknown; pass "
-            "--lora-alpha with the run's LoRA alpha (the resolved config in the run folder has it)."
-        )
-    transformer.load_lora_adapter(str(folder), prefix="transformer", weight_name=LORA_FILE, adapter_name=ADAPTER)
-    if not has_metadata:
-        rank = transformer.peft_config[ADAPTER].r
-        transformer.set_adapters([ADAPTER], weights=[lora_alpha / rank])
-
-
-def generate_shapeworld(
-    model_folder: str | Path,
+def generate(
+    model: LoadedModel,
     prompts: list[str],
     *,
     samples_per_prompt: int,
     seed: int,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
-    device: str = "cpu",
-    lora: str | Path | None = None,
-    lora_alpha: float | None = None,
     show_progress: bool | None = None,
+    desc: str = "flowrl: sampling",
 ) -> tuple[list[torch.Tensor], list[tuple[int, int]]]:
-    """Sample `samples_per_prompt` images per prompt with the Euler ODE (`flowrl.shapes.sampling.sample_images`).
+    """Sample `samples_per_prompt` images per prompt.
 
     Args:
-        model_folder (`str | Path`): a folder written by `save_shapeworld` (base model or a run's ``final/``).
-        prompts (`list[str]`): P prompts in ShapeWorld's grammar.
+        model (`LoadedModel`): from `flowrl.eval.load_model.load_model`.
+        prompts (`list[str]`): P prompts.
         samples_per_prompt (`int`): images per prompt.
         seed (`int`): prompt i uses seed ``seed + i``.
-        num_inference_steps (`int`, *optional*), guidance_scale (`float`, *optional*): default the model's metadata.
-        device (`str`, defaults to "cpu"): where the model runs.
-        lora (`str | Path`, *optional*): a run's ``lora/`` folder to load on top of the model (`load_lora`).
-        lora_alpha (`float`, *optional*): LoRA alpha for adapter files saved without metadata.
+        num_inference_steps (`int`, *optional*), guidance_scale (`float`, *optional*): default the model's.
         show_progress (`bool`, *optional*): None shows the bar only on a terminal.
+        desc (`str`): the progress bar's label.
 
     Returns:
         `(images, ids)`: P * samples_per_prompt `(3, H, W)` images in [0, 1], and their (prompt index, seed).
     """
-    from flowrl.shapes.model import load_shapeworld
-    from flowrl.shapes.sampling import sample_images
-
     if samples_per_prompt < 1:
         raise ValueError(f"samples_per_prompt must be >= 1, got {samples_per_prompt}.")
-    model = load_shapeworld(model_folder, device=device)
-    if lora is not None:
-        load_lora(model.transformer, lora, lora_alpha=lora_alpha)
-    steps = num_inference_steps or model.meta["num_inference_steps"]
-    cfg = model.meta["guidance_scale"] if guidance_scale is None else guidance_scale
+    steps = num_inference_steps or model.num_inference_steps
+    guidance = model.guidance_scale if guidance_scale is None else guidance_scale
+    model.adapter.encode(sorted(set(prompts)))  # fail before sampling, naming any word the tokenizer does not know
     images, ids = [], []
     disable = None if show_progress is None else not show_progress
-    with progress(len(prompts), desc="flowrl eval: sampling", disable=disable) as bar:
+    with progress(len(prompts), desc=desc, disable=disable) as bar:
         for i, prompt in enumerate(prompts):
-            out = sample_images(
+            out = sample_prompt(
                 model,
-                [prompt] * samples_per_prompt,
-                generator=torch.Generator().manual_seed(seed + i),
+                prompt,
+                num_samples=samples_per_prompt,
+                seed=seed + i,
                 num_inference_steps=steps,
-                guidance_scale=cfg,
-                shift=model.meta["shift"],
+                guidance_scale=guidance,
             )  # (S, 3, H, W)
             images.extend(out)
             ids.extend([(i, seed + i)] * samples_per_prompt)

@@ -2,7 +2,8 @@
 
 JSONL: one object per line with a string ``"prompt"``; optional ``"image"`` (a file name, relative to the image
 folder) and any other keys, kept as the row's metadata. CSV: a header with a ``prompt`` column (optional ``image``;
-other columns become metadata). Blank lines are ignored.
+other columns become metadata). Plain text (``.txt``, the format of training's ``train.prompts_file``): one prompt a
+line, ``#`` starts a comment line. Blank lines are ignored.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _row(line: int, obj: object) -> PromptRow | BadRow:
 
 
 def read_prompts(path: str | Path) -> tuple[list[PromptRow], list[BadRow]]:
-    """Parse `path` (``.jsonl`` / ``.json`` lines, or ``.csv``) into good and bad rows.
+    """Parse `path` (``.jsonl`` / ``.json`` lines, ``.csv`` or ``.txt``) into good and bad rows.
 
     Args:
         path (`str | Path`): the prompts file.
@@ -60,7 +61,9 @@ def read_prompts(path: str | Path) -> tuple[list[PromptRow], list[BadRow]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Prompts file {path} does not exist; pass a .jsonl or .csv file with 'prompt'.")
+        raise FileNotFoundError(
+            f"Prompts file {path} does not exist; pass a .jsonl or .csv file with 'prompt', or a .txt file."
+        )
     rows: list[PromptRow] = []
     bad: list[BadRow] = []
     if path.suffix.lower() == ".csv":
@@ -80,8 +83,16 @@ def read_prompts(path: str | Path) -> tuple[list[PromptRow], list[BadRow]]:
                 item = _row(line, fields)
                 (rows if isinstance(item, PromptRow) else bad).append(item)
         return rows, bad
+    if path.suffix.lower() == ".txt":
+        for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if text.strip() and not text.startswith("#"):
+                rows.append(PromptRow(line, text.strip(), None, {}))
+        return rows, bad
     if path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
-        raise ValueError(f"{path}: unknown prompts format {path.suffix!r}; use .jsonl (a JSON object a line) or .csv.")
+        raise ValueError(
+            f"{path}: unknown prompts format {path.suffix!r}; use .jsonl (a JSON object a line), .csv, or .txt (one "
+            "prompt a line)."
+        )
     for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not text.strip():
             continue

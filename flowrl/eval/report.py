@@ -38,8 +38,11 @@ def write_scores(out: Path, rows: list[dict], names: list[str], scores: np.ndarr
 
 
 def read_scores(path: str | Path) -> tuple[list[dict], list[str], np.ndarray]:
-    """Read a ``scores.json`` or ``scores.csv`` written by `write_scores`: rows, reward names, `(N, K)` scores."""
+    """Read a ``scores.json`` or ``scores.csv`` written by `write_scores` (or the ``scores.json`` of an output
+    folder of `flowrl eval`): rows, reward names, `(N, K)` scores."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "scores.json"
     if not path.is_file():
         raise FileNotFoundError(
             f"Score file {path} does not exist; pass a scores.json or scores.csv from flowrl eval."
@@ -85,17 +88,18 @@ def write_summary(out: Path, summaries: dict[str, Summary]) -> Path:
 
 
 def comparison_markdown(comparisons: dict[str, Comparison], a: str, b: str) -> str:
-    """A Markdown table of `--compare A B`: per reward, A's win rate over prompts and mean A - B with its CI."""
+    """A Markdown table of `--compare A B`: per reward, A's win rate over prompts and mean A - B, each with its
+    95% bootstrap CI over prompts."""
     lines = [
         f"A = `{a}`, B = `{b}`; win rate = share of prompts where A's mean score beats B's (ties count half).",
         "",
-        "| reward | prompts | A win rate | ties | mean A - B | 95% CI |",
-        "|---|---:|---:|---:|---:|---|",
+        "| reward | prompts | A win rate | 95% CI | ties | mean A - B | 95% CI |",
+        "|---|---:|---:|---|---:|---:|---|",
     ]
     for name, c in comparisons.items():
         lines.append(
-            f"| {name} | {c.prompts} | {c.win_rate:.3f} | {c.tie_rate:.3f} | {c.mean_diff:+.4f} | "
-            f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}] |"
+            f"| {name} | {c.prompts} | {c.win_rate:.3f} | [{c.win_ci_low:.3f}, {c.win_ci_high:.3f}] | "
+            f"{c.tie_rate:.3f} | {c.mean_diff:+.4f} | [{c.ci_low:+.4f}, {c.ci_high:+.4f}] |"
         )
     return "\n".join(lines)
 

@@ -53,8 +53,8 @@ def summarize(values: np.ndarray, *, n_resamples: int = 1000, seed: int = 0) -> 
 
 
 class Comparison(NamedTuple):
-    """A against B over P paired prompts: A's win rate (ties count half), and the mean paired difference A - B
-    with its bootstrap CI over prompts."""
+    """A against B over P paired prompts: A's win rate (ties count half) and the mean paired difference A - B,
+    each with its percentile-bootstrap CI over prompts."""
 
     prompts: int
     win_rate: float
@@ -62,6 +62,8 @@ class Comparison(NamedTuple):
     mean_diff: float
     ci_low: float
     ci_high: float
+    win_ci_low: float
+    win_ci_high: float
 
 
 def compare_paired(a: np.ndarray, b: np.ndarray, *, n_resamples: int = 1000, seed: int = 0) -> Comparison:
@@ -78,4 +80,6 @@ def compare_paired(a: np.ndarray, b: np.ndarray, *, n_resamples: int = 1000, see
     diff = a - b  # (P,)
     wins, ties = float((diff > 0).mean()), float((diff == 0).mean())
     low, high = bootstrap_ci(diff, n_resamples=n_resamples, seed=seed)
-    return Comparison(len(a), wins + 0.5 * ties, ties, float(diff.mean()), low, high)
+    credit = (diff > 0) + 0.5 * (diff == 0)  # (P,) 1 win, 0.5 tie, 0 loss: its mean is the win rate
+    win_low, win_high = bootstrap_ci(credit, n_resamples=n_resamples, seed=seed)
+    return Comparison(len(a), wins + 0.5 * ties, ties, float(diff.mean()), low, high, win_low, win_high)

@@ -1,0 +1,354 @@
+"""Load the model `flowrl sample`, `flowrl eval` and `flowrl demo` draw from: any model `flowrl train` accepts.
+
+Three ways to name it, combinable as on the command line:
+
+* ``--model FOLDER``: a ShapeWorld model folder or a diffusers pipeline folder (SD3 / SD3.5, FLUX.1); the kind is
+  detected from the folder (`flowrl.models.detect.detect_kind`) unless ``--kind`` says it;
+* ``--lora PATH``: a LoRA in diffusers' layout loaded on top of it (`flowrl.models.lora.load_lora`);
+* ``--run runs/<name>``: a `flowrl train` run folder. Its ``config.yaml`` gives the base model (``model.path``,
+  overridden by ``--model``), the kind and the evaluation defaults (steps, guidance, resolution); its weights are
+  ``lora/`` (LoRA, applied to the base), ``final/`` (a complete model folder, ShapeWorld full fine-tuning) or
+  ``final/transformer/`` (SD3 / FLUX full fine-tuning, swapped into the base pipeline). When the run trained with
+  EMA (``train.ema_decay > 0``) the latest checkpoint's ``ema.safetensors`` is copied onto the trained parameters,
+  as the trainer does for its own evaluations (``--no-ema`` keeps the raw final weights).
+
+Every model is wrapped in its `flowrl.models` adapter, so sampling goes through the same velocity, CFG and decoding
+code as training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from flowrl.models.detect import MODEL_KINDS, SHAPEWORLD_META, detect_kind
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Sampling defaults of a base model without a run: SD3.5-M's model card (40 steps, CFG 4.5; Flow-GRPO's eval uses the
+# same) and FLUX.1-dev's (28 steps, no true CFG: the distilled guidance 3.5 goes to the guidance embedding).
+DEFAULT_SAMPLING = {"sd3": (40, 4.5), "flux": (28, 1.0)}
+DEFAULT_RESOLUTION = 512  # SD3 / FLUX, as the adapters' and the trainer's default
+EMBEDDED_GUIDANCE = 3.5  # FLUX.1-dev, when the transformer has a guidance embedding
+EMA_FILE = "ema.safetensors"
+
+
+class LoadedModel(NamedTuple):
+    """A model ready to sample, with its sampling defaults.
+
+    Args:
+        adapter: the `flowrl.models` adapter (`ImageAdapter`).
+        kind (`str`): 'shapeworld', 'sd3' or 'flux'.
+        num_inference_steps (`int`): default Euler steps.
+        guidance_scale (`float`): default CFG scale (FLUX: true CFG, 1 = none).
+        image_size (`int`): image height and width in pixels.
+        source (`str`): one line saying where the weights came from (shown in reports and the demo).
+    """
+
+    adapter: object
+    kind: str
+    num_inference_steps: int
+    guidance_scale: float
+    image_size: int
+    source: str
+
+
+class _RunWeights(NamedTuple):
+    base: Path
+    kind: str
+    model_folder: Path  # the folder the adapter loads (the base, or a run's complete final/ folder)
+    transformer: Path | None  # a run's final/transformer/ to swap in
+    lora: Path | None
+    lora_alpha: float | None
+    steps: int
+    guidance: float
+    resolution: int
+    embedded_guidance: float
+    ema: bool  # the run trained with EMA
+
+
+def _model_folder(folder: Path) -> bool:
+    return (folder / SHAPEWORLD_META).is_file() or (folder / "model_index.json").is_file()
+
+
+def _run_weights(run: Path, model: str | Path | None) -> _RunWeights:
+    """What a run folder's config and files say to load."""
+    from flowrl.config import ConfigError
+    from flowrl.train.image import resolve_model_path
+    from flowrl.train.image_cli import resume_config
+
+    if not run.is_dir():
+        raise FileNotFoundError(f"Run folder {str(run)!r} does not exist; pass --run with a `flowrl train` run.")
+    try:
+        cfg = resume_config(run, [])
+    except ConfigError as e:
+        raise ValueError(f"{e} (--run takes the folder `flowrl train` wrote, e.g. runs/<name>)") from None
+    m = cfg.model
+    base = Path(model) if model is not None else resolve_model_path(m.path)
+    final, lora = run / "final", run / "lora"
+    transformer = None
+    model_folder = base
+    if m.lora_rank > 0:
+        if not lora.is_dir():
+            raise FileNotFoundError(_unfinished(run, f"lora/ (the run trained LoRA rank {m.lora_rank})"))
+    elif _model_folder(final):
+        model_folder = final
+    elif (final / "transformer").is_dir():
+        transformer = final / "transformer"
+    else:
+        raise FileNotFoundError(_unfinished(run, "final/ (the run fine-tuned every weight)"))
+    resolution = cfg.eval.resolution or m.resolution
+    return _RunWeights(
+        base=base,
+        kind=m.kind,
+        model_folder=model_folder,
+        transformer=transformer,
+        lora=lora if m.lora_rank > 0 else None,
+        lora_alpha=m.lora_alpha,
+        steps=cfg.eval.num_inference_steps,
+        guidance=cfg.eval.guidance_scale,
+        resolution=resolution,
+        embedded_guidance=m.embedded_guidance,
+        ema=cfg.train.ema_decay > 0,
+    )
+
+
+def _unfinished(run: Path, what: str) -> str:
+    return (
+        f"Run folder {run} has no {what}: the trainer writes the final weights when the run ends. Finish or resume "
+        f"it with `flowrl train --resume {run}`."
+    )
+
+
+def _shapeworld_defaults(folder: Path) -> tuple[int, float, int]:
+    meta = json.loads((folder / SHAPEWORLD_META).read_text())
+    return int(meta["num_inference_steps"]), float(meta["guidance_scale"]), int(meta["image_size"])
+
+
+def build_adapter(
+    kind: str,
+    folder: Path,
+    *,
+    transformer: Path | None = None,
+    guidance_scale: float,
+    device: str,
+    dtype: torch.dtype,
+    resolution: int,
+    embedded_guidance: float = EMBEDDED_GUIDANCE,
+):
+    """The adapter of `kind` on a local folder, for sampling (no reference copy; the LoRA, if any, is loaded later).
+
+    Args:
+        kind (`str`): one of `MODEL_KINDS`.
+        folder (`Path`): the model folder.
+        transformer (`Path`, *optional*): a saved transformer folder to use instead of the pipeline's (sd3, flux).
+        guidance_scale (`float`): the adapter's CFG scale.
+        device (`str`): torch device.
+        dtype (`torch.dtype`): the pipeline's loading dtype (sd3, flux); bfloat16 also runs under bf16 autocast.
+        resolution (`int`): image size in pixels (sd3, flux; 0 = 512).
+        embedded_guidance (`float`): FLUX.1-dev's guidance-embedding value (ignored without a guidance embedding).
+    """
+    if kind == "shapeworld":
+        from flowrl.models.shapeworld import ShapeWorldAdapter
+
+        if dtype != torch.float32 or resolution or transformer is not None:
+            raise ValueError(
+                "The ShapeWorld model samples in float32 at its own size: leave --dtype at float32 and --resolution "
+                "at 0 for it."
+            )
+        return ShapeWorldAdapter.from_folder(folder, guidance_scale=guidance_scale, device=device)
+    if kind not in ("sd3", "flux"):
+        raise ValueError(f"Unknown model kind {kind!r}. Valid: {list(MODEL_KINDS)}.")
+    import diffusers
+
+    pipeline_cls = diffusers.StableDiffusion3Pipeline if kind == "sd3" else diffusers.FluxPipeline
+    transformer_cls = diffusers.SD3Transformer2DModel if kind == "sd3" else diffusers.FluxTransformer2DModel
+    parts = {}
+    if transformer is not None:
+        parts["transformer"] = transformer_cls.from_pretrained(transformer, dtype=dtype, local_files_only=True)
+    pipe = pipeline_cls.from_pretrained(folder, dtype=dtype, local_files_only=True, **parts).to(device)
+    size = resolution or DEFAULT_RESOLUTION
+    common = dict(
+        guidance_scale=guidance_scale,
+        height=size,
+        width=size,
+        mixed_precision="bf16" if dtype == torch.bfloat16 else "no",
+        reference_copy=False,  # sampling only: no frozen copy of the transformer
+    )
+    if kind == "sd3":
+        from flowrl.models.sd3 import SD3Adapter
+
+        return SD3Adapter(pipe, **common)
+    from flowrl.models.flux import FluxAdapter
+
+    embedded = embedded_guidance if pipe.transformer.config.guidance_embeds else None
+    return FluxAdapter(pipe, embedded_guidance=embedded, **common)
+
+
+def _trained_parameters(transformer: torch.nn.Module, lora: bool) -> list[torch.nn.Parameter]:
+    """The trained parameters in the order the trainer's EMA stored them (`flowrl.train.ema.EMA.state_dict`)."""
+    if lora:
+        return [p for name, p in transformer.named_parameters() if "lora_" in name]
+    return list(transformer.parameters())
+
+
+@torch.no_grad()
+def apply_ema(transformer: torch.nn.Module, run: Path, *, lora: bool) -> str:
+    """Copy the latest checkpoint's EMA tensors onto the trained parameters of `transformer`.
+
+    Returns:
+        `str`: a note for the source line (", EMA weights of <checkpoint>"), or "" with a warning on stderr when the
+        run has no EMA tensors or they do not match the trained parameters.
+    """
+    from safetensors.torch import load_file
+
+    from flowrl.train.checkpoint import latest_checkpoint
+
+    checkpoint = latest_checkpoint(run)
+    if checkpoint is None or not (checkpoint / EMA_FILE).is_file():
+        print(
+            f"flowrl: warning: {run} trained with EMA but its latest checkpoint holds no {EMA_FILE}; using the saved "
+            "final weights.",
+            file=sys.stderr,
+        )
+        return ""
+    ema = load_file(checkpoint / EMA_FILE)
+    targets = _trained_parameters(transformer, lora)
+    shadow = [ema.get(str(i)) for i in range(len(ema))]
+    matches = len(shadow) == len(targets) and all(
+        s is not None and s.shape == p.shape for s, p in zip(shadow, targets, strict=True)
+    )
+    if not matches:
+        print(
+            f"flowrl: warning: {checkpoint / EMA_FILE} holds {len(ema)} EMA tensors that do not match the "
+            f"{len(targets)} trained parameters (a layer-tuning run?); using the saved final weights instead.",
+            file=sys.stderr,
+        )
+        return ""
+    for p, s in zip(targets, shadow, strict=True):
+        p.copy_(s.to(p.device, p.dtype))
+    return f", EMA weights of {checkpoint.name}"
+
+
+def load_model(
+    model: str | Path | None = None,
+    *,
+    kind: str | None = None,
+    lora: str | Path | None = None,
+    lora_alpha: float | None = None,
+    run: str | Path | None = None,
+    ema: bool = True,
+    device: str = "cpu",
+    dtype: str = "float32",
+    resolution: int = 0,
+) -> LoadedModel:
+    """Load a base model, a LoRA on it, or a training run's weights (see the module docstring).
+
+    Args:
+        model (`str | Path`, *optional*): model folder; with `run`, overrides the run's ``model.path``.
+        kind (`str`, *optional*): 'shapeworld', 'sd3' or 'flux'; None detects it from the folder.
+        lora (`str | Path`, *optional*): a diffusers-layout LoRA to load on the model (not with `run`).
+        lora_alpha (`float`, *optional*): alpha of a LoRA file saved without metadata.
+        run (`str | Path`, *optional*): a `flowrl train` run folder.
+        ema (`bool`, defaults to True): use the run's EMA weights when it trained with EMA.
+        device (`str`, defaults to "cpu"): torch device.
+        dtype (`str`, defaults to "float32"): loading dtype of an SD3 / FLUX pipeline (a key of `DTYPES`).
+        resolution (`int`, defaults to 0): SD3 / FLUX image size in pixels; 0 = the run's evaluation resolution,
+            else 512.
+
+    Returns:
+        `LoadedModel`.
+
+    Raises:
+        FileNotFoundError: a folder or weights file is missing (the message says which and how to get it).
+        ValueError: conflicting or invalid options.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}. Valid: {sorted(DTYPES)}.")
+    if kind is not None and kind not in MODEL_KINDS:
+        raise ValueError(f"Unknown model kind {kind!r}. Valid: {list(MODEL_KINDS)}.")
+    if run is not None and lora is not None:
+        raise ValueError("--lora and --run both name trained weights; pass one (a run's LoRA is its lora/ folder).")
+    if model is None and run is None:
+        raise ValueError("Name a model: --model FOLDER (a ShapeWorld or diffusers pipeline folder) or --run RUN.")
+    torch_dtype = DTYPES[dtype]
+    if run is not None:
+        run = Path(run)
+        w = _run_weights(run, model)
+        if kind is not None and kind != w.kind:
+            raise ValueError(f"--kind {kind} but {run}/config.yaml trained model.kind {w.kind!r}; drop --kind.")
+        kind = w.kind
+        model_folder, lora, lora_alpha = w.model_folder, w.lora, lora_alpha if lora_alpha is not None else w.lora_alpha
+        steps, guidance, embedded = w.steps, w.guidance, w.embedded_guidance  # the run's own evaluation settings
+        resolution = 0 if kind == "shapeworld" else resolution or w.resolution
+    else:
+        model_folder = Path(model)
+        kind = kind or detect_kind(model_folder)
+        w, embedded = None, EMBEDDED_GUIDANCE
+        if kind == "shapeworld":
+            steps, guidance, _ = _shapeworld_defaults(model_folder)
+        else:
+            steps, guidance = DEFAULT_SAMPLING[kind]
+    adapter = build_adapter(
+        kind,
+        model_folder,
+        transformer=w.transformer if w is not None else None,
+        guidance_scale=guidance,
+        device=device,
+        dtype=torch_dtype,
+        resolution=resolution,
+        embedded_guidance=embedded,
+    )
+    if kind == "shapeworld":
+        image_size = _shapeworld_defaults(model_folder)[2]
+    else:
+        image_size = adapter.height
+    if w is not None:
+        if w.lora is not None:
+            what = f"LoRA {w.lora} of run {run} on {model_folder}"
+        elif w.transformer is not None:
+            what = f"full fine-tune {w.transformer} of run {run} in {model_folder}"
+        else:
+            what = f"full fine-tune {model_folder} of run {run}"
+    else:
+        what = f"{kind} model {model_folder}" + (f" + LoRA {lora}" if lora is not None else "")
+    if lora is not None:
+        from flowrl.models.lora import load_lora
+
+        load_lora(adapter.transformer, lora, lora_alpha=lora_alpha)
+    if w is not None and w.ema and ema:
+        what += apply_ema(adapter.transformer, run, lora=w.lora is not None)
+    adapter.transformer.eval()
+    return LoadedModel(adapter, kind, steps, guidance, image_size, what)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str) -> None:
+    """The model options shared by `flowrl sample`, `flowrl eval` and `flowrl demo`."""
+    parser.add_argument("--model", default=None, help=model_help)
+    parser.add_argument("--kind", choices=MODEL_KINDS, default=None, help="model kind (default: detected)")
+    parser.add_argument("--lora", default=None, help="a diffusers-layout LoRA folder to load on --model")
+    parser.add_argument("--lora-alpha", type=float, default=None, help="--lora: alpha, if the file has no metadata")
+    parser.add_argument("--run", default=None, help="a `flowrl train` run folder: its config and final weights")
+    parser.add_argument("--no-ema", action="store_true", help="--run: the raw final weights even if EMA was on")
+    parser.add_argument("--device", default="cpu", help="torch device for the model (and the rewards)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="SD3 / FLUX loading dtype")
+    parser.add_argument("--resolution", type=int, default=0, help="SD3 / FLUX image size (0: the run's, else 512)")
+
+
+def model_from_args(args: argparse.Namespace, *, model: str | Path | None = None) -> LoadedModel:
+    """`load_model` with the options of `add_model_arguments` (`model` replaces ``args.model``)."""
+    return load_model(
+        model if model is not None else args.model,
+        kind=args.kind,
+        lora=args.lora,
+        lora_alpha=args.lora_alpha,
+        run=args.run,
+        ema=not args.no_ema,
+        device=args.device,
+        dtype=args.dtype,
+        resolution=args.resolution,
+    )
