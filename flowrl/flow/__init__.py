@@ -13,7 +13,7 @@ Imports only torch and `flowrl.grpo` (DESIGN.md section 2). Typical iteration::
 
 from flowrl.flow.advantages import ADVANTAGES, edge_advantages, edge_leaf_map, leaf_values
 from flowrl.flow.broadcast import append_dims
-from flowrl.flow.grid import flux_mu, flux_time_grid, shift_sigmas, time_grid
+from flowrl.flow.grid import GRIDS, flux_mu, flux_time_grid, named_grid, sd3_time_grid, shift_sigmas, time_grid
 from flowrl.flow.kernels import KERNELS, Step, cps, dance_sde, dpmpp_2m, flow_sde, gaussian_logprob, ode_euler
 from flowrl.flow.loss import EdgeEval, evaluate_edges, policy_batch, step_weights
 from flowrl.flow.methods import METHODS, FlowMethod, Pruning, TreeRPOHooks, build_method, with_guard
@@ -24,6 +24,7 @@ from flowrl.flow.velocity import VelocityModel
 
 __all__ = [
     "ADVANTAGES",
+    "GRIDS",
     "KERNELS",
     "METHODS",
     "WINDOW_SCHEDULES",
@@ -55,8 +56,10 @@ __all__ = [
     "gaussian_logprob",
     "leaf_values",
     "ode_euler",
+    "named_grid",
     "policy_batch",
     "rollout",
+    "sd3_time_grid",
     "shift_sigmas",
     "step_weights",
     "time_grid",

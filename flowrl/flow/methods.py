@@ -4,6 +4,10 @@ One builder per method; each is a pure function of the training iteration (windo
 keyword hyper-parameters whose defaults are the published ones, with the source next to each
 (docs/flow_methods.md has the full table). GRPO-Guard is a modifier: `with_guard(method)` or
 ``build_method(name, guard=True)``. Items marked [?] are our reading where no source fixes a value.
+
+Every builder takes ``grid`` (`flowrl.flow.grid.GRIDS`): the time grid of its paper's model by default, "sd3"
+(diffusers' SD3 scheduler: flow_grpo, TempFlow, TreeGRPO, DiffusionNFT, AWM on SD3.5-M) or "linear" (the shifted
+``linspace(1, 0, T + 1)`` of FluxPipeline and of the FastVideo code of DanceGRPO, MixGRPO, G2RPO, BranchGRPO).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import NamedTuple
 import torch
 
 from flowrl.flow.forward import awm_loss, nft_loss, old_policy_decay
-from flowrl.flow.grid import time_grid
+from flowrl.flow.grid import named_grid
 from flowrl.flow.plan import FinishSpec, ProbeSpec, RolloutPlan, StepSpec
 from flowrl.flow.schedules import depth_noise, progressive_window, window_start, window_steps
 
@@ -106,6 +110,7 @@ def flow_grpo(
     iteration: int = 0,
     num_inference_steps: int = 10,
     shift: float = 3.0,
+    grid: str = "sd3",
     noise_level: float = 0.7,
     group_size: int = 24,
     timestep_fraction: float = 0.99,
@@ -117,7 +122,9 @@ def flow_grpo(
     del iteration
     T = num_inference_steps
     trained = set(range(min(int(T * timestep_fraction), T - 1)))
-    plan = RolloutPlan(time_grid(T, shift=shift), _chain(T, "flow_sde", noise_level, trained), num_roots=group_size)
+    plan = RolloutPlan(
+        named_grid(grid, T, shift=shift), _chain(T, "flow_sde", noise_level, trained), num_roots=group_size
+    )
     return FlowMethod("flow_grpo", plan, "group", {"eps": 1e-4, "clip": 5.0}, clip_range=1e-4, kl_beta=kl_beta)
 
 
@@ -126,6 +133,7 @@ def flow_grpo_fast(
     iteration: int = 0,
     num_inference_steps: int = 10,
     shift: float = 3.0,
+    grid: str = "sd3",
     kernel: str = "cps",
     noise_level: float = 0.8,
     window_size: int = 3,
@@ -143,7 +151,7 @@ def flow_grpo_fast(
     window = set(window_steps(start, size=window_size, num_steps=T))
     branch_at = {start: group_size} if share_prefix else None
     plan = RolloutPlan(
-        time_grid(T, shift=shift),
+        named_grid(grid, T, shift=shift),
         _chain(T, kernel, noise_level, window, sde=window, branch_at=branch_at),
         num_roots=1 if share_prefix else group_size,
     )
@@ -155,6 +163,7 @@ def dance_grpo(
     iteration: int = 0,
     num_inference_steps: int = 16,
     shift: float = 3.0,
+    grid: str = "linear",
     eta: float = 0.3,
     group_size: int = 12,
     timestep_fraction: float = 0.6,
@@ -167,7 +176,7 @@ def dance_grpo(
     del iteration
     T = num_inference_steps
     steps = _chain(T, "dance_sde", eta, set(range(T - 1)), branch_at={0: group_size})
-    plan = RolloutPlan(time_grid(T, shift=shift), steps, num_roots=1)
+    plan = RolloutPlan(named_grid(grid, T, shift=shift), steps, num_roots=1)
     return FlowMethod(
         "dance_grpo", plan, "group", {"eps": 1e-8, "clip": 5.0}, clip_range=1e-4, timestep_fraction=timestep_fraction
     )
@@ -194,6 +203,7 @@ def mixgrpo(
     iteration: int = 0,
     num_inference_steps: int = 25,
     shift: float = 3.0,
+    grid: str = "linear",
     noise_level: float = 0.7,
     group_size: int = 12,
     window_size: int = 4,
@@ -213,7 +223,7 @@ def mixgrpo(
     start, window = _mix_window(iteration, T, window_size, schedule, interval, stride, roll_back, seed)
     branch_at = {start: group_size} if share_init_noise else None
     steps = _chain(T, "flow_sde", noise_level, set(window), sde=set(window), branch_at=branch_at)
-    plan = RolloutPlan(time_grid(T, shift=shift), steps, num_roots=1 if share_init_noise else group_size)
+    plan = RolloutPlan(named_grid(grid, T, shift=shift), steps, num_roots=1 if share_init_noise else group_size)
     return FlowMethod("mixgrpo", plan, "group", {"eps": 1e-8, "clip": 5.0}, clip_range=1e-4)
 
 
@@ -222,6 +232,7 @@ def mixgrpo_flash(
     iteration: int = 0,
     num_inference_steps: int = 25,
     shift: float = 3.0,
+    grid: str = "linear",
     noise_level: float = 0.7,
     group_size: int = 12,
     window_size: int = 4,
@@ -238,7 +249,7 @@ def mixgrpo_flash(
     branch_at = {start: group_size} if share_init_noise else None
     steps = _chain(window[-1] + 1, "flow_sde", noise_level, set(window), sde=set(window), branch_at=branch_at)
     plan = RolloutPlan(
-        time_grid(T, shift=shift),
+        named_grid(grid, T, shift=shift),
         steps,
         FinishSpec("dpmpp_2m", compress=compress, shift=shift),
         num_roots=1 if share_init_noise else group_size,
@@ -251,6 +262,7 @@ def tempflow_grpo(
     iteration: int = 0,
     num_inference_steps: int = 10,
     shift: float = 3.0,
+    grid: str = "sd3",
     noise_level: float = 0.7,
     num_seeds: int = 4,
     num_probes: int = 6,
@@ -264,7 +276,7 @@ def tempflow_grpo(
     T = num_inference_steps
     probe_steps = tuple(range(T - 1))
     plan = RolloutPlan(
-        time_grid(T, shift=shift),
+        named_grid(grid, T, shift=shift),
         tuple(StepSpec() for _ in probe_steps),
         probes=ProbeSpec(probe_steps, num_probes, "flow_sde", noise_level),
         num_roots=num_seeds,
@@ -285,6 +297,7 @@ def g2rpo(
     iteration: int = 0,
     num_inference_steps: int = 16,
     shift: float = 3.0,
+    grid: str = "linear",
     noise_level: float = 0.7,
     group_size: int = 12,
     probe_steps: tuple[int, ...] = tuple(range(8)),
@@ -297,7 +310,7 @@ def g2rpo(
     del iteration
     T = num_inference_steps
     plan = RolloutPlan(
-        time_grid(T, shift=shift),
+        named_grid(grid, T, shift=shift),
         tuple(StepSpec() for _ in range(max(probe_steps) + 1)),
         FinishSpec("ode_euler", strides=granularities),
         ProbeSpec(probe_steps, group_size, "flow_sde", noise_level),
@@ -311,6 +324,7 @@ def branch_grpo(
     iteration: int = 0,
     num_inference_steps: int = 20,
     shift: float = 3.0,
+    grid: str = "linear",
     eta: float = 0.3,
     split_points: tuple[int, ...] = (0, 3, 6, 9),
     branch: int = 2,
@@ -328,7 +342,7 @@ def branch_grpo(
     steps = _chain(
         T, "dance_sde", eta, set(range(T - 1)), branch_at={s: branch for s in split_points}, noise_scale=noise_scale
     )
-    plan = RolloutPlan(time_grid(T, shift=shift), steps, num_roots=1)
+    plan = RolloutPlan(named_grid(grid, T, shift=shift), steps, num_roots=1)
     name = "tree_depthwise_prob" if prob_weighted else "tree_depthwise"
     return FlowMethod(
         "branch_grpo", plan, name, {"eps": 1e-8, "clip": 5.0}, clip_range=1e-3, pruning=pruning or Pruning()
@@ -348,6 +362,7 @@ def tree_grpo(
     iteration: int = 0,
     num_inference_steps: int = 10,
     shift: float = 3.0,
+    grid: str = "sd3",
     noise_level: float = 0.7,
     window_size: int = 4,
     branch: int = 2,
@@ -362,7 +377,7 @@ def tree_grpo(
     start = _tree_window(iteration, T, window_size, interval, stride)
     window = set(range(start, start + window_size))
     steps = _chain(T, "flow_sde", noise_level, window, sde=window, branch_at={s: branch for s in window})
-    plan = RolloutPlan(time_grid(T, shift=shift), steps, num_roots=1)
+    plan = RolloutPlan(named_grid(grid, T, shift=shift), steps, num_roots=1)
     return FlowMethod("tree_grpo", plan, "tree_leaf_first", {"eps": 1e-4, "clip": 5.0}, clip_range=1e-4)
 
 
@@ -371,6 +386,7 @@ def dynamic_treerpo(
     iteration: int = 0,
     num_inference_steps: int = 10,
     shift: float = 3.0,
+    grid: str = "sd3",
     noise_levels: tuple[float, ...] = (0.7,),
     window_size: int = 4,
     branch: int = 2,
@@ -391,7 +407,7 @@ def dynamic_treerpo(
             steps.append(StepSpec("flow_sde", depth_noise(noise_levels, d), branch, True))
         else:
             steps.append(StepSpec())
-    plan = RolloutPlan(time_grid(T, shift=shift), tuple(steps), num_roots=1)
+    plan = RolloutPlan(named_grid(grid, T, shift=shift), tuple(steps), num_roots=1)
     return FlowMethod(
         "dynamic_treerpo",
         plan,
@@ -407,6 +423,7 @@ def diffusion_nft(
     iteration: int = 0,
     num_inference_steps: int = 10,
     shift: float = 3.0,
+    grid: str = "sd3",
     group_size: int = 24,
     per_sample: int = 9,
     beta: float = 1.0,
@@ -423,7 +440,7 @@ def diffusion_nft(
     regulariser to the reference (weight 1e-4) is ``kl_beta``. Not a PPO method: ``clip_range`` is unused (0)."""
     del iteration
     T = num_inference_steps
-    plan = RolloutPlan(time_grid(T, shift=shift), tuple(StepSpec() for _ in range(T)), num_roots=group_size)
+    plan = RolloutPlan(named_grid(grid, T, shift=shift), tuple(StepSpec() for _ in range(T)), num_roots=group_size)
     spec = ForwardSpec(
         partial(nft_loss, beta=beta, scale=adv_max),
         per_sample,
@@ -439,6 +456,7 @@ def awm(
     iteration: int = 0,
     num_inference_steps: int = 14,
     shift: float = 3.0,
+    grid: str = "sd3",
     group_size: int = 24,
     per_sample: int = 6,
     power: float = 0.25,
@@ -456,7 +474,7 @@ def awm(
     optimizer step behind at most a 0.3 decay) and draws distinct random schedule sigmas."""
     del iteration
     T = num_inference_steps
-    plan = RolloutPlan(time_grid(T, shift=shift), tuple(StepSpec() for _ in range(T)), num_roots=group_size)
+    plan = RolloutPlan(named_grid(grid, T, shift=shift), tuple(StepSpec() for _ in range(T)), num_roots=group_size)
     spec = ForwardSpec(
         partial(awm_loss, power=power, ema_beta=ema_beta),
         per_sample,

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import torch
 
+from flowrl.flow.grid import sd3_time_grid
 from flowrl.models.weights import load_trained_state, trained_state
 
 # Flow-GRPO `scripts/train_sd3.py` (yifan123/flow_grpo): LoraConfig(r=32, lora_alpha=64, init_lora_weights="gaussian",
@@ -84,6 +85,10 @@ class SD3Adapter:
         reference_copy: full fine-tuning only: keep a frozen copy of the initial transformer as the reference
             policy. False saves that copy (24 GB for FLUX.1-dev in bf16) when the method has no KL term
             (kl_beta = 0, e.g. every published FLUX recipe); `reference()` then raises.
+        prompt_check: called with every prompt list before it is encoded; raises on prompts the model cannot
+            take (the ShapeWorld model checks its grammar's words). None = no check.
+        final_writer: full fine-tuning only: writes the complete trained model into the folder it is given
+            (ShapeWorld: the whole pipeline folder). None = `save_trained` writes `final/transformer/` only.
     """
 
     def __init__(
@@ -101,6 +106,8 @@ class SD3Adapter:
         max_sequence_length: int = 256,
         decode_batch_size: int = 8,
         reference_copy: bool = True,
+        prompt_check: Callable[[list[str]], None] | None = None,
+        final_writer: Callable[[Path], None] | None = None,
     ) -> None:
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full fine-tuning), got {lora_rank}.")
@@ -117,8 +124,11 @@ class SD3Adapter:
         self.vae_scale_factor = int(pipe.vae_scale_factor)
         self.patch_size = int(pipe.transformer.config.patch_size)
         self.set_resolution(height=height, width=width)
+        self.prompt_check = prompt_check
+        self.final_writer = final_writer
         for module in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3, pipe.vae):
-            module.requires_grad_(False).eval()
+            if module is not None:  # T5 may be absent (text_encoder_3=None), as in the ShapeWorld pipeline
+                module.requires_grad_(False).eval()
         if pipe.vae.dtype != torch.float32:
             pipe.vae.to(torch.float32)  # decode in fp32, as Flow-GRPO does
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -213,8 +223,22 @@ class SD3Adapter:
 
     @property
     def default_shift(self) -> float:
-        """The scheduler's static time shift (SD3.5-M: 3.0), for `flowrl.flow.grid.time_grid(shift=...)`."""
+        """The scheduler's static time shift (SD3.5-M: 3.0), for `flowrl.flow.grid.sd3_time_grid(shift=...)`."""
         return float(self.pipe.scheduler.config.shift)
+
+    def time_grid(self, num_inference_steps: int) -> torch.Tensor:
+        """The `(T + 1,)` sigmas StableDiffusion3Pipeline samples on (`flowrl.flow.grid.sd3_time_grid` with the
+        scheduler's shift and training steps; the trainer's ``method.grid = "sd3"``)."""
+        c = self.pipe.scheduler.config
+        if c.get("use_dynamic_shifting", False) or c.get("shift_terminal") or c.get("use_karras_sigmas", False):
+            raise ValueError(
+                "The SD3 scheduler config uses dynamic shifting, a terminal shift or Karras sigmas; flowrl's SD3 grid "
+                "reproduces the static shift only (SD3 / SD3.5 ship `shift: 3.0`). Use the model's own "
+                "scheduler_config.json, or sample with method.grid=linear and an explicit method.kwargs.shift."
+            )
+        return sd3_time_grid(
+            num_inference_steps, shift=self.default_shift, num_train_timesteps=int(c.num_train_timesteps)
+        )
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.transformer.parameters() if p.requires_grad]
@@ -241,6 +265,8 @@ class SD3Adapter:
     def encode(self, prompts: list[str]) -> SD3Cond:
         """Embeddings of `prompts` (`(P, L, 4096)`, `(P, 2048)`), each prompt encoded once per adapter and cached."""
         missing = sorted({p for p in prompts if p not in self._cache})
+        if missing and self.prompt_check is not None:
+            self.prompt_check(missing)
         if missing:
             out = self._encode_uncached(missing)
             for i, p in enumerate(missing):
@@ -369,6 +395,10 @@ class SD3Adapter:
                 transformer_lora_adapter_metadata=self.transformer.peft_config["default"].to_dict(),
                 safe_serialization=True,
             )
+            return out
+        if self.final_writer is not None:
+            out = Path(run_dir) / "final"
+            self.final_writer(out)
             return out
         out = Path(run_dir) / "final" / "transformer"
         self.transformer.save_pretrained(out)

@@ -36,7 +36,7 @@ import rewards as reward_lib
 from flowrl.config import ConfigError, dump_yaml
 from flowrl.flow.advantages import edge_advantages, edge_leaf_map
 from flowrl.flow.forward import ForwardRows, forward_rows, optimality_probability
-from flowrl.flow.grid import time_grid
+from flowrl.flow.grid import named_grid
 from flowrl.flow.loss import evaluate_edges, policy_batch, step_weights
 from flowrl.flow.methods import FlowMethod, TreeRPOHooks, build_method
 from flowrl.flow.plan import RolloutPlan, StepSpec
@@ -45,7 +45,7 @@ from flowrl.flow.tree import Tree, rollout
 from flowrl.flow.velocity import take_rows
 from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, group_advantages, policy_loss, weighted_sum
 from flowrl.models.base import ImageAdapter
-from flowrl.models.shapeworld import ShapeWorldAdapter
+from flowrl.models.shapeworld import load_shapeworld_adapter
 from flowrl.shapes.grader import grade
 from flowrl.train import sharding
 from flowrl.train.checkpoint import (
@@ -66,6 +66,7 @@ from flowrl.train.run_dir import create_run_dir, write_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESOLUTION = 512  # SD3 / FLUX adapters' rollout size when model.resolution is 0
+MODEL_GRIDS = {"shapeworld": "sd3", "sd3": "sd3", "flux": "linear"}  # method.grid when unset: the pipeline's grid
 
 
 class ForwardData(NamedTuple):
@@ -124,20 +125,20 @@ def build_adapter(cfg: ImageTrainConfig, device: torch.device) -> ImageAdapter:
     m = cfg.model
     folder = resolve_model_path(m.path)
     common = dict(lora_rank=m.lora_rank, lora_alpha=m.lora_alpha)
-    if m.kind == "shapeworld":
-        if m.resolution:
-            raise ConfigError("model.resolution is fixed for ShapeWorld (32 px); leave it at 0.")
-        return ShapeWorldAdapter.from_folder(folder, guidance_scale=cfg.guidance_scale, device=device, **common)
-    size = dict(height=m.resolution, width=m.resolution) if m.resolution else {}
     # full fine-tuning keeps a frozen copy as the reference only when a KL term needs it (24 GB for FLUX.1-dev)
     needs_reference = make_method(cfg, 0).kl_beta > 0
     extra = dict(
         gradient_checkpointing=m.gradient_checkpointing,
         mixed_precision=m.mixed_precision,
         reference_copy=needs_reference,
-        **size,
         **common,
     )
+    if m.kind == "shapeworld":  # an SD3 pipeline: trained through the SD3 adapter (flowrl.models.shapeworld)
+        if m.resolution:
+            raise ConfigError("model.resolution is fixed for ShapeWorld (32 px); leave it at 0.")
+        return load_shapeworld_adapter(folder, guidance_scale=cfg.guidance_scale, device=device, **extra)
+    if m.resolution:
+        extra.update(height=m.resolution, width=m.resolution)
     if m.kind == "sd3":
         from flowrl.models.sd3 import SD3Adapter
 
@@ -156,10 +157,17 @@ def make_optimizer(cfg: OptimConfig, params: list[torch.nn.Parameter]) -> torch.
     return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
+def grid_name(cfg: ImageTrainConfig) -> str:
+    """`method.grid`, or the grid of the model kind's pipeline when unset (`MODEL_GRIDS`)."""
+    return cfg.method.grid or MODEL_GRIDS[cfg.model.kind]
+
+
 def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float = 3.0) -> FlowMethod:
-    """The method of this iteration; the model's time shift unless `method.kwargs.shift` sets one."""
+    """The method of this iteration; the model's time shift unless `method.kwargs.shift` sets one, and the time grid
+    of `grid_name` unless `method.kwargs.grid` sets one."""
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.method.kwargs.items()}
     kwargs.setdefault("shift", default_shift)
+    kwargs.setdefault("grid", grid_name(cfg))
     try:
         method = build_method(cfg.method.name, iteration=iteration, guard=cfg.method.guard, **kwargs)
     except TypeError as e:  # an unknown kwarg of the plan builder
@@ -509,10 +517,11 @@ def layer_tuning_backward(
             continue
         loss = flow_matching_loss(
             adapter.conditional_velocity,
+            adapter.encode_images,
             ro.prompt,
             ro.cond,
             num_targets=cfg.method.sft_targets,
-            image_size=adapter.latent_shape[-1],
+            image_size=adapter.height,
             generator=_generator(cfg.train.seed, iteration, 20_011, ro.index),
         )
         (weight * loss / num_prompts).backward()
@@ -621,7 +630,7 @@ def sample_ode(cfg: ImageTrainConfig, adapter: ImageAdapter, prompts: list[str],
     """Euler ODE samples with the evaluation CFG, one per prompt, noise seeded by (seed, batch): `(P, 3, H, W)`."""
     e = cfg.eval
     plan = RolloutPlan(
-        time_grid(e.num_inference_steps, shift=adapter.default_shift),
+        named_grid(grid_name(cfg), e.num_inference_steps, shift=adapter.default_shift),
         tuple(StepSpec() for _ in range(e.num_inference_steps)),
     )
     guidance, adapter.guidance_scale = adapter.guidance_scale, e.guidance_scale

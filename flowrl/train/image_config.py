@@ -42,6 +42,11 @@ class MethodConfig:
     name: str = "flow_grpo"
     """Image method (a plan builder in flowrl.flow.methods.METHODS): flow_grpo, flow_grpo_fast, dance_grpo, mixgrpo,
     mixgrpo_flash, tempflow_grpo, g2rpo, branch_grpo, tree_grpo, dynamic_treerpo, diffusion_nft, awm."""
+    grid: Literal["sd3", "linear"] | None = None
+    """Time grid of rollouts and evaluation (flowrl.flow.grid.GRIDS): "sd3" = diffusers' SD3 scheduler
+    (``shift(linspace(1, sigma_min, T))`` + 0, what flow_grpo samples SD3.5-M on), "linear" = shifted
+    ``linspace(1, 0, T + 1)`` (FluxPipeline, the FastVideo FLUX recipes); None = the model's: "sd3" for sd3 and
+    shapeworld, "linear" for flux."""
     guard: bool = False
     """Apply GRPO-Guard (RatioNorm + 1/Delta step weights) on top of the method."""
     kwargs: dict[str, Any] = field(default_factory=dict)

@@ -19,8 +19,9 @@ from flowrl.models.flux import image_ids, pack_latents, unpack_latents
 T = 3
 
 
-def _ode(adapter, noise):
-    plan = RolloutPlan(time_grid(T, shift=adapter.default_shift), tuple(StepSpec() for _ in range(T)))
+def _ode(adapter, noise, grid=None):
+    grid = time_grid(T, shift=adapter.default_shift) if grid is None else grid
+    plan = RolloutPlan(grid, tuple(StepSpec() for _ in range(T)))
     with torch.no_grad():
         tree = rollout(adapter.velocity, plan, adapter.encode(PROMPTS), noise[:, None])  # one root per prompt
     return tree.x[tree.leaves]  # (P, 16, h, w) in prompt order
@@ -32,11 +33,10 @@ def test_sd3_ode_rollout_matches_the_pipeline(sd3_folder):
     a = load("sd3", sd3_folder, guidance_scale=4.5)
     noise = torch.randn(2, *a.latent_shape)
     pipe = StableDiffusion3Pipeline.from_pretrained(sd3_folder, dtype=torch.float32)
-    # the pipeline shifts the sigmas it is given (shift 3): pass linspace(1, 0, T + 1) without its final 0
+    # the pipeline's own grid (no `sigmas` passed): shift(linspace(1, sigma_min, T)) + 0 = the adapter's time_grid
     theirs = pipe(
         PROMPTS,
         num_inference_steps=T,
-        sigmas=torch.linspace(1, 0, T + 1)[:-1].tolist(),
         guidance_scale=4.5,
         height=32,
         width=32,
@@ -44,7 +44,7 @@ def test_sd3_ode_rollout_matches_the_pipeline(sd3_folder):
         output_type="latent",
         max_sequence_length=T5_TOKENS,
     ).images
-    torch.testing.assert_close(_ode(a, noise), theirs, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(_ode(a, noise, a.time_grid(T)), theirs, atol=1e-4, rtol=1e-4)
 
 
 def test_flux_packing_matches_diffusers():
