@@ -19,8 +19,9 @@ import torch
 
 from flowrl.demo.app import build_demo
 from flowrl.demo.browser import chromium_page, generate_in_page, serve
-from flowrl.demo.models import default_model_folder, load_base, load_tuned
+from flowrl.demo.models import default_model_folder
 from flowrl.demo.run_view import load_run_view
+from flowrl.eval.load_model import load_model
 from flowrl.shapes.model import build_shapeworld, save_shapeworld
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,14 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.tiny:
                 print(f"{model} not found: screenshot of a tiny random model (--tiny).", file=sys.stderr)
             model, run = _tiny_models(Path(scratch))
-        base = load_base(model)
-        tuned = load_tuned(run, model) if run is not None else None
-        demo = build_demo(
-            base,
-            tuned,
-            run_view=load_run_view(run) if run is not None else None,
-            base_source=f"base model {_shown(model) if not args.tiny else 'tiny random'}",
-        )
+        base = load_model(model)
+        base = base._replace(source=f"base model {_shown(model) if not args.tiny else 'tiny random'}")
+        tuned = load_model(model, run=run) if run is not None else None
+        demo = build_demo(base, tuned, run_view=load_run_view(run) if run is not None else None)
         with serve(demo) as url, chromium_page(width=1100, height=900) as page:
             generate_in_page(page, url, args.prompt, seed=args.seed)
             page.locator("#base-image img").wait_for()

@@ -1,7 +1,8 @@
-"""The `flowrl demo` page: base vs tuned ShapeWorld samples side by side with scores, run curves, upload scoring.
+"""The `flowrl demo` page: base vs tuned samples side by side with scores, run curves, upload scoring.
 
-Start it with ``flowrl demo --run runs/<name>`` (see docs/demo.md). Model and run paths come only from the
-command line; the page sends prompts, numbers and uploads, each validated by `flowrl.demo.inputs`.
+Start it with ``flowrl demo --run runs/<name>`` (see docs/demo.md); any model `flowrl train` accepts (ShapeWorld,
+SD3 / SD3.5, FLUX.1), a ``--lora`` on a ``--model``, or the base alone. Model and run paths come only from the command
+line; the page sends prompts, numbers and uploads, each validated by `flowrl.demo.inputs`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -31,12 +31,12 @@ from flowrl.demo.inputs import (
     check_generation,
     check_prompt,
 )
-from flowrl.demo.models import TunedModel, default_model_folder, load_base, load_tuned
+from flowrl.demo.models import load_models
 from flowrl.demo.run_view import RunView, load_run_view
 from flowrl.demo.scoring import score_lines
 from flowrl.demo.upload import read_upload
-from flowrl.shapes.model import ShapeWorldModel
-from flowrl.shapes.sampling import sample_images
+from flowrl.eval.generate import sample_prompt
+from flowrl.eval.load_model import LoadedModel, add_model_arguments
 from flowrl.train.prompts import eval_prompts
 from rewards import load_reward
 from rewards.base import RewardFn, check_reward_output
@@ -44,29 +44,33 @@ from rewards.base import RewardFn, check_reward_output
 DISPLAY_SIZE = 256
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 NO_RUN_NOTE = (
-    "**No run given: showing the base model only.** Start with `flowrl demo --run runs/<name>` to compare it with "
-    "a model trained by `flowrl train`."
+    "**No run given: showing the base model only.** Start with `flowrl demo --run runs/<name>` (or `--lora PATH`) "
+    "to compare it with a model trained by `flowrl train`."
 )
+# Example prompts of SD3 / FLUX models when no --prompts file is given
+EXAMPLE_PROMPTS = ["a photo of a cat wearing a red hat", "a lighthouse on a cliff at sunset, oil painting"]
 
 
 def _picture(image: torch.Tensor) -> Image.Image:
-    """(3, H, W) in [0, 1] -> an RGB picture enlarged to `DISPLAY_SIZE` with nearest neighbour (crisp pixels)."""
+    """(3, H, W) in [0, 1] -> an RGB picture; images smaller than `DISPLAY_SIZE` are enlarged to it with nearest
+    neighbour (crisp pixels), larger ones are shown at their size."""
     array = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, 3)
-    return Image.fromarray(array).resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST)
+    picture = Image.fromarray(array)
+    if max(picture.size) >= DISPLAY_SIZE:
+        return picture
+    return picture.resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST)
 
 
-def _sample(model: ShapeWorldModel, prompt: str, seed: int, steps: int, guidance: float) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    shift = float(model.meta.get("shift", 3.0))
-    images = sample_images(
-        model, [prompt], generator=generator, num_inference_steps=steps, guidance_scale=guidance, shift=shift
-    )
-    return images[0]  # (3, H, W)
+def _sample(model: LoadedModel, prompt: str, seed: int, steps: int, guidance: float) -> torch.Tensor:
+    images = sample_prompt(
+        model, prompt, num_samples=1, seed=seed, num_inference_steps=steps, guidance_scale=guidance
+    )  # (1, 3, H, W)
+    return images[0]
 
 
 def generate(
-    base: ShapeWorldModel,
-    tuned: TunedModel | None,
+    base: LoadedModel,
+    tuned: LoadedModel | None,
     rewards: Sequence[RewardFn],
     prompt: object,
     seed: object,
@@ -79,37 +83,40 @@ def generate(
         `tuple`: base picture, base scores, tuned picture, tuned scores (None / "" without a run), and a status
         line (plain text: it may echo the prompt); invalid inputs give no pictures and the reason in the status.
     """
+    shapeworld = base.kind == "shapeworld"
     try:
-        request = check_generation(prompt, seed, steps, guidance)
+        request = check_generation(prompt, seed, steps, guidance, shapeworld=shapeworld)
     except DemoInputError as e:
         gr.Warning(str(e))
         return None, "", None, "", f"Error: {e}"
     args = (request.prompt, request.seed, request.steps, request.guidance)
     base_image = _sample(base, *args)
-    outputs: list = [_picture(base_image), score_lines(base_image, request.prompt, rewards), None, ""]
+    score = lambda image: score_lines(image, request.prompt, rewards, grader=shapeworld)  # noqa: E731
+    outputs: list = [_picture(base_image), score(base_image), None, ""]
     if tuned is not None:
-        tuned_image = _sample(tuned.model, *args)
-        outputs[2:] = [_picture(tuned_image), score_lines(tuned_image, request.prompt, rewards)]
+        tuned_image = _sample(tuned, *args)
+        outputs[2:] = [_picture(tuned_image), score(tuned_image)]
     status = f"Generated {request.prompt!r}, seed {request.seed}, {request.steps} steps, guidance {request.guidance}."
     return (*outputs, status)
 
 
 def score_upload(
-    size: int, rewards: Sequence[RewardFn], path: str | None, prompt: object
+    size: int, rewards: Sequence[RewardFn], path: str | None, prompt: object, *, shapeworld: bool = True
 ) -> tuple[Image.Image | None, str, str]:
-    """Score an uploaded image against a prompt.
+    """Score an uploaded image against a prompt (resized to `size`; with the ShapeWorld grader when `shapeworld`).
 
     Returns:
         `tuple`: the image as graded, its scores (markdown) and a plain-text status line, which holds the reason
         (and no picture or scores) when the prompt or the upload is invalid.
     """
     try:
-        text = check_prompt(prompt)
+        text = check_prompt(prompt, shapeworld=shapeworld)
         image = read_upload(path, size)
     except DemoInputError as e:
         gr.Warning(str(e))
         return None, "", f"Error: {e}"
-    return _picture(image), score_lines(image, text, rewards), f"Scored the upload against {text!r}."
+    scores = score_lines(image, text, rewards, grader=shapeworld)
+    return _picture(image), scores, f"Scored the upload against {text!r}."
 
 
 def _run_tab(run_view: RunView | None) -> None:
@@ -126,49 +133,56 @@ def _run_tab(run_view: RunView | None) -> None:
 
 
 def build_demo(
-    base: ShapeWorldModel,
-    tuned: TunedModel | None = None,
+    base: LoadedModel,
+    tuned: LoadedModel | None = None,
     *,
     rewards: Sequence[RewardFn] = (),
     run_view: RunView | None = None,
-    base_source: str = "base model",
+    examples: Sequence[str] = (),
 ) -> gr.Blocks:
     """Build the demo page.
 
     Args:
-        base (`ShapeWorldModel`): the base model.
-        tuned (`TunedModel`, *optional*): the trained model; without it the page shows the base only and says so.
-        rewards (`Sequence[RewardFn]`): extra rewards scored next to the grader.
+        base (`LoadedModel`): the base model (`flowrl.eval.load_model`).
+        tuned (`LoadedModel`, *optional*): the trained model; without it the page shows the base only and says so.
+        rewards (`Sequence[RewardFn]`): extra rewards scored next to the grader (the grader: ShapeWorld only).
         run_view (`RunView`, *optional*): the run's curves and sample grids for the "Run" tab.
-        base_source (`str`): where the base weights came from, shown under its image.
+        examples (`Sequence[str]`): example prompts (default: two held-out ShapeWorld prompts, or `EXAMPLE_PROMPTS`).
 
     Returns:
         `gr.Blocks`: call ``.launch(server_name="127.0.0.1")`` on it.
     """
     rewards = list(rewards)
-    steps_default = int(base.meta.get("num_inference_steps", 10))
-    guidance_default = float(base.meta.get("guidance_scale", 4.0))
-    examples = eval_prompts(2)
+    shapeworld = base.kind == "shapeworld"
+    examples = list(examples) or (eval_prompts(2) if shapeworld else EXAMPLE_PROMPTS)
+    grammar = "ShapeWorld grammar, " if shapeworld else ""
     with gr.Blocks(title="flowrl demo", analytics_enabled=False) as demo:
-        gr.Markdown("# flowrl demo: base vs tuned ShapeWorld model")
+        gr.Markdown(f"# flowrl demo: base vs tuned {base.kind} model")
         if tuned is None:
             gr.Markdown(NO_RUN_NOTE, elem_id="no-run-note")
         with gr.Tab("Compare"):
             with gr.Row():
                 prompt = gr.Textbox(
                     value=examples[0],
-                    label=f"Prompt (ShapeWorld grammar, at most {MAX_PROMPT_CHARS} characters)",
+                    label=f"Prompt ({grammar}at most {MAX_PROMPT_CHARS} characters)",
                     max_lines=1,
                     elem_id="prompt",
                     scale=3,
                 )
                 seed = gr.Number(value=0, label=f"Seed (0 to {MAX_SEED})", precision=0, elem_id="seed")
             with gr.Row():
-                steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=steps_default, step=1, label="Steps", elem_id="steps")
-                guidance = gr.Slider(
-                    MIN_GUIDANCE, MAX_GUIDANCE, value=guidance_default, step=0.5, label="Guidance", elem_id="guidance"
+                steps = gr.Slider(
+                    MIN_STEPS, MAX_STEPS, value=base.num_inference_steps, step=1, label="Steps", elem_id="steps"
                 )
-            gr.Examples([[p] for p in examples], inputs=[prompt], label="Held-out example prompts")
+                guidance = gr.Slider(
+                    MIN_GUIDANCE,
+                    MAX_GUIDANCE,
+                    value=base.guidance_scale,
+                    step=0.5,
+                    label="Guidance",
+                    elem_id="guidance",
+                )
+            gr.Examples([[p] for p in examples], inputs=[prompt], label="Example prompts")
             button = gr.Button("Generate", variant="primary", elem_id="generate")
             status = gr.Textbox(label="Status", interactive=False, max_lines=4, elem_id="status")
             with gr.Row():
@@ -177,7 +191,7 @@ def build_demo(
                         type="pil", label="base", interactive=False, buttons=["download"], elem_id="base-image"
                     )
                     base_scores = gr.Markdown(elem_id="base-scores")
-                    gr.Markdown(f"<small>{base_source}</small>")
+                    gr.Markdown(f"<small>{base.source}</small>")
                 with gr.Column(visible=tuned is not None):
                     tuned_image = gr.Image(
                         type="pil", label="tuned", interactive=False, buttons=["download"], elem_id="tuned-image"
@@ -201,9 +215,8 @@ def build_demo(
                 upload_view = gr.Image(type="pil", label="as graded", interactive=False, elem_id="upload-view")
                 upload_scores = gr.Markdown(elem_id="upload-scores")
             upload_status = gr.Textbox(label="Status", interactive=False, max_lines=4, elem_id="upload-status")
-            size = int(base.meta["image_size"])
             score_button.click(
-                lambda path, text: score_upload(size, rewards, path, text),
+                lambda path, text: score_upload(base.image_size, rewards, path, text, shapeworld=shapeworld),
                 inputs=[upload, upload_prompt],
                 outputs=[upload_view, upload_scores, upload_status],
                 api_name="score",
@@ -211,9 +224,11 @@ def build_demo(
     return demo
 
 
-def _checked_reward(name: str, size: int) -> RewardFn:
+def _checked_reward(name: str, size: int, device: str) -> RewardFn:
     """Load a reward and score one grey image with it, so a reward that cannot score images fails at start-up."""
-    reward = load_reward(name)
+    from flowrl.eval.cli import PREFERENCE_REWARDS
+
+    reward = load_reward(name, device=device) if name in PREFERENCE_REWARDS else load_reward(name)
     try:
         check_reward_output(name, reward(torch.full((1, 3, size, size), 0.5), ["a red circle"], None), 1)
     except Exception as e:
@@ -224,10 +239,11 @@ def _checked_reward(name: str, size: int) -> RewardFn:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="flowrl demo", description="Open a local Gradio page comparing a base and a tuned ShapeWorld model."
+        prog="flowrl demo",
+        description="Open a local Gradio page comparing a base model with a trained run (or a LoRA) side by side.",
     )
-    parser.add_argument("--run", type=Path, help="a `flowrl train` run folder (final/ or lora/); omit: base only")
-    parser.add_argument("--model", type=Path, default=default_model_folder(), help="base model folder")
+    add_model_arguments(parser, model_help="base model folder (default: the run's model.path, else assets/shapeworld)")
+    parser.add_argument("--prompts", help="example prompts file (.txt one a line, .jsonl or .csv)")
     parser.add_argument(
         "--reward", action="append", default=[], help="extra reward to show (repeatable), e.g. jpeg_compressibility"
     )
@@ -241,10 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
-        base = load_base(args.model)
-        tuned = load_tuned(args.run, args.model) if args.run is not None else None
+        base, tuned = load_models(args)
         run_view = load_run_view(args.run) if args.run is not None else None
-        rewards = [_checked_reward(name, int(base.meta["image_size"])) for name in args.reward]
+        rewards = [_checked_reward(name, base.image_size, args.device) for name in args.reward]
+        examples = []
+        if args.prompts:
+            from flowrl.eval.prompts_file import read_prompts
+
+            examples = [row.prompt for row in read_prompts(args.prompts)[0]][:8]
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"flowrl demo: {e}", file=sys.stderr)
         return 2
@@ -254,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             "this machine's CPU. Use the default --host 127.0.0.1 unless you mean to share it.",
             file=sys.stderr,
         )
-    demo = build_demo(base, tuned, rewards=rewards, run_view=run_view, base_source=f"base model {args.model}")
+    demo = build_demo(base, tuned, rewards=rewards, run_view=run_view, examples=examples)
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, share=False, ssr_mode=False, max_file_size="10mb"
     )

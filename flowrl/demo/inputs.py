@@ -30,22 +30,25 @@ class GenerationRequest(NamedTuple):
     guidance: float
 
 
-def check_prompt(prompt: object) -> str:
-    """Return the stripped prompt, or raise `DemoInputError` when it is empty, too long or not ShapeWorld grammar."""
+def check_prompt(prompt: object, *, shapeworld: bool = True) -> str:
+    """Return the stripped prompt, or raise `DemoInputError` when it is empty, too long or (`shapeworld`: the model
+    is ShapeWorld's) not ShapeWorld grammar."""
     if not isinstance(prompt, str):
         raise DemoInputError(f"The prompt must be text, got {type(prompt).__name__}.")
     text = " ".join(prompt.split())
     if not text:
-        raise DemoInputError("The prompt is empty: type a ShapeWorld prompt such as 'a red circle', or pick one.")
+        example = "a red circle" if shapeworld else "a photo of a cat"
+        raise DemoInputError(f"The prompt is empty: type a prompt such as {example!r}, or pick one.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise DemoInputError(
-            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. ShapeWorld prompts are "
-            "short, e.g. 'two blue squares' or 'a red circle to the left of a green triangle'."
+            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}."
+            + (" ShapeWorld prompts are short, e.g. 'two blue squares'." if shapeworld else "")
         )
-    try:
-        parse_prompt(text)
-    except ValueError as e:
-        raise DemoInputError(f"Not a ShapeWorld prompt: {e}") from None
+    if shapeworld:
+        try:
+            parse_prompt(text)
+        except ValueError as e:
+            raise DemoInputError(f"Not a ShapeWorld prompt: {e}") from None
     return text
 
 
@@ -57,14 +60,18 @@ def _integer(name: str, value: object, low: int, high: int) -> int:
     return int(value)
 
 
-def check_generation(prompt: object, seed: object, steps: object, guidance: object) -> GenerationRequest:
+def check_generation(
+    prompt: object, seed: object, steps: object, guidance: object, *, shapeworld: bool = True
+) -> GenerationRequest:
     """Validate one generation request from the page.
 
     Args:
-        prompt (`object`): ShapeWorld prompt, at most `MAX_PROMPT_CHARS` characters.
+        prompt (`object`): a prompt of at most `MAX_PROMPT_CHARS` characters (in ShapeWorld's grammar when
+            `shapeworld`).
         seed (`object`): whole number in [0, `MAX_SEED`].
         steps (`object`): whole number of Euler steps in [`MIN_STEPS`, `MAX_STEPS`].
         guidance (`object`): classifier-free guidance scale in [`MIN_GUIDANCE`, `MAX_GUIDANCE`] (1 = no guidance).
+        shapeworld (`bool`, defaults to True): the model is ShapeWorld's, so the prompt must parse in its grammar.
 
     Returns:
         `GenerationRequest`.
@@ -72,7 +79,7 @@ def check_generation(prompt: object, seed: object, steps: object, guidance: obje
     Raises:
         DemoInputError: the first invalid value, with the accepted range.
     """
-    text = check_prompt(prompt)
+    text = check_prompt(prompt, shapeworld=shapeworld)
     seed = _integer("Seed", seed, 0, MAX_SEED)
     steps = _integer("Steps", steps, MIN_STEPS, MAX_STEPS)
     if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not math.isfinite(guidance):

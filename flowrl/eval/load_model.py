@@ -153,14 +153,14 @@ def build_adapter(
         embedded_guidance (`float`): FLUX.1-dev's guidance-embedding value (ignored without a guidance embedding).
     """
     if kind == "shapeworld":
-        from flowrl.models.shapeworld import ShapeWorldAdapter
+        from flowrl.models.shapeworld import load_shapeworld_adapter
 
         if dtype != torch.float32 or resolution or transformer is not None:
             raise ValueError(
                 "The ShapeWorld model samples in float32 at its own size: leave --dtype at float32 and --resolution "
                 "at 0 for it."
             )
-        return ShapeWorldAdapter.from_folder(folder, guidance_scale=guidance_scale, device=device)
+        return load_shapeworld_adapter(folder, guidance_scale=guidance_scale, device=device)
     if kind not in ("sd3", "flux"):
         raise ValueError(f"Unknown model kind {kind!r}. Valid: {list(MODEL_KINDS)}.")
     import diffusers
@@ -241,6 +241,7 @@ def load_model(
     lora: str | Path | None = None,
     lora_alpha: float | None = None,
     run: str | Path | None = None,
+    trained: bool = True,
     ema: bool = True,
     device: str = "cpu",
     dtype: str = "float32",
@@ -254,6 +255,8 @@ def load_model(
         lora (`str | Path`, *optional*): a diffusers-layout LoRA to load on the model (not with `run`).
         lora_alpha (`float`, *optional*): alpha of a LoRA file saved without metadata.
         run (`str | Path`, *optional*): a `flowrl train` run folder.
+        trained (`bool`, defaults to True): with `run`, False loads the run's base model (with the run's sampling
+            settings) instead of its trained weights: the "before" side of a comparison.
         ema (`bool`, defaults to True): use the run's EMA weights when it trained with EMA.
         device (`str`, defaults to "cpu"): torch device.
         dtype (`str`, defaults to "float32"): loading dtype of an SD3 / FLUX pipeline (a key of `DTYPES`).
@@ -279,6 +282,8 @@ def load_model(
     if run is not None:
         run = Path(run)
         w = _run_weights(run, model)
+        if not trained:
+            w = w._replace(model_folder=w.base, transformer=None, lora=None, ema=False)
         if kind is not None and kind != w.kind:
             raise ValueError(f"--kind {kind} but {run}/config.yaml trained model.kind {w.kind!r}; drop --kind.")
         kind = w.kind
@@ -308,7 +313,9 @@ def load_model(
     else:
         image_size = adapter.height
     if w is not None:
-        if w.lora is not None:
+        if not trained:
+            what = f"base model {model_folder} of run {run}"
+        elif w.lora is not None:
             what = f"LoRA {w.lora} of run {run} on {model_folder}"
         elif w.transformer is not None:
             what = f"full fine-tune {w.transformer} of run {run} in {model_folder}"

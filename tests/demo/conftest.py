@@ -1,5 +1,7 @@
-"""Tiny random ShapeWorld models and run folders for the demo tests."""
+"""Tiny random ShapeWorld models and run folders for the demo tests; a tiny SD3 pipeline and a real LoRA run on it
+(tests/eval/real_runs.py)."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,36 @@ TINY = {
 }
 
 
+def write_run_config(run: Path, model: Path, *, lora_rank: int = 0, ema_decay: float = 0.0) -> None:
+    """The ``config.yaml`` of a ShapeWorld run on `model` (what the loader reads: kind, path, LoRA, EMA)."""
+    from flowrl.config import dump_yaml
+    from flowrl.train.image_cli import load_config
+
+    overrides = [f"model.path={model}", f"model.lora_rank={lora_rank}", f"train.ema_decay={ema_decay}"]
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(dump_yaml(load_config(preset=None, overrides=overrides)))
+
+
+def real_runs():
+    """tests/eval/real_runs.py as a module."""
+    path = Path(__file__).resolve().parents[1] / "eval" / "real_runs.py"
+    spec = importlib.util.spec_from_file_location("real_runs_for_demo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def sd3_dir(tmp_path_factory) -> Path:
+    return real_runs().tiny_pipelines().build_sd3(tmp_path_factory.mktemp("tiny_sd3"))
+
+
+@pytest.fixture(scope="session")
+def sd3_lora_run(sd3_dir, tmp_path_factory) -> Path:
+    """One iteration of sd35m_flow_grpo_pickscore at test size, LoRA rank 4, EMA on."""
+    return real_runs().train_run("sd3", sd3_dir, tmp_path_factory.mktemp("runs"), lora_rank=4, name="sd3_lora")
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved tiny random base model (2 sampling steps by default, to keep the tests fast)."""
@@ -29,12 +61,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """A `flowrl train`-like run folder: `final/` with perturbed weights, metrics, curves and one sample grid."""
-    from flowrl.demo.models import load_base
+    from flowrl.shapes.model import load_shapeworld
     from flowrl.train.metrics import MetricsLogger, read_metrics
     from flowrl.train.plots import plot_curves, save_image_grid
 
     run = tmp_path_factory.mktemp("runs") / "tiny-run"
-    model = load_base(tiny_model_dir)
+    write_run_config(run, tiny_model_dir)
+    model = load_shapeworld(tiny_model_dir)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in model.transformer.parameters():

@@ -25,12 +25,11 @@ pytestmark = [
 def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir, tmp_path):
     from flowrl.demo.app import build_demo
     from flowrl.demo.browser import chromium_page, generate_in_page, serve, wait_for_status
-    from flowrl.demo.models import load_base, load_tuned
     from flowrl.demo.run_view import load_run_view
+    from flowrl.eval.load_model import load_model
 
-    demo = build_demo(
-        load_base(tiny_model_dir), load_tuned(tiny_run_dir, tiny_model_dir), run_view=load_run_view(tiny_run_dir)
-    )
+    base, tuned = load_model(run=tiny_run_dir, trained=False), load_model(run=tiny_run_dir)
+    demo = build_demo(base, tuned, run_view=load_run_view(tiny_run_dir))
     with serve(demo) as url, chromium_page() as page:
         generate_in_page(page, url, "a red circle above a blue square")
         for side in ("base", "tuned"):
@@ -63,3 +62,26 @@ def test_compare_scores_and_bad_prompt_in_chromium(tiny_model_dir, tiny_run_dir,
         page.locator("#upload").get_by_text("broken.png").wait_for()
         page.locator("#score").click()
         wait_for_status(page, "upload-status", "^Error: Could not read the upload")
+
+
+def test_sd3_lora_run_in_chromium(sd3_lora_run):
+    from flowrl.demo.app import build_demo
+    from flowrl.demo.browser import chromium_page, generate_in_page, serve
+    from flowrl.demo.run_view import load_run_view
+    from flowrl.eval.load_model import load_model
+    from rewards import load_reward
+
+    base, tuned = load_model(run=sd3_lora_run, trained=False), load_model(run=sd3_lora_run)
+    demo = build_demo(base, tuned, rewards=[load_reward("jpeg_compressibility")], run_view=load_run_view(sd3_lora_run))
+    with serve(demo) as url, chromium_page() as page:
+        generate_in_page(page, url, "a photo of a cat, oil painting", seed=3)  # free text: no ShapeWorld grammar
+        for side in ("base", "tuned"):
+            image = page.locator(f"#{side}-image img")
+            image.wait_for()
+            assert image.evaluate("img => img.complete && img.naturalWidth") == 256  # 32 px enlarged
+            scores = page.locator(f"#{side}-scores").inner_text()
+            assert "jpeg_compressibility:" in scores and "grader" not in scores, scores
+        assert "base vs tuned sd3 model" in page.content()
+        assert "EMA weights of step_000001" in page.content()
+        page.get_by_role("tab", name="Run").click()
+        assert "eval/score/overall" in page.locator("#run-summary").inner_text()

@@ -6,13 +6,14 @@ import shutil
 
 import pytest
 import torch
+from conftest import write_run_config
 from PIL import Image
 
 from flowrl.demo import upload
 from flowrl.demo.inputs import MAX_PROMPT_CHARS, DemoInputError, check_generation, check_prompt
-from flowrl.demo.models import load_base, load_tuned
 from flowrl.demo.run_view import load_run_view
 from flowrl.demo.upload import read_upload
+from flowrl.eval.load_model import load_model
 from flowrl.train.checkpoint import save_checkpoint
 
 gr = pytest.importorskip("gradio", reason="the demo extra is not installed: pip install -e '.[demo]'")
@@ -60,9 +61,15 @@ def test_prompt_limit_counts_characters_typed():
         check_prompt("a red circle" + " " * (MAX_PROMPT_CHARS + 1 - len("a red circle")))
 
 
+def test_free_text_prompts_for_other_models():
+    assert check_generation("a purple hexagon, oil painting", 0, 4, 4.0, shapeworld=False).prompt.endswith("painting")
+    with pytest.raises(DemoInputError, match="empty"):
+        check_prompt(" ", shapeworld=False)
+
+
 def test_generate_compares_models_from_the_same_seed(tiny_model_dir, tiny_run_dir):
-    base = load_base(tiny_model_dir)
-    tuned = load_tuned(tiny_run_dir, tiny_model_dir)
+    base = load_model(run=tiny_run_dir, trained=False)
+    tuned = load_model(run=tiny_run_dir)
     assert "full fine-tune" in tuned.source
     base_pic, base_md, tuned_pic, tuned_md, status = app.generate(base, tuned, [], "two blue squares", 7, 2, 4.0)
     assert base_pic.size == tuned_pic.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
@@ -75,14 +82,14 @@ def test_generate_compares_models_from_the_same_seed(tiny_model_dir, tiny_run_di
 
 
 def test_generate_without_run_shows_base_only(tiny_model_dir):
-    base = load_base(tiny_model_dir)
+    base = load_model(tiny_model_dir)
     base_pic, base_md, tuned_pic, tuned_md, _ = app.generate(base, None, [], "a red circle", 0, 1, 1.0)
     assert base_pic is not None and "grader score" in base_md
     assert tuned_pic is None and tuned_md == ""
 
 
 def test_generate_reports_bad_input_in_the_page_without_raising(tiny_model_dir):
-    base = load_base(tiny_model_dir)
+    base = load_model(tiny_model_dir)
     with pytest.warns(UserWarning, match="hexagon"):
         out = app.generate(base, None, [], "a red hexagon", 0, 2, 4.0)
     assert out[0] is None and out[2] is None
@@ -92,7 +99,7 @@ def test_generate_reports_bad_input_in_the_page_without_raising(tiny_model_dir):
 def test_extra_reward_is_listed(tiny_model_dir):
     from rewards import load_reward
 
-    base = load_base(tiny_model_dir)
+    base = load_model(tiny_model_dir)
     _, base_md, _, _, _ = app.generate(base, None, [load_reward("jpeg_compressibility")], "a red circle", 0, 1, 1.0)
     assert "jpeg_compressibility:" in base_md
 
@@ -136,16 +143,12 @@ def test_missing_or_huge_upload_gives_a_message(tmp_path, monkeypatch):
 
 def test_run_folder_errors_say_what_is_missing(tmp_path, tiny_model_dir):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_tuned(tmp_path / "nope", tiny_model_dir)
-    (tmp_path / "unfinished").mkdir()
-    with pytest.raises(FileNotFoundError, match="neither final/ nor lora/"):
-        load_tuned(tmp_path / "unfinished", tiny_model_dir)
-    with pytest.raises(FileNotFoundError, match="--model"):
-        load_base(tmp_path / "no-model")
-    (tmp_path / "sd3").mkdir()
-    (tmp_path / "sd3" / "config.yaml").write_text("model:\n  kind: sd3\n  path: sd35m\n")
-    with pytest.raises(ValueError, match="ShapeWorld runs only"):
-        load_tuned(tmp_path / "sd3", tiny_model_dir)
+        load_model(run=tmp_path / "nope")
+    write_run_config(tmp_path / "unfinished", tiny_model_dir)
+    with pytest.raises(FileNotFoundError, match="has no final/.*flowrl train --resume"):
+        load_model(run=tmp_path / "unfinished")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "no-model")
 
 
 def test_lora_run_is_applied_to_the_base(tmp_path, tiny_model_dir):
@@ -157,29 +160,33 @@ def test_lora_run_is_applied_to_the_base(tmp_path, tiny_model_dir):
             if "lora_B" in name:
                 p.fill_(0.1)
     adapter.save_trained(tmp_path)
-    tuned = load_tuned(tmp_path, tiny_model_dir)
+    write_run_config(tmp_path, tiny_model_dir, lora_rank=2)
+    tuned = load_model(run=tmp_path)
     assert tuned.source.startswith("LoRA")
-    base = load_base(tiny_model_dir)
+    base = load_model(run=tmp_path, trained=False)
     base_pic, _, tuned_pic, tuned_md, _ = app.generate(base, tuned, [], "a red circle", 0, 1, 1.0)
     assert "grader score" in tuned_md and tuned_pic.tobytes() != base_pic.tobytes()
 
 
-def test_ema_weights_of_the_latest_checkpoint_are_preferred(tmp_path, tiny_run_dir):
+def test_ema_weights_of_the_latest_checkpoint_are_preferred(tmp_path, tiny_model_dir, tiny_run_dir):
     run = tmp_path / "run"
     shutil.copytree(tiny_run_dir / "final", run / "final")
-    params = list(load_base(run / "final").transformer.parameters())
+    write_run_config(run, tiny_model_dir, ema_decay=0.9)
+    params = list(load_model(run / "final").adapter.transformer.parameters())
     ema = {str(i): torch.full_like(p, 0.5) for i, p in enumerate(params)}
     save_checkpoint(run, 3, {"model": {"x": torch.zeros(1)}, "ema": ema})
-    tuned = load_tuned(run, tiny_run_dir / "final")
-    assert "EMA weights from step_000003" in tuned.source
-    assert all(bool((p == 0.5).all()) for p in tuned.model.transformer.parameters())
+    tuned = load_model(run=run)
+    assert "EMA weights of step_000003" in tuned.source
+    assert all(bool((p == 0.5).all()) for p in tuned.adapter.transformer.parameters())
+    assert "EMA" not in load_model(run=run, ema=False).source
 
 
-def test_mismatched_ema_is_ignored_with_a_warning(tmp_path, tiny_run_dir, capsys):
+def test_mismatched_ema_is_ignored_with_a_warning(tmp_path, tiny_model_dir, tiny_run_dir, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_run_dir / "final", run / "final")
+    write_run_config(run, tiny_model_dir, ema_decay=0.9)
     save_checkpoint(run, 3, {"model": {"x": torch.zeros(1)}, "ema": {"0": torch.zeros(3)}})
-    tuned = load_tuned(run, tiny_run_dir / "final")
+    tuned = load_model(run=run)
     assert "EMA" not in tuned.source and "do not match" in capsys.readouterr().err
 
 

@@ -1,0 +1,28 @@
+"""The demo on a tiny random SD3 pipeline and a real one-iteration LoRA run on it (with EMA), without a browser."""
+
+import pytest
+
+from flowrl.eval.load_model import load_model
+
+gr = pytest.importorskip("gradio", reason="the demo extra is not installed: pip install -e '.[demo]'")
+
+from flowrl.demo import app  # noqa: E402
+
+
+def test_sd3_run_base_against_tuned(sd3_lora_run):
+    base, tuned = load_model(run=sd3_lora_run, trained=False), load_model(run=sd3_lora_run)
+    assert base.kind == tuned.kind == "sd3" and "LoRA" in tuned.source and "base model" in base.source
+    base_pic, base_md, tuned_pic, tuned_md, status = app.generate(base, tuned, [], "a red car, at night", 5, 2, 4.5)
+    assert base_pic.size == tuned_pic.size == (app.DISPLAY_SIZE, app.DISPLAY_SIZE)
+    assert base_md == tuned_md == "No scores: pass --reward NAME to score the images."
+    assert tuned_pic.tobytes() != base_pic.tobytes() and "seed 5" in status
+
+
+def test_main_takes_a_run_or_a_lora(sd3_dir, sd3_lora_run, monkeypatch, capsys):
+    built = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: built.update(kw))
+    assert app.main(["--run", str(sd3_lora_run), "--reward", "jpeg_compressibility"]) == 0
+    argv = ["--model", str(sd3_dir), "--lora", str(sd3_lora_run / "lora"), "--resolution", "32"]
+    assert app.main(argv) == 0
+    assert app.main(["--model", str(sd3_dir), "--lora", str(sd3_dir)]) == 2
+    assert "No LoRA at" in capsys.readouterr().err
