@@ -97,6 +97,32 @@ def step_weights(
     return w.to(e.std.device)
 
 
+KL_FORMS = ("exact", "flow_grpo")
+"""Divisor of the closed-form KL to the reference (`kl_std`)."""
+
+
+def kl_std(tree: Tree, edge_index: torch.Tensor | None = None, *, form: str = "exact") -> torch.Tensor:
+    """`(E',)` the std ``s`` of the Gaussian KL ``mean_d (mean - ref_mean)^2 / (2 s^2)`` of each selected edge.
+
+    * ``exact``: the step's std ``g sqrt(Delta)``, i.e. the true KL between the two step Gaussians.
+    * ``flow_grpo``: flow_grpo `train_sd3.py`'s divisor, the ``std_dev_t`` its step returns: for the SDE kernels the
+      diffusion coefficient ``g = std / sqrt(Delta)`` (flow_sde: ``a sqrt(sigma / (1 - sigma))``; flow_grpo issue
+      #78: "the Delta t factor is missing"), so the KL is Delta times the exact one; for CPS the step std (its
+      ``std_dev_t``).
+    """
+    if form not in KL_FORMS:
+        raise ValueError(f"Unknown KL form {form!r}. Valid: {list(KL_FORMS)} ('exact' = the true step KL).")
+    e = tree.edges
+    idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
+    std = e.std[idx]
+    if form == "exact":
+        return std
+    sde = torch.tensor([tree.kernels[k][0] in ("flow_sde", "dance_sde") for k in range(len(tree.kernels))])
+    per_sqrt_delta = sde[e.kernel[idx].cpu()].to(std.device)  # (E',) bool: divide by sqrt(Delta)
+    delta = e.delta[idx].to(device=std.device, dtype=std.dtype)
+    return torch.where(per_sqrt_delta, std / delta.sqrt(), std)
+
+
 def policy_batch(
     tree: Tree,
     current: EdgeEval,
@@ -107,6 +133,7 @@ def policy_batch(
     guard: bool = False,
     reference: EdgeEval | None = None,
     pool: int = 1,
+    kl_form: str = "exact",
 ) -> PolicyBatch:
     """The core's `PolicyBatch` for the selected edges, `(E', 1)` per field.
 
@@ -117,6 +144,7 @@ def policy_batch(
         guard: fill `std` and `mean_shift_sq = mean_d (mean - old_mean)^2` for GRPO-Guard's RatioNorm
             (use it with the core's ``flow_grpo(guard=True)`` variant).
         reference: `evaluate_edges` under the reference model (no grad) for the Gaussian KL term.
+        kl_form: the KL's divisor (`kl_std`): "exact" (the step std) or "flow_grpo" (its diffusion coefficient).
         pool: the `pool` `current` was evaluated with; the rollout's log-probabilities are rescored with it.
     """
     e = tree.edges
@@ -136,5 +164,6 @@ def policy_batch(
         fields["std"] = _col(std)
         fields["mean_shift_sq"] = _col(diff.pow(2).reshape(diff.shape[0], -1).mean(-1))
     if reference is not None:
-        fields["kl"] = _col(gaussian_kl_same_std(current.mean, reference.mean.detach(), std))
+        divisor = kl_std(tree, idx, form=kl_form)
+        fields["kl"] = _col(gaussian_kl_same_std(current.mean, reference.mean.detach(), divisor))
     return PolicyBatch(**fields)

@@ -79,6 +79,7 @@ class FlowMethod(NamedTuple):
     pruning: Pruning | None = None
     hooks: TreeRPOHooks | None = None
     logprob_pool: int = 1  # credit only k x k block means of the step noise (kernels.pooled_gaussian_logprob)
+    kl_form: str = "exact"  # divisor of the Gaussian KL (flowrl.flow.loss.kl_std): "exact" or "flow_grpo"
     forward: ForwardSpec | None = None  # set: train on the forward process of the leaves, not on edges
 
 

@@ -180,6 +180,7 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
             for name, is_set in (
                 ("method.clip_range", cfg.method.clip_range is not None),
                 ("method.logprob_pool", cfg.method.logprob_pool != 1),
+                ("method.kl_form", cfg.method.kl_form != "exact"),
                 ("method.sft_weight", cfg.method.sft_weight > 0),
                 ("method.adaptive_clip_scale", cfg.method.adaptive_clip_scale > 0),
             )
@@ -205,6 +206,8 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
         method = method._replace(advantage_kwargs={**method.advantage_kwargs, "scale": cfg.method.adv_scale})
     if cfg.method.logprob_pool != 1:
         method = method._replace(logprob_pool=cfg.method.logprob_pool)
+    if cfg.method.kl_form != "exact":
+        method = method._replace(kl_form=cfg.method.kl_form)
     if cfg.method.sft_weight > 0 or cfg.method.adaptive_clip_scale > 0:
         base = method.hooks or TreeRPOHooks()
         clip_bounds = base.clip_bounds
@@ -439,7 +442,15 @@ def optimizer_step_loss(
             if method.noise_aware or method.guard:
                 weights = step_weights(ro.tree, idx, noise_aware=method.noise_aware, guard=method.guard)
             batch = policy_batch(
-                ro.tree, current, ro.adv, idx, weights=weights, guard=method.guard, reference=reference, pool=pool
+                ro.tree,
+                current,
+                ro.adv,
+                idx,
+                weights=weights,
+                guard=method.guard,
+                reference=reference,
+                pool=pool,
+                kl_form=method.kl_form,
             )
             obj = objective
             if method.hooks is not None:  # Dynamic-TreeRPO: per-edge clip bounds from a hook

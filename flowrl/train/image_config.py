@@ -57,6 +57,11 @@ class MethodConfig:
     kl_beta: float | None = None
     """Weight of the closed-form Gaussian KL to the reference (forward-process methods: of the velocity MSE to the
     reference); None = the method's published value."""
+    kl_form: Literal["exact", "flow_grpo"] = "exact"
+    """Divisor of the Gaussian KL (flowrl.flow.loss.kl_std): "exact" = the step's std ``g sqrt(Delta)`` (the true KL),
+    "flow_grpo" = flow_grpo train_sd3.py's ``std_dev_t = g`` without sqrt(Delta), i.e. Delta times the exact KL
+    (3.7-25x weaker over the 9 trained steps of the SD3 10-step grid); the sd35m Flow-GRPO presets set it, so their
+    beta is the paper's. TempFlow-GRPO divides by the exact step variance (its beta is for "exact")."""
     adv_clip: float | None = None
     """Clamp |advantage| to this; None = the method's published value (5 everywhere)."""
     adv_scale: Literal["group", "batch", "none"] | None = None
