@@ -1,26 +1,26 @@
-"""Pretrain the ShapeWorld text-to-image flow model on CPU (rectified flow, text dropout for CFG, EMA).
+"""Pretrain the ShapeWorld text-to-image pipeline on CPU (latent rectified flow, text dropout for CFG, EMA).
 
-Algorithm: every step renders a fresh batch of train-split scenes (`flowrl.shapes.render`), maps pixels to
-[-1, 1] (x0), draws noise and sigma ~ logit-normal(0, 1), forms x_sigma = (1 - sigma) * x0 + sigma * noise and
-regresses the transformer's output at timestep 1000 * sigma onto v = noise - x0 (mean squared error). A fraction
-of prompts is replaced by "" so the same network learns the unconditional velocity used by classifier-free
-guidance. The text encoder trains jointly. AdamW with linear warm-up then cosine decay; an exponential moving
-average (EMA) of all weights is evaluated and exported.
+Algorithm: every step renders a fresh batch of train-split scenes (`flowrl.shapes.render`), encodes them with the
+frozen autoencoder of `scripts/pretrain_shapes_vae.py` into normalised latents x0 (posterior mode), draws noise and
+sigma ~ logit-normal(0, 1), forms x_sigma = (1 - sigma) * x0 + sigma * noise and regresses the transformer's
+output at timestep 1000 * sigma onto v = noise - x0 (mean squared error). A fraction of prompts is replaced by ""
+so the same network learns the unconditional velocity used by classifier-free guidance. Both CLIP text encoders
+train jointly (through the pipeline's own `encode_prompt`). AdamW with linear warm-up then cosine decay; an
+exponential moving average (EMA) of all weights is evaluated and exported.
 
 It checkpoints atomically (temp file, then os.replace) every `--checkpoint-minutes` to `<out>/last.pt`, and
 `--resume` continues from it (data and dropout draws are seeded by step, so a resumed run sees the batches a
 straight run would). At the end it evaluates strict accuracy per family on held-out prompts and exports the EMA
-model folder to `<out>/model`. `--export-only` exports and evaluates the current checkpoint without training.
+pipeline folder to `<out>/model`. `--export-only` exports and evaluates the current checkpoint without training.
 
-The shipped model (assets/shapeworld) was trained with (see docs/shapeworld.md for the measured result):
+The shipped model (assets/shapeworld) was trained with the commands recorded in its flowrl_shapeworld.json
+(docs/shapeworld.md has the measured result), in two steps:
 
-    HF_HUB_OFFLINE=1 nohup python scripts/pretrain_shapes.py --out runs/pretrain_shapes --threads 1 \
-        --patch-size 4 --num-layers 6 --batch-size 64 --lr 1e-3 --max-steps 7600 --max-minutes 100 \
-        > runs/pretrain_shapes.log 2>&1 &
+    HF_HUB_OFFLINE=1 python scripts/pretrain_shapes_vae.py --out runs/pretrain_vae --threads 2 --max-minutes 20
+    HF_HUB_OFFLINE=1 nohup python scripts/pretrain_shapes.py --vae runs/pretrain_vae/vae --out runs/pretrain_shapes \
+        --threads 1 > runs/pretrain_shapes.log 2>&1 &
 
-(100 training minutes on one CPU core gave 4,970 steps; the lr decay followed the time budget.)
-
-Architecture timing only (no training): `python scripts/pretrain_shapes.py --measure 8 --patch-size 2`.
+Architecture timing only (no training): `python scripts/pretrain_shapes.py --vae <vae> --measure 8`.
 """
 
 import argparse
@@ -38,7 +38,14 @@ import torch
 
 from flowrl.shapes.evaluate import evaluate_model, stratified_prompts
 from flowrl.shapes.grammar import FAMILIES, format_prompt
-from flowrl.shapes.model import ShapeWorldModel, build_shapeworld, encode_prompts, save_shapeworld, velocity
+from flowrl.shapes.model import (
+    ShapeWorldModel,
+    build_shapeworld,
+    encode_images,
+    encode_prompts,
+    save_shapeworld,
+    velocity,
+)
 from flowrl.shapes.render import render_spec
 from flowrl.shapes.sampler import sample_specs
 
@@ -53,13 +60,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="torch device (cpu, or cuda where one is available)")
     parser.add_argument("--seed", type=int, default=0)
     # model
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--patch-size", type=int, default=4)
+    parser.add_argument("--vae", default="runs/pretrain_vae/vae", help="trained AutoencoderKL folder (frozen)")
+    parser.add_argument("--patch-size", type=int, default=2)
     parser.add_argument("--num-layers", type=int, default=6)
     parser.add_argument("--num-heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=32)
     parser.add_argument("--text-hidden-size", type=int, default=64)
     parser.add_argument("--text-layers", type=int, default=2)
+    parser.add_argument("--max-sequence-length", type=int, default=0, help="zero 'T5' tokens (T5 is absent)")
     # optimisation
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-steps", type=int, default=6000, help="steps of the cosine schedule (and the stop)")
@@ -113,30 +121,42 @@ def lr_at(
     return lr * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def make_batch(step: int, args: argparse.Namespace, weights: dict[str, float]) -> tuple[torch.Tensor, list[str]]:
-    """Fresh rendered batch for one step, seeded by (seed, step): x0 (B, 3, H, W) in [-1, 1] and its prompts."""
+def make_batch(
+    step: int, args: argparse.Namespace, weights: dict[str, float], model: ShapeWorldModel
+) -> tuple[torch.Tensor, list[str]]:
+    """Fresh rendered batch for one step, seeded by (seed, step): latents x0 (B, C, h, w) and its prompts."""
     seed = args.seed * 1_000_003 + step
     specs = sample_specs(args.batch_size, split="train", seed=seed, family_weights=weights)
     rng = random.Random(seed)
-    images = torch.stack([render_spec(spec, rng=rng, size=args.image_size) for spec in specs])  # (B, 3, H, W)
+    size = model.meta["image_size"]
+    images = torch.stack([render_spec(spec, rng=rng, size=size) for spec in specs])  # (B, 3, H, W)
     prompts = [format_prompt(spec) if rng.random() >= args.text_dropout else "" for spec in specs]
-    return images * 2.0 - 1.0, prompts
+    return encode_images(model, images), prompts
 
 
 def flow_loss(
     model: ShapeWorldModel, x0: torch.Tensor, prompts: list[str], generator: torch.Generator
 ) -> torch.Tensor:
     """Rectified-flow MSE between the predicted velocity and noise - x0 at logit-normal sigma."""
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, 3, H, W)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)  # (B, C, h, w)
     sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=generator)).to(x0.device)  # (B,)
     s = sigma[:, None, None, None]  # (B, 1, 1, 1)
     x_sigma = (1.0 - s) * x0 + s * noise
-    v = velocity(model, x_sigma, sigma, encode_prompts(model, prompts))  # (B, 3, H, W)
+    v = velocity(model, x_sigma, sigma, encode_prompts(model, prompts))  # (B, C, h, w)
     return torch.nn.functional.mse_loss(v, noise - x0)
 
 
+def trained_modules(model: ShapeWorldModel) -> dict[str, torch.nn.Module]:
+    """The modules pretraining updates (the autoencoder stays frozen)."""
+    return {
+        "transformer": model.pipe.transformer,
+        "text_encoder": model.pipe.text_encoder,
+        "text_encoder_2": model.pipe.text_encoder_2,
+    }
+
+
 def parameters(model: ShapeWorldModel) -> list[torch.nn.Parameter]:
-    return list(model.transformer.parameters()) + list(model.text_encoder.parameters())
+    return [p for module in trained_modules(model).values() for p in module.parameters()]
 
 
 def atomic_save(obj: dict, path: Path) -> None:
@@ -146,29 +166,39 @@ def atomic_save(obj: dict, path: Path) -> None:
 
 
 def model_state(model: ShapeWorldModel) -> dict:
-    return {"transformer": model.transformer.state_dict(), "text_encoder": model.text_encoder.state_dict()}
+    return {name: module.state_dict() for name, module in trained_modules(model).items()}
 
 
 def load_model_state(model: ShapeWorldModel, state: dict) -> None:
-    model.transformer.load_state_dict(state["transformer"])
-    model.text_encoder.load_state_dict(state["text_encoder"])
+    for name, module in trained_modules(model).items():
+        module.load_state_dict(state[name])
+
+
+def set_train(model: ShapeWorldModel, mode: bool) -> None:
+    for module in trained_modules(model).values():
+        module.train(mode)
 
 
 def build(args: argparse.Namespace) -> ShapeWorldModel:
+    from diffusers import AutoencoderKL
+
+    if not Path(args.vae, "config.json").is_file():
+        raise SystemExit(f"--vae {args.vae} is not an AutoencoderKL folder; train one with pretrain_shapes_vae.py.")
+    vae = AutoencoderKL.from_pretrained(args.vae).requires_grad_(False).eval()
     model = build_shapeworld(
-        image_size=args.image_size,
+        vae,
         patch_size=args.patch_size,
         num_layers=args.num_layers,
         num_attention_heads=args.num_heads,
         attention_head_dim=args.head_dim,
         text_hidden_size=args.text_hidden_size,
         text_layers=args.text_layers,
+        max_sequence_length=args.max_sequence_length,
         shift=args.shift,
         guidance_scale=args.guidance_scale,
         num_inference_steps=args.eval_steps,
     )
-    model.transformer.to(args.device)
-    model.text_encoder.to(args.device)
+    model.pipe.to(args.device)
     return model
 
 
@@ -220,12 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed from {checkpoint_path} at step {step} ({train_seconds / 60:.1f} training minutes)", flush=True)
     n_params = sum(p.numel() for p in parameters(model))
     if args.measure:
-        model.transformer.train()
-        model.text_encoder.train()
+        set_train(model, True)
         times = []
         for index in range(args.measure + 2):
             begin = time.perf_counter()
-            x0, prompts = make_batch(index, args, weights)
+            x0, prompts = make_batch(index, args, weights, model)
             loss = flow_loss(model, x0.to(args.device), prompts, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -249,8 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.export_only:
         (out / "args.json").write_text(json.dumps(vars(args), indent=2) + "\n")
         log(log_path, {"event": "start", "step": step, "params": n_params, "args": vars(args)})
-        model.transformer.train()
-        model.text_encoder.train()
+        set_train(model, True)
         last_checkpoint = last_eval = time.time()
         segment_start, segment_steps_start = time.time(), step
         losses: list[float] = []
@@ -266,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
-            x0, prompts = make_batch(step, args, weights)
+            x0, prompts = make_batch(step, args, weights, model)
             loss = flow_loss(model, x0.to(args.device), prompts, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -324,8 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             checkpoint_path,
         )
-    ema.transformer.eval()
-    ema.text_encoder.eval()
+    set_train(ema, False)
     provenance = {
         "train_steps": step,
         "train_minutes": round(train_seconds / 60, 1),

@@ -8,6 +8,6 @@ reference policy (frozen copy, or the LoRA adapter disabled). Every adapter sati
 from flowrl.models.base import ImageAdapter
 from flowrl.models.flux import FluxAdapter
 from flowrl.models.sd3 import SD3Adapter
-from flowrl.models.shapeworld import ShapeCond, ShapeWorldAdapter
+from flowrl.models.shapeworld import load_shapeworld_adapter
 
-__all__ = ["FluxAdapter", "ImageAdapter", "SD3Adapter", "ShapeCond", "ShapeWorldAdapter"]
+__all__ = ["FluxAdapter", "ImageAdapter", "SD3Adapter", "load_shapeworld_adapter"]

@@ -1,7 +1,7 @@
 """The interface every image model adapter implements (ShapeWorld, SD3 / SD3.5, FLUX.1).
 
 The tree sampler needs only `velocity` (a `flowrl.flow.VelocityModel`); the trainer needs the rest. Adapters are
-plain classes that satisfy this Protocol (no base class): see `flowrl/models/shapeworld.py` for the reference one.
+plain classes that satisfy this Protocol (no base class): see `flowrl/models/sd3.py` for the reference one.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ class ImageAdapter(Protocol):
     guidance_scale: float  # CFG scale of `velocity` (1 = conditional only)
     lora_rank: int  # 0 = full fine-tuning (reference = frozen copy); > 0 = LoRA (reference = adapter disabled)
     transformer: torch.nn.Module  # the module being trained
+    height: int  # rollout resolution in pixels (`set_resolution` changes it)
+    width: int
 
     @property
-    def latent_shape(self) -> tuple[int, ...]: ...  # e.g. (3, 32, 32) pixels, (16, 64, 64) SD3 latents
+    def latent_shape(self) -> tuple[int, ...]: ...  # e.g. (4, 8, 8) ShapeWorld, (16, 64, 64) SD3 latents
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]: ...
 
@@ -41,6 +43,8 @@ class ImageAdapter(Protocol):
     def reference_velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: Any) -> torch.Tensor: ...  # no grad
 
     def decode(self, x: torch.Tensor) -> torch.Tensor: ...  # latents -> (B, 3, H, W) float in [0, 1] on the CPU
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor: ...  # (B, 3, H, W) in [0, 1] -> latents
 
     def trained_state(self) -> dict[str, torch.Tensor]: ...  # what a checkpoint stores (LoRA or full weights)
 

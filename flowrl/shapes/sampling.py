@@ -1,27 +1,43 @@
-"""Euler ODE sampler for the ShapeWorld model (evaluation and the `sample` CLI)."""
+"""Euler ODE sampler for the ShapeWorld model (evaluation, pretraining checks and the `sample` CLI).
+
+It samples on diffusers' SD3 grid (`flowrl.flow.sd3_time_grid`: the scheduler the pipeline itself uses), so an
+image drawn here equals the pipeline's own ``pipe(prompt, ...)`` up to float rounding for the same initial noise.
+"""
 
 import torch
 
-from flowrl.shapes.model import ShapeWorldModel, encode_prompts, velocity
+from flowrl.flow.grid import sd3_time_grid
+from flowrl.shapes.model import ShapeWorldModel, decode_latents, encode_prompts, velocity
 
 
 def shifted_sigmas(num_inference_steps: int, *, shift: float = 3.0) -> torch.Tensor:
-    """Time grid from sigma = 1 to 0 with the SD3 shift.
-
-    sigma_i = 1 - i / T for i = 0..T, then sigma' = s * sigma / (1 + (s - 1) * sigma). Shift s > 1 spends more
-    steps at high noise, where the layout is decided.
-
-    Args:
-        num_inference_steps (`int`): T >= 1.
-        shift (`float`, defaults to 3.0): s > 0; 1.0 gives the uniform grid.
-
-    Returns:
-        `torch.Tensor`: float32 (T + 1,), decreasing from 1 to 0.
-    """
+    """The `(T + 1,)` float32 sigmas of the pipeline's scheduler (`flowrl.flow.sd3_time_grid`), 1 -> sigma_min -> 0."""
     if num_inference_steps < 1 or shift <= 0:
         raise ValueError(f"need num_inference_steps >= 1 and shift > 0, got {num_inference_steps} and {shift}.")
-    sigmas = torch.linspace(1.0, 0.0, num_inference_steps + 1, dtype=torch.float32)  # (T + 1,)
-    return shift * sigmas / (1.0 + (shift - 1.0) * sigmas)
+    return sd3_time_grid(num_inference_steps, shift=shift).float()
+
+
+@torch.no_grad()
+def sample_latents(
+    model: ShapeWorldModel,
+    prompts: list[str],
+    *,
+    generator: torch.Generator,
+    num_inference_steps: int = 10,
+    guidance_scale: float = 4.0,
+    shift: float = 3.0,
+) -> torch.Tensor:
+    """Euler ODE x_next = x + (sigma_next - sigma) * v(x, sigma) from N(0, I) latents; returns (B, C, h, w)."""
+    device = model.transformer.device
+    shape = (len(prompts), *model.latent_shape)
+    x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)  # (B, C, h, w)
+    cond = encode_prompts(model, prompts)
+    uncond = encode_prompts(model, [""])
+    sigmas = shifted_sigmas(num_inference_steps, shift=shift).tolist()
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
+        v = velocity(model, x, sigma, cond, guidance_scale=guidance_scale, uncond=uncond)  # (B, C, h, w)
+        x = x + (sigma_next - sigma) * v
+    return x
 
 
 @torch.no_grad()
@@ -34,7 +50,7 @@ def sample_images(
     guidance_scale: float = 4.0,
     shift: float = 3.0,
 ) -> torch.Tensor:
-    """Generate one image per prompt with the Euler ODE x_next = x + (sigma_next - sigma) * v(x, sigma).
+    """Generate one image per prompt (`sample_latents`, then the VAE decoder).
 
     Args:
         model (`ShapeWorldModel`): the model.
@@ -47,13 +63,12 @@ def sample_images(
     Returns:
         `torch.Tensor`: float32 (B, 3, H, W) images in [0, 1] on the CPU.
     """
-    size = model.meta["image_size"]
-    device = model.transformer.device
-    x = torch.randn(len(prompts), 3, size, size, generator=generator, dtype=torch.float32).to(device)  # (B, 3, H, W)
-    cond = encode_prompts(model, prompts)
-    uncond = encode_prompts(model, [""])
-    sigmas = shifted_sigmas(num_inference_steps, shift=shift).tolist()
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
-        v = velocity(model, x, sigma, cond, guidance_scale=guidance_scale, uncond=uncond)  # (B, 3, H, W)
-        x = x + (sigma_next - sigma) * v
-    return ((x.float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0)
+    latents = sample_latents(
+        model,
+        prompts,
+        generator=generator,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        shift=shift,
+    )
+    return decode_latents(model, latents)

@@ -1,48 +1,38 @@
-"""Word-level tokenizer over the ShapeWorld vocabulary, as a transformers `PreTrainedTokenizerFast`.
+"""The ShapeWorld tokenizer: a CLIP BPE tokenizer (`transformers.CLIPTokenizer`) over the grammar's vocabulary.
 
-Ids: ``[PAD]`` = 0, ``[UNK]`` = 1, the grammar words in `grammar.vocabulary()` order, then ``[BOS]`` and
-``[EOS]``. EOS is the highest id on purpose: CLIP pools the hidden state at EOS, and older transformers code paths
-find it with ``input_ids.argmax(-1)``; with EOS highest both paths pick the same token. Every prompt becomes
-``[BOS] words [EOS]`` padded with ``[PAD]`` to `max_length`; the empty prompt (``[BOS] [EOS]``) is the
-unconditional input for classifier-free guidance.
+It is an ordinary `CLIPTokenizer` (so `StableDiffusion3Pipeline` loads and uses it like SD3's own), trained on the
+grammar's words until every word is one token: ``<|startoftext|> words <|endoftext|>`` padded with
+``<|endoftext|>`` to `max_length` (CLIP pools the hidden state at the FIRST end-of-text token, which is the real
+one). The empty prompt (``<|startoftext|> <|endoftext|>``) is the unconditional input for classifier-free
+guidance. A word outside the grammar would silently split into characters, so every flowrl entry point calls
+`check_words` first.
 """
 
-from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-from tokenizers.models import WordLevel
-from transformers import PreTrainedTokenizerFast
+from transformers import CLIPTokenizer
 
 from flowrl.shapes.grammar import vocabulary
 
-PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 DEFAULT_MAX_LENGTH = 12  # the longest prompt ("a red circle left of a blue square") is 8 words + BOS + EOS
+_BPE_VOCAB = 400  # enough merges for every grammar word to become one token (333 are used)
 
 
-def build_tokenizer(*, max_length: int = DEFAULT_MAX_LENGTH) -> PreTrainedTokenizerFast:
-    """Build the word-level ShapeWorld tokenizer.
+def build_tokenizer(*, max_length: int = DEFAULT_MAX_LENGTH) -> CLIPTokenizer:
+    """Build the ShapeWorld CLIP tokenizer (deterministic: the same ids on every call).
 
     Args:
-        max_length (`int`, defaults to 12): padded sequence length, including BOS and EOS.
+        max_length (`int`, defaults to 12): padded sequence length (`model_max_length`), including BOS and EOS.
 
     Returns:
-        `PreTrainedTokenizerFast`: saves and loads with `save_pretrained` / `from_pretrained`.
+        `CLIPTokenizer`: saves and loads with `save_pretrained` / `from_pretrained`.
     """
-    words = [PAD, UNK, *vocabulary(), BOS, EOS]
-    vocab = {word: index for index, word in enumerate(words)}
-    backend = Tokenizer(WordLevel(vocab=vocab, unk_token=UNK))
-    backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        unk_token=UNK,
-        model_max_length=max_length,
-        padding_side="right",
-    )
+    words = list(vocabulary())
+    tokenizer = CLIPTokenizer().train_new_from_iterator([" ".join(words)] * 8, vocab_size=_BPE_VOCAB)
+    tokenizer.model_max_length = max_length
+    tokenizer.padding_side = "right"
+    split = [w for w in words if len(tokenizer(w, add_special_tokens=False).input_ids) != 1]
+    if split:  # a guard on the tokenizers library's trainer, not on user input
+        raise RuntimeError(f"BPE training left {split} as several tokens; raise _BPE_VOCAB above {_BPE_VOCAB}.")
+    return tokenizer
 
 
 def check_words(prompts: list[str]) -> None:

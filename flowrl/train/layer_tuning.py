@@ -37,17 +37,26 @@ def prompt_weight(leaf_rewards: torch.Tensor, *, base: float) -> float:
 
 
 def flow_matching_loss(
-    velocity, prompt: str, cond, *, num_targets: int, image_size: int, generator: torch.Generator
+    velocity,
+    encode_images,
+    prompt: str,
+    cond,
+    *,
+    num_targets: int,
+    image_size: int,
+    generator: torch.Generator,
 ) -> torch.Tensor:
     """Rectified-flow loss of the conditional velocity on `num_targets` rendered scenes of `prompt`.
 
     Args:
         velocity: ``(x, sigma, cond) -> v`` without guidance.
+        encode_images: images (K, 3, H, W) in [0, 1] -> model-space targets (the adapter's VAE encoder).
         cond: the prompt's conditioning row (batch 1); repeated to the targets.
+        image_size: render size in pixels.
         generator: draws the render seed, sigma and noise.
     """
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    x0 = render_prompts([prompt] * num_targets, seed=seed, size=image_size) * 2.0 - 1.0  # (K, 3, H, W) in [-1, 1]
+    x0 = encode_images(render_prompts([prompt] * num_targets, seed=seed, size=image_size))  # (K, C, h, w)
     sigma = torch.rand(num_targets, generator=generator)  # (K,)
     noise = torch.randn(x0.shape, generator=generator)
     s = sigma.view(-1, 1, 1, 1)

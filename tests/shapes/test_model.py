@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from flowrl.shapes.model import (  # noqa: E402
     META_FILE,
     build_shapeworld,
+    decode_latents,
     encode_prompts,
     load_shapeworld,
     save_shapeworld,
@@ -28,7 +29,9 @@ SHIPPED = default_model_folder()
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return build_shapeworld(num_layers=1, num_attention_heads=2, attention_head_dim=16, text_hidden_size=32)
+    return build_shapeworld(
+        num_layers=1, num_attention_heads=2, attention_head_dim=16, text_hidden_size=32
+    )  # tiny VAE
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +42,28 @@ def tiny_folder(tiny, tmp_path_factory):
 
 
 def test_tokenizer_ids_and_round_trip(tmp_path):
+    from transformers import CLIPTokenizer
+
+    from flowrl.shapes.grammar import vocabulary
+
     tokenizer = build_tokenizer()
+    assert isinstance(tokenizer, CLIPTokenizer)  # what StableDiffusion3Pipeline expects
     ids = tokenizer(["a red circle", ""], padding="max_length", max_length=12).input_ids
     eos, bos, pad = tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.pad_token_id
-    assert eos == len(tokenizer) - 1  # EOS is the highest id so argmax pooling finds it
     assert ids[0][0] == bos and ids[0][4] == eos and ids[0][5:] == [pad] * 7  # 3 words between BOS and EOS
     assert ids[1][:2] == [bos, eos]
-    assert len(set(ids[0][1:4])) == 3 and tokenizer.unk_token_id not in ids[0]
+    assert len(set(ids[0][1:4])) == 3
+    # every grammar word is ONE token, so CLIP pools at the real end-of-text token (the first EOS)
+    assert all(len(tokenizer(w, add_special_tokens=False).input_ids) == 1 for w in vocabulary())
+    assert build_tokenizer()(["two blue squares"]).input_ids == tokenizer(["two blue squares"]).input_ids
     tokenizer.save_pretrained(tmp_path)
-    from transformers import PreTrainedTokenizerFast
-
-    assert PreTrainedTokenizerFast.from_pretrained(tmp_path)(["a red circle"]).input_ids[0] == ids[0][:5]
+    assert CLIPTokenizer.from_pretrained(tmp_path)(["a red circle"]).input_ids[0] == ids[0][:5]
 
 
 def test_encode_shapes_and_unknown_word(tiny):
     cond = encode_prompts(tiny, ["a red circle", "two blue squares", ""])
-    assert cond.embeds.shape == (3, 12, 32) and cond.pooled.shape == (3, 32)
+    # two CLIP encoders of width 32 concatenated (joint width 64), 12 tokens, no zero "T5" tokens
+    assert cond.embeds.shape == (3, 12, 64) and cond.pooled.shape == (3, 64)
     with pytest.raises(ValueError, match="'purple'"):
         encode_prompts(tiny, ["a purple circle"])
     with pytest.raises(TypeError, match="list of str"):
@@ -62,7 +71,7 @@ def test_encode_shapes_and_unknown_word(tiny):
 
 
 def test_cfg_is_one_forward_equal_to_separate_passes(tiny):
-    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, *tiny.latent_shape, generator=torch.Generator().manual_seed(0))
     sigma = torch.tensor([0.3, 0.8])
     with torch.no_grad():
         cond = encode_prompts(tiny, ["a red circle", "a blue square"])
@@ -70,16 +79,16 @@ def test_cfg_is_one_forward_equal_to_separate_passes(tiny):
         v_cond = velocity(tiny, x, sigma, cond)
         v_uncond = velocity(tiny, x, sigma, uncond)
         v = velocity(tiny, x, sigma, cond, guidance_scale=4.0)
-    assert v.shape == (2, 3, 32, 32) and v.dtype == torch.float32
+    assert v.shape == (2, 4, 8, 8) and v.dtype == torch.float32
     torch.testing.assert_close(v, v_uncond + 4.0 * (v_cond - v_uncond), atol=1e-5, rtol=1e-4)
 
 
 def test_save_load_round_trip(tiny, tiny_folder):
-    for part in ("transformer", "text_encoder", "tokenizer", META_FILE):
+    for part in ("model_index.json", "transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", META_FILE):
         assert (tiny_folder / part).exists()
     assert json.loads((tiny_folder / META_FILE).read_text())["note"] == "test"
     loaded = load_shapeworld(tiny_folder)
-    assert not loaded.transformer.training and not loaded.text_encoder.training
+    assert not loaded.transformer.training and not loaded.text_encoders[0].training
     prompts = ["a red circle", "a circle and a square"]
     first = sample_images(tiny, prompts, generator=torch.Generator().manual_seed(1), num_inference_steps=2)
     second = sample_images(loaded, prompts, generator=torch.Generator().manual_seed(1), num_inference_steps=2)
@@ -87,13 +96,36 @@ def test_save_load_round_trip(tiny, tiny_folder):
     assert first.shape == (2, 3, 32, 32) and first.min() >= 0 and first.max() <= 1
 
 
-def test_each_part_loads_with_from_pretrained(tiny_folder):
-    from diffusers import SD3Transformer2DModel
-    from transformers import CLIPTextModelWithProjection
+def test_the_folder_is_a_diffusers_sd3_pipeline_that_samples_like_flowrl(tiny_folder):
+    # diffusers alone loads the folder (T5 absent: diffusers' documented text_encoder_3=None) and its own
+    # __call__ draws the image flowrl's sampler draws from the same initial latents: same grid, CFG, VAE decode.
+    from diffusers import StableDiffusion3Pipeline
 
-    transformer = SD3Transformer2DModel.from_pretrained(tiny_folder, subfolder="transformer")
-    text_encoder = CLIPTextModelWithProjection.from_pretrained(tiny_folder / "text_encoder")
-    assert transformer.config.in_channels == 3 and text_encoder.config.hidden_size == 32
+    pipe = StableDiffusion3Pipeline.from_pretrained(tiny_folder, text_encoder_3=None, tokenizer_3=None)
+    assert pipe.transformer.config.in_channels == 4 and pipe.vae.config.latent_channels == 4
+    model = load_shapeworld(tiny_folder)
+    noise = torch.randn(1, *model.latent_shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out = pipe(
+            "a red circle",
+            num_inference_steps=3,
+            guidance_scale=4.0,
+            max_sequence_length=0,
+            latents=noise.clone(),
+            output_type="pt",
+        ).images  # (1, 3, 32, 32) in [0, 1]
+
+    from flowrl.shapes import sampling
+
+    x = noise.clone()
+    cond, uncond = encode_prompts(model, ["a red circle"]), encode_prompts(model, [""])
+    sigmas = sampling.shifted_sigmas(3).tolist()
+    with torch.no_grad():
+        for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:], strict=True):
+            x = x + (sigma_next - sigma) * velocity(model, x, sigma, cond, guidance_scale=4.0, uncond=uncond)
+    mine = decode_latents(model, x)
+    assert out.shape == mine.shape == (1, 3, 32, 32)
+    torch.testing.assert_close(out.float(), mine, atol=2e-3, rtol=0)
 
 
 def test_missing_folder_error(tmp_path):
@@ -101,10 +133,14 @@ def test_missing_folder_error(tmp_path):
         load_shapeworld(tmp_path)
 
 
-def test_shifted_sigmas_hand_values():
-    # T = 2: sigma = 1, 0.5, 0; shift 3 maps 0.5 to 3 * 0.5 / (1 + 2 * 0.5) = 0.75 and keeps 1 and 0.
-    torch.testing.assert_close(shifted_sigmas(2, shift=3.0), torch.tensor([1.0, 0.75, 0.0]))
-    torch.testing.assert_close(shifted_sigmas(4, shift=1.0), torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0]))
+def test_shifted_sigmas_are_the_pipeline_scheduler_grid():
+    # diffusers' FlowMatchEulerDiscreteScheduler(shift=3).set_timesteps(T): the grid the pipeline samples on
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    for steps in (2, 10):
+        scheduler.set_timesteps(steps)
+        torch.testing.assert_close(shifted_sigmas(steps, shift=3.0), scheduler.sigmas.float(), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="num_inference_steps >= 1"):
         shifted_sigmas(0)
 

@@ -36,6 +36,7 @@ def test_flow_matching_loss_of_a_zero_velocity():
     cond = (torch.zeros(1, 4, 8), torch.zeros(1, 8))
     loss = flow_matching_loss(
         lambda x, s, c: torch.zeros_like(x),
+        lambda images: images * 2 - 1,  # an identity "encoder" to [-1, 1]
         prompt,
         cond,
         num_targets=K,
