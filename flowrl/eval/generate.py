@@ -2,8 +2,8 @@
 
 Prompt i's samples come from one batch whose initial noise is drawn with ``torch.Generator().manual_seed(seed + i)``,
 so a prompt's images do not depend on the other prompts or on how many there are. Sampling is the Euler ODE on the
-model's shifted time grid (`flowrl.flow.grid.time_grid` with the adapter's `default_shift`), run by the tree sampler
-with one leaf per root, as the trainer's evaluation does.
+model's time grid (`LoadedModel.grid`: the pipeline's own, or the run's ``method.grid``, with the adapter's
+`default_shift`), run by the tree sampler with one leaf per root, as the trainer's evaluation does.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from flowrl.eval.load_model import LoadedModel
-from flowrl.flow.grid import time_grid
+from flowrl.flow.grid import named_grid
 from flowrl.flow.plan import RolloutPlan, StepSpec
 from flowrl.flow.tree import rollout
 from flowrl.train.progress import progress
@@ -24,7 +24,7 @@ def sample_prompt(
     """`num_samples` images of one prompt, noise seeded by `seed`: `(S, 3, H, W)` float32 in [0, 1] on the CPU."""
     adapter = model.adapter
     plan = RolloutPlan(
-        time_grid(num_inference_steps, shift=adapter.default_shift),
+        named_grid(model.grid, num_inference_steps, shift=adapter.default_shift),
         tuple(StepSpec() for _ in range(num_inference_steps)),
     )
     device = next(adapter.transformer.parameters()).device

@@ -47,6 +47,8 @@ class LoadedModel(NamedTuple):
         guidance_scale (`float`): default CFG scale (FLUX: true CFG, 1 = none).
         image_size (`int`): image height and width in pixels.
         source (`str`): one line saying where the weights came from (shown in reports and the demo).
+        grid (`str`): time grid of the sampler (`flowrl.flow.grid.GRIDS`): the run's ``method.grid``, else the
+            pipeline's own (`flowrl.train.image.MODEL_GRIDS`: 'sd3' for SD3 and ShapeWorld, 'linear' for FLUX).
     """
 
     adapter: object
@@ -55,6 +57,7 @@ class LoadedModel(NamedTuple):
     guidance_scale: float
     image_size: int
     source: str
+    grid: str
 
 
 class _RunWeights(NamedTuple):
@@ -69,6 +72,7 @@ class _RunWeights(NamedTuple):
     resolution: int
     embedded_guidance: float
     ema: bool  # the run trained with EMA
+    grid: str  # the time grid the run evaluated on
 
 
 def _model_folder(folder: Path) -> bool:
@@ -78,7 +82,7 @@ def _model_folder(folder: Path) -> bool:
 def _run_weights(run: Path, model: str | Path | None) -> _RunWeights:
     """What a run folder's config and files say to load."""
     from flowrl.config import ConfigError
-    from flowrl.train.image import resolve_model_path
+    from flowrl.train.image import grid_name, resolve_model_path
     from flowrl.train.image_cli import resume_config
 
     if not run.is_dir():
@@ -114,6 +118,7 @@ def _run_weights(run: Path, model: str | Path | None) -> _RunWeights:
         resolution=resolution,
         embedded_guidance=m.embedded_guidance,
         ema=cfg.train.ema_decay > 0,
+        grid=grid_name(cfg),
     )
 
 
@@ -160,7 +165,7 @@ def build_adapter(
                 "The ShapeWorld model samples in float32 at its own size: leave --dtype at float32 and --resolution "
                 "at 0 for it."
             )
-        return load_shapeworld_adapter(folder, guidance_scale=guidance_scale, device=device)
+        return load_shapeworld_adapter(folder, guidance_scale=guidance_scale, device=device, reference_copy=False)
     if kind not in ("sd3", "flux"):
         raise ValueError(f"Unknown model kind {kind!r}. Valid: {list(MODEL_KINDS)}.")
     import diffusers
@@ -270,6 +275,8 @@ def load_model(
         FileNotFoundError: a folder or weights file is missing (the message says which and how to get it).
         ValueError: conflicting or invalid options.
     """
+    from flowrl.train.image import MODEL_GRIDS
+
     if dtype not in DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}. Valid: {sorted(DTYPES)}.")
     if kind is not None and kind not in MODEL_KINDS:
@@ -288,12 +295,12 @@ def load_model(
             raise ValueError(f"--kind {kind} but {run}/config.yaml trained model.kind {w.kind!r}; drop --kind.")
         kind = w.kind
         model_folder, lora, lora_alpha = w.model_folder, w.lora, lora_alpha if lora_alpha is not None else w.lora_alpha
-        steps, guidance, embedded = w.steps, w.guidance, w.embedded_guidance  # the run's own evaluation settings
+        steps, guidance, embedded, grid = w.steps, w.guidance, w.embedded_guidance, w.grid  # the run's evaluation
         resolution = 0 if kind == "shapeworld" else resolution or w.resolution
     else:
         model_folder = Path(model)
         kind = kind or detect_kind(model_folder)
-        w, embedded = None, EMBEDDED_GUIDANCE
+        w, embedded, grid = None, EMBEDDED_GUIDANCE, MODEL_GRIDS[kind]
         if kind == "shapeworld":
             steps, guidance, _ = _shapeworld_defaults(model_folder)
         else:
@@ -330,7 +337,7 @@ def load_model(
     if w is not None and w.ema and ema:
         what += apply_ema(adapter.transformer, run, lora=w.lora is not None)
     adapter.transformer.eval()
-    return LoadedModel(adapter, kind, steps, guidance, image_size, what)
+    return LoadedModel(adapter, kind, steps, guidance, image_size, what, grid)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str) -> None:

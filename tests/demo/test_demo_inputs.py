@@ -152,9 +152,9 @@ def test_run_folder_errors_say_what_is_missing(tmp_path, tiny_model_dir):
 
 
 def test_lora_run_is_applied_to_the_base(tmp_path, tiny_model_dir):
-    from flowrl.models.shapeworld import ShapeWorldAdapter
+    from flowrl.models.shapeworld import load_shapeworld_adapter
 
-    adapter = ShapeWorldAdapter.from_folder(tiny_model_dir, guidance_scale=4.0, lora_rank=2, lora_alpha=2.0)
+    adapter = load_shapeworld_adapter(tiny_model_dir, guidance_scale=4.0, lora_rank=2, lora_alpha=2.0)
     with torch.no_grad():
         for name, p in adapter.transformer.named_parameters():
             if "lora_B" in name:
