@@ -59,22 +59,39 @@ def edge_leaf_map(tree: Tree) -> torch.Tensor:
 
 
 def group_edge_advantages(
-    tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4, clip: float | None = 5.0, scale: str = "group"
+    tree: Tree,
+    rewards: torch.Tensor,
+    *,
+    eps: float = 1e-4,
+    clip: float | None = 5.0,
+    scale: str = "group",
+    unbiased: bool = True,
+    batch_std: float | None = None,
 ) -> torch.Tensor:
     """Flow-GRPO: ``A_leaf = (R - mean_prompt R) / (std_prompt R + eps)`` clipped to +-clip; an edge gets the mean
-    leaf advantage below it (for chains, exactly its trajectory's advantage)."""
+    leaf advantage below it (for chains, exactly its trajectory's advantage). ``scale="batch"`` with `batch_std`
+    divides by the std of every reward of the iteration (flow_grpo `global_std`), computed by the caller."""
     leaves = tree.leaves
-    leaf_adv = group_advantages(rewards.detach().float().cpu(), tree.prompt[leaves], scale=scale, eps=eps, clip=clip)
+    leaf_adv = group_advantages(
+        rewards.detach().float().cpu(),
+        tree.prompt[leaves],
+        scale=scale,
+        eps=eps,
+        clip=clip,
+        unbiased=unbiased,
+        batch_std=batch_std,
+    )
     node_adv = fuse_leaf_mean(tree.parent, leaf_values(tree, leaf_adv), tree.is_leaf)
     return node_adv[tree.edges.child]
 
 
 def sibling_edge_advantages(
-    tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4, clip: float | None = 5.0
+    tree: Tree, rewards: torch.Tensor, *, eps: float = 1e-4, clip: float | None = 5.0, unbiased: bool = True
 ) -> torch.Tensor:
-    """TempFlow-GRPO: the child's (mean) leaf reward normalised among the edges that share its parent state."""
+    """TempFlow-GRPO: the child's (mean) leaf reward normalised among the edges that share its parent state
+    (``unbiased=False``: TempFlow's numpy std)."""
     values = fuse_leaf_mean(tree.parent, leaf_values(tree, rewards), tree.is_leaf)
-    return sibling_advantages(values[tree.edges.child], tree.edges.sibling, eps=eps, clip=clip)
+    return sibling_advantages(values[tree.edges.child], tree.edges.sibling, eps=eps, clip=clip, unbiased=unbiased)
 
 
 def multi_granular_edge_advantages(

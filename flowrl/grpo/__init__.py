@@ -9,6 +9,7 @@ Slots: 1 reward aggregation (`aggregate`), 2 advantages (`advantages`, `tree`), 
 """
 
 from flowrl.grpo.advantages import (
+    batch_std,
     broadcast_advantages,
     clip_advantages,
     group_advantages,
@@ -56,6 +57,7 @@ __all__ = [
     "Objective",
     "PolicyBatch",
     "Variant",
+    "batch_std",
     "broadcast_advantages",
     "cispo_surrogate",
     "clip_advantages",

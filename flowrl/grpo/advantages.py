@@ -18,7 +18,7 @@ class GroupStats(NamedTuple):
     """Per-sample view of its group's statistics, all `(B,)` float32."""
 
     mean: torch.Tensor
-    std: torch.Tensor  # unbiased (Bessel-corrected), 0 for singleton groups
+    std: torch.Tensor  # unbiased (Bessel-corrected) by default, 0 for singleton groups
     count: torch.Tensor
 
 
@@ -32,12 +32,14 @@ def _check(rewards: torch.Tensor, group_ids: torch.Tensor) -> None:
         raise ValueError(f"`group_ids` must be an integer tensor, got {group_ids.dtype}.")
 
 
-def group_stats(rewards: torch.Tensor, group_ids: torch.Tensor) -> GroupStats:
-    """Mean, unbiased std and size of each sample's group, broadcast back to the samples.
+def group_stats(rewards: torch.Tensor, group_ids: torch.Tensor, *, unbiased: bool = True) -> GroupStats:
+    """Mean, std and size of each sample's group, broadcast back to the samples.
 
     Args:
         rewards: `(B,)` rewards.
         group_ids: `(B,)` integer group keys (any values; need not be contiguous).
+        unbiased: divide the squared deviations by ``n - 1`` (torch's default, TRL, DanceGRPO); False = by ``n``
+            (numpy's default ``np.std``, as flow_grpo's and TempFlow's stat trackers).
     """
     _check(rewards, group_ids)
     r = rewards.float()
@@ -47,7 +49,7 @@ def group_stats(rewards: torch.Tensor, group_ids: torch.Tensor) -> GroupStats:
     total = torch.zeros_like(count).index_add_(0, inverse, r)
     mean = total / count  # (n_groups,)
     sq_dev = torch.zeros_like(count).index_add_(0, inverse, (r - mean[inverse]) ** 2)
-    var = sq_dev / (count - 1).clamp(min=1)  # singleton group: sq_dev = 0 -> var 0
+    var = sq_dev / ((count - 1).clamp(min=1) if unbiased else count)  # singleton group: sq_dev = 0 -> var 0
     return GroupStats(mean=mean[inverse], std=var.sqrt()[inverse], count=count[inverse])
 
 
@@ -58,11 +60,13 @@ def group_advantages(
     scale: Scale = "group",
     eps: float = 1e-4,
     clip: float | None = None,
+    unbiased: bool = True,
+    batch_std: float | None = None,
 ) -> torch.Tensor:
     """GRPO advantage: ``A_i = (R_i - mean_g(R)) / (S + eps)``, optionally clipped to ``[-clip, clip]``.
 
     The mean is always per group; the scale ``S`` is chosen by `scale`:
-    ``"group"`` the group's unbiased std (GRPO, DeepSeekMath eq. 3), ``"batch"`` the unbiased std of the whole batch
+    ``"group"`` the group's std (GRPO, DeepSeekMath eq. 3), ``"batch"`` the std of the whole batch's rewards
     (Lite-PPO / flow_grpo `global_std`), ``"none"`` no division, ``S + eps := 1`` (Dr. GRPO).
 
     Args:
@@ -71,24 +75,36 @@ def group_advantages(
         scale: which std divides the centred reward.
         eps: added to the std (TRL 1e-4, verl 1e-6, flow_grpo 1e-4).
         clip: clamp ``|A|`` to this value (flow_grpo uses 5); None keeps it unclipped.
+        unbiased: Bessel-corrected stds (torch, TRL); False = numpy's biased ``np.std`` (flow_grpo, TempFlow).
+        batch_std: with ``scale="batch"``, the batch's std when the batch holds more than `rewards` (every
+            process's samples of the iteration); None = the std of `rewards`.
 
     Returns:
         `(B,)` float32 advantages. Singleton groups get 0.
     """
     if scale not in _SCALES:
         raise ValueError(f"Unknown advantage scale {scale!r}. Valid: {sorted(_SCALES)}.")
-    stats = group_stats(rewards, group_ids)
+    stats = group_stats(rewards, group_ids, unbiased=unbiased)
     centred = rewards.float() - stats.mean
-    denom = _SCALES[scale](rewards.float(), stats, eps).expand_as(centred)
+    if scale == "batch" and batch_std is not None:
+        denom = torch.full_like(centred, batch_std + eps)
+    else:
+        denom = _SCALES[scale](rewards.float(), stats, eps, unbiased).expand_as(centred)
     # a constant group with eps = 0 would give 0 / 0: its advantage is 0, as for a singleton
     adv = torch.where((stats.count > 1) & (denom > 0), centred / torch.where(denom > 0, denom, 1.0), 0.0)
     return adv if clip is None else adv.clamp(-clip, clip)
 
 
+def batch_std(rewards: torch.Tensor, *, unbiased: bool = True) -> float:
+    """The std of every reward of the batch (flow_grpo `global_std`: ``np.std(rewards)``, biased); 1 for B = 1."""
+    r = rewards.float().flatten()
+    return float(r.std(unbiased=unbiased)) if r.numel() > 1 else 1.0
+
+
 _SCALES = {
-    "group": lambda r, stats, eps: stats.std + eps,
-    "batch": lambda r, stats, eps: r.std() + eps if r.numel() > 1 else torch.ones((), device=r.device) + eps,
-    "none": lambda r, stats, eps: torch.ones((), device=r.device),
+    "group": lambda r, stats, eps, unbiased: stats.std + eps,
+    "batch": lambda r, stats, eps, unbiased: torch.tensor(batch_std(r, unbiased=unbiased) + eps, device=r.device),
+    "none": lambda r, stats, eps, unbiased: torch.ones((), device=r.device),
 }
 
 

@@ -126,7 +126,12 @@ def _fuse_weighted(parent, value, is_leaf, logits):
 
 
 def sibling_advantages(
-    values: torch.Tensor, sibling: torch.Tensor, *, eps: float = 1e-4, clip: float | None = None
+    values: torch.Tensor,
+    sibling: torch.Tensor,
+    *,
+    eps: float = 1e-4,
+    clip: float | None = None,
+    unbiased: bool = True,
 ) -> torch.Tensor:
     """Per-sibling normalisation (TempFlow-GRPO "seed group"): ``(R - mean_sib R) / (std_sib R + eps)``.
 
@@ -135,8 +140,9 @@ def sibling_advantages(
         sibling: `(M,)` sibling-set id (the shared parent state).
         eps: 1e-4 in TempFlow's stat tracker, 1e-8 in G2RPO.
         clip: optional ``|A|`` bound (5 in both repos).
+        unbiased: Bessel-corrected std; False = numpy's biased std (TempFlow's stat tracker).
     """
-    return group_advantages(values, sibling, scale="group", eps=eps, clip=clip)
+    return group_advantages(values, sibling, scale="group", eps=eps, clip=clip, unbiased=unbiased)
 
 
 def multi_granular_advantages(

@@ -43,7 +43,15 @@ from flowrl.flow.plan import RolloutPlan, StepSpec
 from flowrl.flow.schedules import depth_prune_mask, timestep_subset_mask
 from flowrl.flow.tree import Tree, rollout
 from flowrl.flow.velocity import take_rows
-from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, group_advantages, policy_loss, weighted_sum
+from flowrl.grpo import (
+    Normalizer,
+    batch_std,
+    clipped_surrogate,
+    get_variant,
+    group_advantages,
+    policy_loss,
+    weighted_sum,
+)
 from flowrl.models.base import ImageAdapter
 from flowrl.models.shapeworld import load_shapeworld_adapter
 from flowrl.shapes.grader import grade
@@ -204,6 +212,21 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
                 "(tree estimators normalise per node). Leave method.adv_scale unset for it."
             )
         method = method._replace(advantage_kwargs={**method.advantage_kwargs, "scale": cfg.method.adv_scale})
+    if cfg.train.advantage_std == "global":
+        if method.advantage != "group" or method.advantage_kwargs.get("scale", "group") not in ("group", "batch"):
+            raise ConfigError(
+                f"train.advantage_std=global divides group advantages by the iteration's reward std; "
+                f"{cfg.method.name!r} uses {method.advantage!r} with scale "
+                f"{method.advantage_kwargs.get('scale', 'group')!r}. Use train.advantage_std=group with it."
+            )
+        method = method._replace(advantage_kwargs={**method.advantage_kwargs, "scale": "batch"})
+    if not cfg.train.unbiased_std:
+        if method.advantage not in ("group", "per_sibling"):
+            raise ConfigError(
+                f"train.unbiased_std=false (numpy's biased std, flow_grpo / TempFlow) applies to the group and "
+                f"per-sibling estimators; {cfg.method.name!r} uses {method.advantage!r}. Leave it true."
+            )
+        method = method._replace(advantage_kwargs={**method.advantage_kwargs, "unbiased": False})
     if cfg.method.logprob_pool != 1:
         method = method._replace(logprob_pool=cfg.method.logprob_pool)
     if cfg.method.kl_form != "exact":
@@ -224,21 +247,69 @@ def compute_rewards(fns: list, images: torch.Tensor, prompts: list[str]) -> torc
     return torch.stack(cols, dim=1)
 
 
-def leaf_advantages(cfg: ImageTrainConfig, method: FlowMethod, tree: Tree, rewards: torch.Tensor) -> torch.Tensor:
-    """`(E,)` edge advantages from `(L, K)` leaf rewards, in the configured aggregation order. Forward-process
-    methods credit samples, not edges: `(L,)` group advantages of the leaves, centred only when the scale is the
-    batch's (`forward_credit` divides by the std over every process's samples)."""
+def global_scale(method: FlowMethod) -> bool:
+    """Whether the method's group advantages divide by the std of every reward of the iteration (all processes)."""
+    return method.advantage_kwargs.get("scale") == "batch"
+
+
+def leaf_advantages(
+    cfg: ImageTrainConfig,
+    method: FlowMethod,
+    tree: Tree,
+    rewards: torch.Tensor,
+    *,
+    batch_std: list[float] | None = None,
+) -> torch.Tensor:
+    """`(E,)` edge advantages from `(L, K)` leaf rewards, in the configured aggregation order; forward-process
+    methods credit samples, not edges: `(L,)` group advantages of the leaves.
+
+    With the batch scale (``train.advantage_std=global``, DiffusionNFT, AWM) `batch_std` holds the std of every
+    reward of the iteration over all processes (`iteration_reward_std`): one entry for the weighted sum, or one per
+    reward with ``normalize_then_sum``; None there gives centred, unscaled placeholders (`collect` runs before the
+    other processes' rewards are known)."""
     weights = torch.tensor(cfg.reward.weights)
+    kwargs = dict(method.advantage_kwargs)
+    if global_scale(method) and batch_std is None:
+        kwargs.update(scale="none", clip=None)
     if method.forward is not None:
-        kwargs = dict(method.advantage_kwargs)
-        if kwargs.get("scale") == "batch":
-            kwargs.update(scale="none", clip=None)
         estimate = partial(group_advantages, group_ids=tree.prompt[tree.leaves], **kwargs)
     else:
-        estimate = partial(edge_advantages, method.advantage, tree, **method.advantage_kwargs)
+        estimate = partial(edge_advantages, method.advantage, tree, **kwargs)
+    if batch_std is not None:
+        stds = list(batch_std)
+        estimate_k = lambda r, k: estimate(r, batch_std=stds[k])  # noqa: E731
+    else:
+        estimate_k = lambda r, k: estimate(r)  # noqa: E731
     if cfg.reward.aggregation == "sum_then_normalize" or rewards.shape[1] == 1:
-        return estimate(weighted_sum(rewards, weights=weights))
-    return sum(w * estimate(rewards[:, k]) for k, w in enumerate(weights.tolist()))
+        return estimate_k(weighted_sum(rewards, weights=weights), 0)
+    return sum(w * estimate_k(rewards[:, k], k) for k, w in enumerate(weights.tolist()))
+
+
+def iteration_reward_std(cfg: ImageTrainConfig, rollouts: list[PromptRollout], world: int) -> list[float]:
+    """The std of every leaf reward of the iteration over all processes (flow_grpo ``global_std``: ``np.std`` of
+    the gathered rewards, biased with ``train.unbiased_std=false``): of the weighted sum, or of each reward with
+    ``normalize_then_sum``. Equal on every process, so 2 processes give the 1-process advantages."""
+    parts = gather_objects([(ro.index, ro.rewards) for ro in rollouts], world)
+    in_order = [r for _, r in sorted((pair for part in parts for pair in part), key=lambda pair: pair[0])]
+    every = torch.cat(in_order + [torch.zeros(0, len(cfg.reward.names))])  # (L_all, K) in prompt order: rank-free
+    unbiased = cfg.train.unbiased_std
+    if cfg.reward.aggregation == "sum_then_normalize" or every.shape[1] == 1:
+        return [batch_std(weighted_sum(every, weights=torch.tensor(cfg.reward.weights)), unbiased=unbiased)]
+    return [batch_std(every[:, k], unbiased=unbiased) for k in range(every.shape[1])]
+
+
+def global_credit(
+    cfg: ImageTrainConfig, method: FlowMethod, rollouts: list[PromptRollout], world: int
+) -> list[PromptRollout]:
+    """Advantages over the std of the whole iteration's rewards (`iteration_reward_std`), the per-prompt means kept;
+    edges with a zero advantage leave the mask, as in `edge_mask`."""
+    stds = iteration_reward_std(cfg, rollouts, world)
+    out = []
+    for ro in rollouts:
+        adv = leaf_advantages(cfg, method, ro.tree, ro.rewards, batch_std=stds)
+        mask = ro.mask if method.forward is not None else ro.mask & (adv != 0)
+        out.append(ro._replace(adv=adv, mask=mask))
+    return out
 
 
 def edge_mask(
@@ -247,7 +318,7 @@ def edge_mask(
     """Edges that enter the loss: nonzero advantage (flow_grpo / DAPO filter), DanceGRPO's timestep subset,
     BranchGRPO depth pruning."""
     e = tree.edges
-    mask = adv != 0
+    mask = adv != 0  # with the iteration-wide std the advantages come later: `global_credit` applies this term
     if method.timestep_fraction < 1.0:
         trajectory = edge_leaf_map(tree).float().argmax(dim=1)  # (E,) one leaf below each chain edge
         mask &= timestep_subset_mask(
@@ -370,7 +441,8 @@ def collect(
             stats["nfe_rollout"] += fwd.rows.sample.numel()  # the sampling policy's velocity on every row
             out.append(PromptRollout(index, prompt, cond, tree, rewards, adv, torch.ones_like(adv, dtype=bool), fwd))
             continue
-        mask = edge_mask(method, tree, adv, iteration=iteration, generator=gen)
+        placeholder = torch.ones_like(adv) if global_scale(method) else adv  # global_credit masks zero advantages
+        mask = edge_mask(method, tree, placeholder, iteration=iteration, generator=gen)
         out.append(PromptRollout(index, prompt, cond, tree, rewards, adv, mask))
     return out, stats
 
@@ -393,24 +465,12 @@ def forward_data(
     return ForwardData(rows, v_old, torch.empty(0))
 
 
-def forward_credit(rollouts: list[PromptRollout], method: FlowMethod, world: int) -> list[PromptRollout]:
-    """The optimality probability `r` of every row. With the batch scale (DiffusionNFT's global std) the centred
-    leaf rewards are divided by their std over every process's samples, then clipped; 2 processes = 1."""
-    kw = method.advantage_kwargs
-    denom = None
-    if kw.get("scale") == "batch":
-        parts = gather_objects([ro.adv for ro in rollouts], world)  # every process's centred leaf rewards
-        every = torch.cat([a for part in parts for a in part] + [torch.zeros(0)])
-        denom = (float(every.std()) if every.numel() > 1 else 0.0) + kw.get("eps", 0.0)
+def forward_credit(rollouts: list[PromptRollout], method: FlowMethod) -> list[PromptRollout]:
+    """The optimality probability `r` of every noised row from its sample's (final) advantage."""
     out = []
     for ro in rollouts:
-        adv = ro.adv
-        if denom is not None:  # the centred rewards of leaf_advantages, now scaled and clipped
-            adv = adv / denom if denom > 0 else torch.zeros_like(adv)
-            if kw.get("clip") is not None:
-                adv = adv.clamp(-kw["clip"], kw["clip"])
-        r = optimality_probability(adv[ro.forward.rows.sample.cpu()], adv_max=method.forward.adv_max)
-        out.append(ro._replace(adv=adv, forward=ro.forward._replace(r=r.to(ro.forward.v_old.device))))
+        r = optimality_probability(ro.adv[ro.forward.rows.sample.cpu()], adv_max=method.forward.adv_max)
+        out.append(ro._replace(forward=ro.forward._replace(r=r.to(ro.forward.v_old.device))))
     return out
 
 
@@ -846,7 +906,9 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             ema_state = ema.state_dict() if ema is not None else None
         trainer = {"iteration": next_iteration, "nfe_total": nfe_total}
         if base is not None:
-            trainer.update(base_strict=base.strict, base_score=base.score, base_count=base.count)
+            trainer.update(
+                base_strict=base.strict, base_score=base.score, base_count=base.count, base_outcomes=base.outcomes
+            )
         save_checkpoint(
             run_dir,
             next_iteration,

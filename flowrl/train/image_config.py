@@ -65,9 +65,10 @@ class MethodConfig:
     adv_clip: float | None = None
     """Clamp |advantage| to this; None = the method's published value (5 everywhere)."""
     adv_scale: Literal["group", "batch", "none"] | None = None
-    """What divides a group's centred rewards: "group" its std (GRPO), "batch" the std over the iteration's samples
-    (forward-process methods only, DiffusionNFT's global std), "none" nothing (Dr. GRPO: groups whose samples barely
-    differ then barely move the policy); None = the method's value ("group"; "batch" for diffusion_nft and awm)."""
+    """What divides a group's centred rewards: "group" its std (GRPO), "batch" the std of every reward of the
+    iteration over all processes (DiffusionNFT's and flow_grpo's global std; = train.advantage_std=global), "none"
+    nothing (Dr. GRPO: groups whose samples barely differ then barely move the policy); None = the method's value
+    ("group"; "batch" for diffusion_nft and awm)."""
     logprob_pool: int = 1
     """Credit rewards only to the k x k block means of each step's noise (flowrl's addition, not from a paper:
     flowrl.flow.kernels.pooled_gaussian_logprob): the policy-gradient noise shrinks with the credited dimensions;
@@ -140,6 +141,13 @@ class TrainConfig:
     micro_batch_edges: int = 256
     """Most trained edges per forward/backward (edges sharing a parent stay together); for forward-process methods
     (diffusion_nft) the most noised rows per forward."""
+    advantage_std: Literal["group", "global"] = "group"
+    """What divides a prompt's centred rewards: "group" = the method's scale (its group's std for GRPO), "global" =
+    the std of every reward of the iteration over all processes, the mean still per prompt (flow_grpo
+    ``sample.global_std=True``, every official SD3.5-M config; the same as method.adv_scale=batch)."""
+    unbiased_std: bool = True
+    """Bessel-corrected advantage stds (torch, DanceGRPO); false = numpy's biased std (flow_grpo and TempFlow stat
+    trackers: 0.913x the unbiased one at 6 samples)."""
     ema_decay: float = 0.0
     """EMA of the trained weights used for evaluation (0 = off; Flow-GRPO uses EMA on SD3.5)."""
     seed: int = 0

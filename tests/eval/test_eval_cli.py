@@ -152,6 +152,10 @@ def test_random_weight_preference_model(folder):
     got = [float(r["aesthetic"]) for r in _read_csv(out / "scores.csv")]
     assert got == pytest.approx(expected, abs=1e-6)
     assert (out / "grid_aesthetic.png").exists()
+    # --dtype reaches the preference model: bfloat16 scores are near the float32 ones, not equal to them
+    assert main([*argv[:-3], "--out", str(folder / "bf16"), "--dtype", "bfloat16", "--batch-size", "2"]) == 0
+    bf16 = [float(r["aesthetic"]) for r in _read_csv(folder / "bf16" / "scores.csv")]
+    assert bf16 == pytest.approx(expected, abs=0.05) and bf16 != pytest.approx(expected, abs=1e-6)
 
 
 def _score_file(path: Path, prompts: list[str], values: list[float]) -> Path:

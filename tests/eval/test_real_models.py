@@ -45,7 +45,7 @@ def test_kind_is_detected_from_the_folder(sd3_dir, flux_dir, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["sd3", "flux"])
-def test_sample_and_eval_write_their_outputs(kind, sd3_dir, flux_dir, tmp_path):
+def test_sample_and_eval_write_their_outputs(kind, sd3_dir, flux_dir, tmp_path, capsys):
     folder = {"sd3": sd3_dir, "flux": flux_dir}[kind]
     common = ["--model", str(folder), "--steps", "2", "--resolution", "32", "--no-progress"]
     out = tmp_path / "grid.png"
@@ -53,9 +53,11 @@ def test_sample_and_eval_write_their_outputs(kind, sd3_dir, flux_dir, tmp_path):
                         "--out", str(out)]) == 0  # fmt: skip
     assert Image.open(out).size[1] > 2 * 32  # two rows of 32 px images (labels and padding around them)
     prompts = write_prompts(tmp_path)
-    argv = ["eval", *common, "--prompts", str(prompts), "--samples-per-prompt", "2", "--rewards",
+    argv = ["eval", *common[:-1], "--prompts", str(prompts), "--samples-per-prompt", "2", "--rewards",
             "jpeg_compressibility", "--out", str(tmp_path / "ev")]  # fmt: skip
+    capsys.readouterr()
     assert flowrl_main(argv) == 0
+    assert "flowrl eval: sampling" not in capsys.readouterr().err  # the progress bars stay quiet off a terminal
     scores = json.loads((tmp_path / "ev" / "scores.json").read_text())
     assert [r["prompt"] for r in scores["rows"]] == [PROMPTS[0]] * 2 + [PROMPTS[1]] * 2
     assert _png(tmp_path / "ev" / scores["rows"][0]["image"]).shape == (3, 32, 32)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from flowrl.grpo import group_advantages, group_stats, rloo_advantages
+from flowrl.grpo import batch_std, group_advantages, group_stats, rloo_advantages
 
 
 def test_group_scale_hand_derived():
@@ -22,6 +22,30 @@ def test_batch_and_none_scales_hand_derived():
     expected = torch.tensor([-0.5, 0.5, -0.5, 0.5]) / (s + 1e-4)
     torch.testing.assert_close(group_advantages(r, g, scale="batch"), expected, atol=1e-6, rtol=0)
     torch.testing.assert_close(group_advantages(r, g, scale="none"), torch.tensor([-0.5, 0.5, -0.5, 0.5]))
+
+
+def test_biased_std_is_numpys():
+    # one group [1, 2, 3, 4]: mean 2.5; np.std (biased) = sqrt(5 / 4) = 1.118034, torch's unbiased = sqrt(5 / 3)
+    # = 1.290994; A(1) = -1.5 / std: -1.341641 (flow_grpo, TempFlow) vs -1.161895 (ratio sqrt(3 / 4) = 0.866)
+    r, g = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.zeros(4, dtype=torch.long)
+    biased = group_advantages(r, g, eps=0.0, unbiased=False)
+    unbiased = group_advantages(r, g, eps=0.0)
+    assert biased[0].item() == pytest.approx(-1.341641, abs=1e-6)
+    assert unbiased[0].item() == pytest.approx(-1.161895, abs=1e-6)
+    assert group_stats(r, g, unbiased=False).std[0].item() == pytest.approx(math.sqrt(1.25), abs=1e-6)
+
+
+def test_global_std_by_hand():
+    # flow_grpo PerPromptStatTracker(global_std=True): groups [1, 3] and [2, 6], per-prompt means 2 and 4, the std
+    # over ALL rewards np.std([1, 3, 2, 6]) = sqrt((4 + 0 + 1 + 9) / 4) = 1.870829, eps 1e-4:
+    # A = [-1, 1, -2, 2] / 1.870929
+    r, g = torch.tensor([1.0, 3.0, 2.0, 6.0]), torch.tensor([0, 0, 1, 1])
+    expected = torch.tensor([-1.0, 1.0, -2.0, 2.0]) / (math.sqrt(3.5) + 1e-4)
+    torch.testing.assert_close(group_advantages(r, g, scale="batch", unbiased=False), expected)
+    assert batch_std(r, unbiased=False) == pytest.approx(math.sqrt(3.5))
+    # the batch spread over processes: each holds one group, the std is passed in
+    first = group_advantages(r[:2], g[:2], scale="batch", batch_std=math.sqrt(3.5))
+    torch.testing.assert_close(first, expected[:2])
 
 
 def test_clip_and_singleton_group():

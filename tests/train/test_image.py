@@ -148,7 +148,8 @@ def test_bad_input_gives_clear_errors(tiny_model, tmp_path, capsys):
         train(_cfg(tiny_model, tmp_path, "method.kwargs.window=3"))
 
 
-def test_two_processes_give_the_one_process_update(tiny_model, tmp_path):
+@pytest.mark.parametrize("credit", [[], ["train.advantage_std=global", "train.unbiased_std=false"]])
+def test_two_processes_give_the_one_process_update(credit, tiny_model, tmp_path):
     # torchrun, 2 CPU processes (gloo): each rolls out 1 of the 2 prompts; the loss is normalised by the global edge
     # count and gradients are summed, so the weights after one iteration must equal the 1-process run's up to float
     # summation order. Measured difference ~7e-7 against a weight change of ~6e-4; tolerance 1e-5.
@@ -166,6 +167,7 @@ def test_two_processes_give_the_one_process_update(tiny_model, tmp_path):
         "run.tensorboard=false",
         "reward.names=[toy_rewards:brightness]",
         *FULL_FT,
+        *credit,  # global: the std of both processes' rewards (gathered), the same on each
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
     one = subprocess.run(

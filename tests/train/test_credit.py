@@ -1,0 +1,50 @@
+"""Advantages over the iteration's reward std (`train.advantage_std=global`) and numpy's biased std, by hand.
+
+Run: OMP_NUM_THREADS=1 pytest tests/train/test_credit.py -q
+"""
+
+import math
+
+import pytest
+import torch
+
+from flowrl.config import ConfigError, resolve
+from flowrl.flow import build_method, rollout
+from flowrl.train.image import PromptRollout, edge_mask, global_credit, make_method
+from flowrl.train.image_config import ImageTrainConfig
+
+
+def _rollouts(method, rewards):
+    out = []
+    for index, r in enumerate(rewards):  # one flow_grpo chain per leaf, zero velocity: only the SDE noise moves
+        tree = rollout(lambda x, s, c: torch.zeros_like(x), method.plan, None, torch.randn(1, 2, 1, 2, 2))
+        adv = torch.zeros(tree.edges.parent.numel())
+        mask = edge_mask(method, tree, torch.ones_like(adv), iteration=0, generator=torch.Generator())
+        out.append(PromptRollout(index, f"p{index}", None, tree, torch.tensor(r)[:, None], adv, mask))
+    return out
+
+
+def test_global_std_advantages_by_hand():
+    # prompts with leaf rewards [1, 3] and [2, 6]: per-prompt means 2 and 4, the iteration's biased std
+    # sqrt(((1-3)^2 + 0 + (2-3)^2 + (6-3)^2) / 4) = sqrt(3.5) = 1.870829, eps 1e-4 -> [-1, 1] / 1.870929 and
+    # [-2, 2] / 1.870929; each chain's 2 trained edges (T = 3, the last never trained) carry its leaf's advantage
+    cfg = resolve(ImageTrainConfig, overrides=["train.advantage_std=global", "train.unbiased_std=false"])
+    method = make_method(cfg, 0)._replace(plan=build_method("flow_grpo", num_inference_steps=3, group_size=2).plan)
+    assert method.advantage_kwargs["scale"] == "batch" and method.advantage_kwargs["unbiased"] is False
+    out = global_credit(cfg, method, _rollouts(method, [[1.0, 3.0], [2.0, 6.0]]), world=1)
+    denom = math.sqrt(3.5) + 1e-4
+    for ro, expected in zip(out, ([-1.0, 1.0], [-2.0, 2.0]), strict=True):
+        roots = ro.tree.edges.root
+        assert roots.numel() == 4  # 2 chains x 2 trained steps
+        got = torch.stack([ro.adv[roots == root].unique() for root in roots.unique()])  # one value per chain
+        torch.testing.assert_close(got.flatten(), torch.tensor(expected) / denom)
+        assert ro.mask.all()
+
+
+def test_global_std_refuses_tree_estimators():
+    cfg = resolve(ImageTrainConfig, overrides=["method.name=tree_grpo", "train.advantage_std=global"])
+    with pytest.raises(ConfigError, match="train.advantage_std=global"):
+        make_method(cfg, 0)
+    cfg = resolve(ImageTrainConfig, overrides=["method.name=branch_grpo", "train.unbiased_std=false"])
+    with pytest.raises(ConfigError, match="train.unbiased_std=false"):
+        make_method(cfg, 0)
