@@ -67,6 +67,7 @@ from flowrl.train.ema import EMA
 from flowrl.train.image_config import ImageTrainConfig, OptimConfig
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
 from flowrl.train.metrics import MetricsLogger, read_metrics
+from flowrl.train.model_card import write_model_card
 from flowrl.train.plots import plot_curves, save_image_grid
 from flowrl.train.progress import progress
 from flowrl.train.prompts import eval_prompts, file_prompts, iteration_prompts, read_prompts_file
@@ -994,8 +995,9 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         if logger is not None:
             logger.close()
     with sharding.full_parameters(adapter.transformer) if sharded else contextlib.nullcontext():
-        if main_process:  # sharded: rank 0 holds the gathered full weights here
-            adapter.save_trained(run_dir)
+        if main_process:  # sharded: rank 0 holds the gathered full weights here; the model card goes beside them
+            saved = adapter.save_trained(run_dir)
+            write_model_card(saved, cfg, run_dir=run_dir, iterations=done, base=base, final=final)
     if main_process:
         records = read_metrics(run_dir / "metrics.jsonl")
         plot_curves(
