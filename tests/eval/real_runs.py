@@ -32,6 +32,7 @@ def train_run(kind: str, model: Path, root: Path, *, lora_rank: int, name: str, 
     from flowrl.train.image import train
     from flowrl.train.image_cli import load_config
 
+    root.mkdir(parents=True, exist_ok=True)
     prompts = write_prompts(root)
     cfg = load_config(
         preset=PRESETS[kind],
