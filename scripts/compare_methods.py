@@ -28,11 +28,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from flowrl.models.shapeworld import ShapeWorldAdapter  # noqa: E402
+from flowrl.models.shapeworld import load_shapeworld_adapter  # noqa: E402
 from flowrl.train.image import EvalSummary, evaluate, resolve_model_path, train  # noqa: E402
 from flowrl.train.image_cli import PRESETS_DIR, load_config  # noqa: E402
 from flowrl.train.metrics import read_metrics  # noqa: E402
-from flowrl.train.prompts import eval_prompts  # noqa: E402
+from flowrl.train.run_dir import create_run_dir  # noqa: E402
+from flowrl.train.shapes_eval import shapeworld_eval_set  # noqa: E402
 
 START, END = "<!-- compare-methods:start -->", "<!-- compare-methods:end -->"
 
@@ -91,7 +92,9 @@ def main() -> None:
                 f"({', '.join(f'{k}={previous[k]}' for k in differ)}); rerun with the same values."
             )
     torch.set_num_threads(args.threads)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = create_run_dir(args.out)  # a fresh folder (a -2 suffix when one of the same second exists)
+    stamp = out_dir.name
+    eval_set = shapeworld_eval_set(heldout_per_family=args.prompts_per_family, train_per_family=0)
     common = [
         f"model.path={args.model}",
         f"train.max_nfe={args.nfe_budget}",
@@ -101,18 +104,19 @@ def main() -> None:
         f"eval.every={args.eval_every}",
         f"eval.prompts_per_family={args.prompts_per_family}",
         f"eval.seeds={list(range(args.seeds))}",
-        f"run.root={args.out / stamp}",
+        "eval.train_prompts_per_family=0",
+        f"run.root={out_dir}",
         "run.tensorboard=false",
         "run.checkpoint_every=100000",
         *args.overrides,
     ]
 
     if previous is not None:  # the same prompts and seeds: its base evaluation stands
-        base = EvalSummary(previous["base"], {}, len(eval_prompts(args.prompts_per_family)) * args.seeds)
+        base = EvalSummary(previous["base"], {}, len(eval_set.prompts) * args.seeds)
     else:
         base_cfg = load_config(preset=args.presets[0], overrides=common)
-        adapter = ShapeWorldAdapter.from_folder(resolve_model_path(base_cfg.model.path), guidance_scale=4.0)
-        base, _ = evaluate(base_cfg, adapter, eval_prompts(args.prompts_per_family), [])
+        adapter = load_shapeworld_adapter(resolve_model_path(base_cfg.model.path), guidance_scale=4.0)
+        base, _ = evaluate(base_cfg, adapter, eval_set.prompts, [], eval_set.prefixes)
         del adapter
 
     runs = list(previous["runs"]) if previous is not None else []
@@ -164,7 +168,7 @@ def main() -> None:
     args.docs.mkdir(parents=True, exist_ok=True)
     plot_runs(runs, args.docs / "compare_methods.png")
 
-    n = len(eval_prompts(args.prompts_per_family)) * args.seeds
+    n = len(eval_set.prompts) * args.seeds
     added, shown = "", stamp  # shown: when the comparison's base was measured
     if previous is not None:
         names = ", ".join(r["method"] for r in runs[len(previous["runs"]) :])
@@ -190,7 +194,7 @@ def main() -> None:
         else text.rstrip() + "\n\n" + section + "\n"
     )
     doc.write_text(text)
-    (args.out / stamp / "compare_methods.json").write_text(
+    (out_dir / "compare_methods.json").write_text(
         json.dumps({**settings, "stamp": shown, "base": base.strict, "runs": runs}, indent=1)
     )
 
