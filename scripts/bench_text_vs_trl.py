@@ -10,7 +10,7 @@ gradient_checkpointing=False, constant LR, no warmup, beta 0, logging to nowhere
 between the ends of consecutive optimizer steps (rollout, reward, loss, backward, optimizer and each framework's
 bookkeeping included; evaluation excluded), as process CPU time and as wall time. The default loss is `grpo` because
 there the two compute the same maths (flowrl's `dapo` also drops zero-variance groups from the token count, TRL's
-does not). TRL is a dev / bench dependency only (`pip install -e .[llm]`).
+does not). TRL is a dev / bench dependency only (`pip install -e '.[bench-trl]'`).
 """
 
 from __future__ import annotations
