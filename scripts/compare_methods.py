@@ -29,10 +29,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from flowrl.models.shapeworld import load_shapeworld_adapter  # noqa: E402
+from flowrl.runtime.metrics import read_metrics  # noqa: E402
+from flowrl.runtime.run_dir import create_run_dir  # noqa: E402
 from flowrl.train.image import EvalSummary, evaluate, resolve_model_path, train  # noqa: E402
 from flowrl.train.image_cli import PRESETS_DIR, load_config  # noqa: E402
-from flowrl.train.metrics import read_metrics  # noqa: E402
-from flowrl.train.run_dir import create_run_dir  # noqa: E402
 from flowrl.train.shapes_eval import shapeworld_eval_set  # noqa: E402
 
 START, END = "<!-- compare-methods:start -->", "<!-- compare-methods:end -->"

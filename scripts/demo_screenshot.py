@@ -17,12 +17,14 @@ from pathlib import Path
 
 import torch
 
+from flowrl.config import dump_yaml
 from flowrl.demo.app import build_demo
 from flowrl.demo.browser import chromium_page, generate_in_page, serve
 from flowrl.demo.models import default_model_folder
 from flowrl.demo.run_view import load_run_view
 from flowrl.eval.load_model import load_model
 from flowrl.shapes.model import build_shapeworld, save_shapeworld
+from flowrl.train.image_cli import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +40,8 @@ def _tiny_models(folder: Path) -> tuple[Path, Path]:
         for p in model.transformer.parameters():
             p.add_(0.05 * torch.randn_like(p))
     save_shapeworld(model, folder / "run" / "final")
+    cfg = load_config(preset=None, overrides=[f"model.path={folder / 'base'}", "model.lora_rank=0"])
+    (folder / "run" / "config.yaml").write_text(dump_yaml(cfg))  # what `--run` reads: kind, base, full fine-tune
     return folder / "base", folder / "run"
 
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from PIL import Image
 
-from flowrl.train.metrics import read_metrics
+from flowrl.runtime.metrics import read_metrics
 
 MAX_GRIDS = 8
 _HEADLINES = ("eval/strict/overall", "eval/score/overall", "reward_mean")

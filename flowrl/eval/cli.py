@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from flowrl.eval.generate import generate
         from flowrl.eval.load_model import model_from_args
-        from flowrl.train.plots import save_image_grid
+        from flowrl.runtime.plots import save_image_grid
 
         try:
             model = model_from_args(args)

@@ -14,7 +14,7 @@ from flowrl.eval.load_model import LoadedModel
 from flowrl.flow.grid import named_grid
 from flowrl.flow.plan import RolloutPlan, StepSpec
 from flowrl.flow.tree import rollout
-from flowrl.train.progress import progress
+from flowrl.runtime.progress import progress
 
 
 @torch.no_grad()

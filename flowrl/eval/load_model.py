@@ -211,7 +211,7 @@ def apply_ema(transformer: torch.nn.Module, run: Path, *, lora: bool) -> str:
     """
     from safetensors.torch import load_file
 
-    from flowrl.train.checkpoint import latest_checkpoint
+    from flowrl.runtime.checkpoint import latest_checkpoint
 
     checkpoint = latest_checkpoint(run)
     if checkpoint is None or not (checkpoint / EMA_FILE).is_file():

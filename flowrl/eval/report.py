@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from flowrl.eval.stats import Comparison, Summary
-from flowrl.train.plots import save_image_grid
+from flowrl.runtime.plots import save_image_grid
 
 ROW_FIELDS = ("index", "prompt", "image", "sample", "seed")
 

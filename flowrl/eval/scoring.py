@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from flowrl.train.progress import progress
+from flowrl.runtime.progress import progress
 from rewards import check_reward_output
 
 

@@ -724,17 +724,17 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
     """Run (or resume) a text GRPO run; returns its folder and base / final held-out accuracy."""
     from accelerate import Accelerator
 
-    from flowrl.train.checkpoint import (
+    from flowrl.runtime.checkpoint import (
         capture_rng_state,
         latest_checkpoint,
         load_checkpoint,
         restore_rng_state,
         save_checkpoint,
     )
-    from flowrl.train.metrics import MetricsLogger, read_metrics
-    from flowrl.train.plots import plot_curves
-    from flowrl.train.progress import progress
-    from flowrl.train.run_dir import create_run_dir, write_config
+    from flowrl.runtime.metrics import MetricsLogger, read_metrics
+    from flowrl.runtime.plots import plot_curves
+    from flowrl.runtime.progress import progress
+    from flowrl.runtime.run_dir import create_run_dir, write_config
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes

@@ -1,6 +1,2 @@
-"""Training utilities shared by the image and text trainers: run folders, metrics, plots, checkpoints, progress bars.
-
-Pure utilities with no model or trainer logic (DESIGN.md section 6): `run_dir` creates the run folder and writes files
-into it atomically, `metrics` appends JSONL + TensorBoard scalars, `plots` draws reward curves and sample grids,
-`checkpoint` saves and restores bit-exact training state, `progress` is the tqdm bar.
-"""
+"""The image trainer (`flowrl.train.image`) and its pieces: config, CLI, EMA, prompts, sharding, LayerTuning-RL,
+ShapeWorld evaluation by split, model card. The run machinery both trainers share is in `flowrl.runtime`."""

@@ -54,24 +54,24 @@ from flowrl.grpo import (
 )
 from flowrl.models.base import ImageAdapter
 from flowrl.models.shapeworld import load_shapeworld_adapter
-from flowrl.shapes.grader import grade
-from flowrl.train import sharding
-from flowrl.train.checkpoint import (
+from flowrl.runtime.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
+from flowrl.runtime.metrics import MetricsLogger, read_metrics
+from flowrl.runtime.plots import plot_curves, save_image_grid
+from flowrl.runtime.progress import progress
+from flowrl.runtime.run_dir import create_run_dir, write_config
+from flowrl.shapes.grader import grade
+from flowrl.train import sharding
 from flowrl.train.ema import EMA
 from flowrl.train.image_config import ImageTrainConfig, OptimConfig
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
-from flowrl.train.metrics import MetricsLogger, read_metrics
 from flowrl.train.model_card import write_model_card
-from flowrl.train.plots import plot_curves, save_image_grid
-from flowrl.train.progress import progress
 from flowrl.train.prompts import eval_prompts, file_prompts, iteration_prompts, read_prompts_file
-from flowrl.train.run_dir import create_run_dir, write_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESOLUTION = 512  # SD3 / FLUX adapters' rollout size when model.resolution is 0

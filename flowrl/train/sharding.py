@@ -8,7 +8,7 @@ block's gradient. Gradients are SUMMED over ranks (not averaged, FSDP's default)
 the global number of trained edges, so the sum is the 1-process gradient of the same global batch, as in the
 unsharded path that all-reduces ``p.grad`` itself.
 
-Checkpoints keep the unsharded layout (`flowrl.train.checkpoint`): `gather_state` and `gather_optimizer_state`
+Checkpoints keep the unsharded layout (`flowrl.runtime.checkpoint`): `gather_state` and `gather_optimizer_state`
 collect full tensors on rank 0 (on the CPU), `shard_state` and `shard_optimizer_state` cut them again on resume,
 so a run resumes sharded or not from either kind of checkpoint. `full_parameters` lets rank 0 write the final
 model with the adapter's own `save_trained`.

@@ -61,9 +61,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """A `flowrl train`-like run folder: `final/` with perturbed weights, metrics, curves and one sample grid."""
+    from flowrl.runtime.metrics import MetricsLogger, read_metrics
+    from flowrl.runtime.plots import plot_curves, save_image_grid
     from flowrl.shapes.model import load_shapeworld
-    from flowrl.train.metrics import MetricsLogger, read_metrics
-    from flowrl.train.plots import plot_curves, save_image_grid
 
     run = tmp_path_factory.mktemp("runs") / "tiny-run"
     write_run_config(run, tiny_model_dir)

@@ -14,7 +14,7 @@ from flowrl.demo.inputs import MAX_PROMPT_CHARS, DemoInputError, check_generatio
 from flowrl.demo.run_view import load_run_view
 from flowrl.demo.upload import read_upload
 from flowrl.eval.load_model import load_model
-from flowrl.train.checkpoint import save_checkpoint
+from flowrl.runtime.checkpoint import save_checkpoint
 
 gr = pytest.importorskip("gradio", reason="the demo extra is not installed: pip install -e '.[demo]'")
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from tiny_pipelines import PROMPTS
 
-from flowrl.train.metrics import read_metrics
+from flowrl.runtime.metrics import read_metrics
 
 
 def test_flux_full_fine_tuning_sharded_over_two_processes_matches_one_process(flux_folder, tmp_path):

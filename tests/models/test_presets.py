@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 from tiny_pipelines import PROMPTS
 
+from flowrl.runtime.metrics import read_metrics
 from flowrl.train.image import train
 from flowrl.train.image_cli import PRESETS_DIR, load_config
-from flowrl.train.metrics import read_metrics
 
 PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml") if p.stem.startswith(("sd35m_", "flux_")))
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from flowrl.config import ConfigError
+from flowrl.runtime.checkpoint import latest_checkpoint, load_checkpoint
 from flowrl.text.train import LLM_PRESETS, PRESETS, PRESETS_DIR, load_config, main, train
-from flowrl.train.checkpoint import latest_checkpoint, load_checkpoint
 
 
 def _cfg(folder: Path, tmp: Path, *overrides: str, preset: str | None = None):

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 from flowrl.config import ConfigError
+from flowrl.runtime.metrics import read_metrics
 from flowrl.train.image import train
 from flowrl.train.image_cli import PRESETS_DIR, load_config, main
-from flowrl.train.metrics import read_metrics
 
 FULL_FT = ["model.lora_rank=0", "method.kl_beta=0"]  # the default preset trains LoRA; these tests need all weights
 PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("shapes_*.yaml"))  # the CPU-sized presets

@@ -7,11 +7,11 @@ import math
 import torch
 from safetensors.torch import load_file
 
+from flowrl.runtime.metrics import read_metrics
 from flowrl.shapes.render import render_prompts
 from flowrl.train.image import train
 from flowrl.train.image_cli import load_config
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
-from flowrl.train.metrics import read_metrics
 
 
 def test_prompt_weight_and_clip_bounds_hand_derived():

@@ -18,7 +18,7 @@ from typing import IO
 
 import torch
 
-from flowrl.train.run_dir import atomic_write_bytes
+from flowrl.runtime.run_dir import atomic_write_bytes
 
 METRICS_FILE = "metrics.jsonl"
 TB_DIR = "tb"

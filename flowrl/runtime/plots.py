@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
-from flowrl.train.run_dir import atomic_write_bytes
+from flowrl.runtime.run_dir import atomic_write_bytes
 
 
 def plot_curves(

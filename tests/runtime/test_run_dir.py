@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from flowrl.train.progress import progress
-from flowrl.train.run_dir import atomic_write_bytes, create_run_dir, write_config
+from flowrl.runtime.progress import progress
+from flowrl.runtime.run_dir import atomic_write_bytes, create_run_dir, write_config
 
 
 def test_timestamped_folders_are_unique(tmp_path):

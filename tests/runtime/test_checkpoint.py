@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-import flowrl.train.checkpoint as ckpt
-from flowrl.train.checkpoint import (
+import flowrl.runtime.checkpoint as ckpt
+from flowrl.runtime.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
     load_checkpoint,

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from flowrl.train.plots import image_grid, plot_curves, save_image_grid
+from flowrl.runtime.plots import image_grid, plot_curves, save_image_grid
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from flowrl.train.metrics import MetricsLogger, read_metrics
+from flowrl.runtime.metrics import MetricsLogger, read_metrics
 
 
 def test_jsonl_append_and_conversion(tmp_path):
