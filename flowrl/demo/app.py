@@ -47,6 +47,7 @@ NO_RUN_NOTE = (
     "**No run given: showing the base model only.** Start with `flowrl demo --run runs/<name>` (or `--lora PATH`) "
     "to compare it with a model trained by `flowrl train`."
 )
+KIND_NAMES = {"shapeworld": "ShapeWorld", "sd3": "SD3", "flux": "FLUX"}  # the page's title
 # Example prompts of SD3 / FLUX models when no --prompts file is given
 EXAMPLE_PROMPTS = ["a photo of a cat wearing a red hat", "a lighthouse on a cliff at sunset, oil painting"]
 
@@ -157,7 +158,7 @@ def build_demo(
     examples = list(examples) or (eval_prompts(2) if shapeworld else EXAMPLE_PROMPTS)
     grammar = "ShapeWorld grammar, " if shapeworld else ""
     with gr.Blocks(title="flowrl demo", analytics_enabled=False) as demo:
-        gr.Markdown(f"# flowrl demo: base vs tuned {base.kind} model")
+        gr.Markdown(f"# flowrl demo: base vs tuned {KIND_NAMES[base.kind]} model")
         if tuned is None:
             gr.Markdown(NO_RUN_NOTE, elem_id="no-run-note")
         with gr.Tab("Compare"):
