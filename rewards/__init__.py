@@ -8,7 +8,7 @@ Model-based rewards read the official checkpoint files from ``$FLOWRL_REWARDS_HO
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
@@ -87,8 +87,7 @@ def load_reward(name: str, **kwargs: Any) -> RewardFn:
     if name in REWARDS:
         return REWARDS[name](**kwargs)
     if ":" in name:
-        module, _, attr = name.partition(":")
-        reward = getattr(importlib.import_module(module), attr)(**kwargs)
+        reward = pkgutil.resolve_name(name)(**kwargs)
         if not callable(reward):
             raise TypeError(f"{name!r} built a {type(reward).__name__}, which is not callable.")
         return _Named(reward, name)  # user factories may return plain functions: the dotted path names them

@@ -51,6 +51,19 @@ class Objective(NamedTuple):
     beta: float = 0.0  # coefficient of `batch.kl`, added to the per-edge loss before reduction (TRL placement)
 
 
+class AdvFn(Protocol):
+    def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor: ...  # (B,) -> (B,)
+
+
+class Variant(NamedTuple):
+    """A GRPO-family algorithm: how rewards become advantages, and what loss the update minimises (the factories
+    of `flowrl/grpo/variants.py` and `variants_llm.py` build them)."""
+
+    advantages: AdvFn
+    objective: Objective
+    drop_constant_groups: bool = False  # mask samples of zero-std groups (DAPO dynamic sampling, flow_grpo)
+
+
 def policy_loss(objective: Objective, batch: PolicyBatch, *, norm: Normalizer) -> tuple[torch.Tensor, dict]:
     """Loss of one (micro-)batch: ``reduce(w * surrogate(ratio(batch), A) + beta * kl)``.
 

@@ -8,29 +8,15 @@ update. `VARIANTS` is a plain dict literal; `get_variant("name", **overrides)` a
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple, Protocol
-
-import torch
 
 from flowrl.grpo import reduce as R
 from flowrl.grpo.advantages import group_advantages
-from flowrl.grpo.objective import Objective, guard_ratio, sequence_ratio, token_ratio
+from flowrl.grpo.objective import Objective, Variant, guard_ratio, sequence_ratio, token_ratio
 from flowrl.grpo.surrogates import cispo_surrogate, clipped_surrogate, reinforce_surrogate
-
-
-class AdvFn(Protocol):
-    def __call__(self, rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor: ...  # (B,) -> (B,)
-
-
-class Variant(NamedTuple):
-    """A GRPO-family algorithm: how rewards become advantages, and what loss the update minimises."""
-
-    advantages: AdvFn
-    objective: Objective
-    drop_constant_groups: bool = False  # mask samples of zero-std groups (DAPO dynamic sampling, flow_grpo)
+from flowrl.grpo.variants_llm import LLM_VARIANTS
 
 
 def reinforce(*, beta: float = 0.0) -> Variant:
@@ -141,8 +127,6 @@ def flow_grpo(
     )
 
 
-from flowrl.grpo.variants_llm import LLM_VARIANTS  # noqa: E402  (needs `Variant` defined above)
-
 VARIANTS: dict[str, Callable[..., Variant]] = {
     "reinforce": reinforce,
     "grpo": grpo,
@@ -165,9 +149,7 @@ def get_variant(name: str, **kwargs) -> Variant:
     if name in VARIANTS:
         return VARIANTS[name](**kwargs)
     if ":" in name:
-        module, _, attr = name.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-        variant = factory(**kwargs)
+        variant = pkgutil.resolve_name(name)(**kwargs)
         if not isinstance(variant, Variant):
             raise TypeError(f"{name!r} returned {type(variant).__name__}, expected flowrl.grpo.Variant.")
         return variant

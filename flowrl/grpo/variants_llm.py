@@ -26,13 +26,12 @@ import torch
 from flowrl.grpo import reduce as R
 from flowrl.grpo.advantages import group_advantages
 from flowrl.grpo.advantages_llm import baseline_advantages, riskpo_advantages, virtual_max_advantages
-from flowrl.grpo.objective import Objective, token_ratio
+from flowrl.grpo.objective import Objective, Variant, token_ratio
 from flowrl.grpo.schedules import LinearSchedule
 from flowrl.grpo.selection import max_variance_subset_mask
 from flowrl.grpo.surrogates import clipped_surrogate, reinforce_surrogate
 from flowrl.grpo.surrogates_llm import dcpo_surrogate
 from flowrl.grpo.trackers import BetaValueTracker, CumulativeRewardStats
-from flowrl.grpo.variants import Variant
 
 
 def with_beta(variant: Variant, beta: float) -> Variant:

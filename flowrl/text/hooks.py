@@ -16,7 +16,7 @@ hints) are rule-based pieces of the arithmetic task, selected by name or given a
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 import re
 from collections.abc import Callable
 from typing import NamedTuple
@@ -213,8 +213,7 @@ def resolve(name: str, table: dict[str, Callable], *, what: str) -> Callable:
     if name in table:
         return table[name]
     if ":" in name:
-        module, attr = name.split(":", 1)
-        return getattr(importlib.import_module(module), attr)
+        return pkgutil.resolve_name(name)
     raise ValueError(f"Unknown {what} {name!r}. Valid: {sorted(table)}, or 'package.module:function'.")
 
 
