@@ -907,9 +907,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             ema_state = ema.state_dict() if ema is not None else None
         trainer = {"iteration": next_iteration, "nfe_total": nfe_total}
         if base is not None:
-            trainer.update(
-                base_strict=base.strict, base_score=base.score, base_count=base.count, base_outcomes=base.outcomes
-            )
+            trainer.update(base_strict=base.strict, base_score=base.score, base_count=base.count)
         save_checkpoint(
             run_dir,
             next_iteration,
@@ -946,8 +944,10 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             local = [(i, p) for i, p in enumerate(prompts) if i % world == rank]
             with old.swapped() if old is not None else contextlib.nullcontext():  # sample with theta_old
                 rollouts, stats = collect(cfg, adapter, method, reward_fns, local, iteration)
+            if global_scale(method):  # every process's rewards are known only now
+                rollouts = global_credit(cfg, method, rollouts, world)
             if old is not None:
-                rollouts = forward_credit(rollouts, method, world)
+                rollouts = forward_credit(rollouts, method)
             t_train = time.perf_counter()
             metrics = update(cfg, adapter, method, rollouts, optimizer, ema, iteration, world, old)
             counts = _merge_sums(gather_objects({k: torch.tensor(v) for k, v in stats.items()}, world))
