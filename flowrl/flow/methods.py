@@ -169,14 +169,16 @@ def dance_grpo(
     group_size: int = 12,
     timestep_fraction: float = 0.6,
 ) -> FlowMethod:
-    """DanceGRPO (arXiv 2505.07818; DanceGRPO `train_grpo_flux.py`, FLUX): one shared x_T per group of 12
-    (`init_same_noise`), so the first SDE step is one evaluation branching 12 ways; dance SDE eta = 0.3 on all 16
-    steps (shift 3); a random 60 % of the 15 trainable steps per trajectory (`timestep_fraction`, applied by
-    `flowrl.flow.schedules.timestep_subset_mask`); group advantage eps 1e-8 (unbiased std), clip 5; PPO clip 1e-4;
-    no KL."""
+    """DanceGRPO (arXiv 2505.07818; DanceGRPO `train_grpo_flux.py` @ 15cc71d, FLUX): one shared x_T per group of 12
+    (`init_same_noise`), so the first SDE step is one evaluation branching 12 ways; dance SDE eta = 0.3 on steps
+    0..14 of 16 (shift 3); the image is the clean prediction ``x - sigma v`` at the last sigma (`run_sample_step`
+    returns ``pred_original``, 0.167 at 16 steps), which is an Euler step to 0, so the last step is Euler; a random
+    ``int(15 * 0.6) = 9`` of the 15 steps before it trained per trajectory (the script drops the last transition,
+    ``[:, :-1]``, then keeps the first 9 of a permutation; `flowrl.flow.schedules.timestep_subset_mask`); group
+    advantage eps 1e-8 (unbiased std), clip 5; PPO clip 1e-4; no KL."""
     del iteration
     T = num_inference_steps
-    steps = _chain(T, "dance_sde", eta, set(range(T - 1)), branch_at={0: group_size})
+    steps = _chain(T, "dance_sde", eta, set(range(T - 1)), sde=set(range(T - 1)), branch_at={0: group_size})
     plan = RolloutPlan(named_grid(grid, T, shift=shift), steps, num_roots=1)
     return FlowMethod(
         "dance_grpo", plan, "group", {"eps": 1e-8, "clip": 5.0}, clip_range=1e-4, timestep_fraction=timestep_fraction

@@ -224,3 +224,28 @@ def test_reward_rises_on_a_learnable_gaussian_model(name, kwargs):
         loss.backward()
         opt.step()
     assert mu.item() > 0.5
+
+
+def test_dance_grpo_decodes_the_last_clean_prediction_and_trains_9_of_15():
+    # DanceGRPO train_grpo_flux.py @ 15cc71d: the image is pred_original = z - sigma_15 v(z, sigma_15) from the last
+    # state (sigma_15 = shift(1 / 16) = 0.1875 / 1.125 = 0.1667), and the samples' [:, :-1] drops the last transition
+    # before a per-sample permutation keeps int(15 * 0.6) = 9 steps
+    method = build_method("dance_grpo", group_size=4)  # 16 steps, shift 3, linear grid
+    sigmas = method.plan.sigmas
+    assert float(sigmas[-2]) == pytest.approx(0.1875 / 1.125)
+    torch.manual_seed(0)
+    model, cond = TinyVelocity(), Cond(torch.randn(1, 2), torch.ones(1))
+    with torch.no_grad():
+        tree = rollout(model, method.plan, cond, torch.randn(1, 1, 2, 4, 4), generator=torch.Generator().manual_seed(1))
+        leaves = tree.leaves
+        last = tree.parent[leaves]  # (L,) states at sigma_15
+        sigma = torch.full((last.numel(),), float(sigmas[-2]))
+        rows = Cond(cond.emb.expand(last.numel(), -1), cond.scale.expand(last.numel()))
+        pred_original = tree.x[last] - sigma[:, None, None, None] * model(tree.x[last], sigma, rows)
+    torch.testing.assert_close(tree.x[leaves], pred_original, rtol=1e-5, atol=1e-6)
+    e = tree.edges
+    assert int(e.step.max()) == 14  # the last transition is never an edge
+    trajectory = edge_leaf_map(tree).float().argmax(dim=1)
+    mask = timestep_subset_mask(e.step, trajectory, num_steps=16, fraction=0.6, generator=torch.Generator())
+    per_trajectory = torch.zeros(leaves.numel(), dtype=torch.long).index_add_(0, trajectory, mask.long())
+    assert per_trajectory.tolist() == [9] * 4

@@ -29,6 +29,7 @@ def test_every_published_recipe_has_a_preset():
         "flux_mixgrpo_flash",
         "flux_g2rpo",
         "flux_branch_grpo",
+        "flux_dance_grpo",
     }
     assert expected <= set(PRESETS)
 
@@ -56,10 +57,20 @@ def test_preset_validates_and_builds_its_method(name):
 
 TINY = {  # the recipe's structure at test size: 3 steps, groups of 2, 32 px, one prompt per iteration
     "sd35m_flow_grpo_pickscore": ["method.kwargs.group_size=2", "train.steps_per_epoch=1"],
+    "sd35m_flow_grpo_geneval": ["method.kwargs.group_size=2", "train.steps_per_epoch=1"],
+    "sd35m_flow_grpo_ocr": ["method.kwargs.group_size=2", "train.steps_per_epoch=1"],
     "sd35m_grpo_guard": ["method.kwargs.group_size=2", "train.steps_per_epoch=1"],
+    "sd35m_tempflow_grpo": ["method.kwargs.num_seeds=1", "method.kwargs.num_probes=2"],
     "flux_mixgrpo": ["method.kwargs.group_size=2", "method.kwargs.window_size=2"],
+    "flux_mixgrpo_flash": ["method.kwargs.group_size=2", "method.kwargs.window_size=1"],
     "flux_g2rpo": ["method.kwargs.group_size=2", "method.kwargs.probe_steps=[0, 1]"],
+    "flux_branch_grpo": ["method.kwargs.split_points=[0]"],
+    "flux_dance_grpo": ["method.kwargs.group_size=2", "train.steps_per_epoch=1"],
 }
+
+
+def test_every_image_preset_has_a_tiny_run():
+    assert set(TINY) == set(PRESETS)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
