@@ -236,7 +236,8 @@ def test_dance_grpo_decodes_the_last_clean_prediction_and_trains_9_of_15():
     torch.manual_seed(0)
     model, cond = TinyVelocity(), Cond(torch.randn(1, 2), torch.ones(1))
     with torch.no_grad():
-        tree = rollout(model, method.plan, cond, torch.randn(1, 1, 2, 4, 4), generator=torch.Generator().manual_seed(1))
+        noise, gen = torch.randn(1, 1, 2, 4, 4), torch.Generator().manual_seed(1)
+        tree = rollout(model, method.plan, cond, noise, generator=gen)
         leaves = tree.leaves
         last = tree.parent[leaves]  # (L,) states at sigma_15
         sigma = torch.full((last.numel(),), float(sigmas[-2]))
