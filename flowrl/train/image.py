@@ -276,14 +276,17 @@ def leaf_advantages(
         estimate = partial(group_advantages, group_ids=tree.prompt[tree.leaves], **kwargs)
     else:
         estimate = partial(edge_advantages, method.advantage, tree, **kwargs)
-    if batch_std is not None:
-        stds = list(batch_std)
-        estimate_k = lambda r, k: estimate(r, batch_std=stds[k])  # noqa: E731
-    else:
-        estimate_k = lambda r, k: estimate(r)  # noqa: E731
+
+    def estimate_k(r: torch.Tensor, k: int, **extra) -> torch.Tensor:  # with the k-th batch std when there is one
+        return estimate(r, **extra) if batch_std is None else estimate(r, batch_std=batch_std[k], **extra)
+
     if cfg.reward.aggregation == "sum_then_normalize" or rewards.shape[1] == 1:
         return estimate_k(weighted_sum(rewards, weights=weights), 0)
-    return sum(w * estimate_k(rewards[:, k], k) for k, w in enumerate(weights.tolist()))
+    # MixGRPO `advantage_aggr` (train_grpo_flux.py): the weighted sum of UNCLIPPED per-reward advantages, clamped
+    # to +-adv_clip_max as a whole (clipping each first would let the sum reach K times the bound)
+    clip = kwargs.get("clip")
+    total = sum(w * estimate_k(rewards[:, k], k, clip=None) for k, w in enumerate(weights.tolist()))
+    return total if clip is None else total.clamp(-clip, clip)
 
 
 def iteration_reward_std(cfg: ImageTrainConfig, rollouts: list[PromptRollout], world: int) -> list[float]:

@@ -96,7 +96,8 @@ class RewardConfig:
     weights: list[float] = field(default_factory=lambda: [1.0])
     """One weight per reward."""
     aggregation: Literal["sum_then_normalize", "normalize_then_sum"] = "sum_then_normalize"
-    """Weighted sum then advantage (Flow-GRPO), or an advantage per reward then the weighted sum (MixGRPO, G2RPO)."""
+    """Weighted sum then advantage (Flow-GRPO), or an advantage per reward then the weighted sum (MixGRPO, G2RPO):
+    the per-reward advantages unclipped, their sum clamped to +-method.adv_clip (MixGRPO `advantage_aggr`)."""
 
     def __post_init__(self) -> None:
         if not self.names or len(self.names) != len(self.weights):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from flowrl.config import ConfigError, resolve
-from flowrl.flow import build_method, rollout
-from flowrl.train.image import PromptRollout, edge_mask, global_credit, make_method
+from flowrl.flow import build_method, edge_leaf_map, rollout
+from flowrl.train.image import PromptRollout, edge_mask, global_credit, leaf_advantages, make_method
 from flowrl.train.image_config import ImageTrainConfig
 
 
@@ -48,3 +48,25 @@ def test_global_std_refuses_tree_estimators():
     cfg = resolve(ImageTrainConfig, overrides=["method.name=branch_grpo", "train.unbiased_std=false"])
     with pytest.raises(ConfigError, match="train.unbiased_std=false"):
         make_method(cfg, 0)
+
+
+def test_normalize_then_sum_clamps_the_sum_of_unclipped_advantages():
+    # MixGRPO advantage_aggr: 3 rewards with the same ranking over 8 samples, each [0] * 7 + [1]: mean 1/8, unbiased
+    # std sqrt((7 / 64 + 49 / 64) / 7) = 0.353553, so per reward A = 0.875 / 0.353653 = 2.47418 (eps 1e-4) for the
+    # last sample and -0.125 / 0.353653 = -0.353451 for the others. Summed: 7.42255 -> clamped to 5; -1.06035 kept.
+    cfg = resolve(
+        ImageTrainConfig,
+        overrides=[
+            "reward.names=[a, b, c]",
+            "reward.weights=[1.0, 1.0, 1.0]",
+            "reward.aggregation=normalize_then_sum",
+        ],
+    )
+    method = make_method(cfg, 0)._replace(plan=build_method("flow_grpo", num_inference_steps=2, group_size=8).plan)
+    tree = rollout(lambda x, s, c: torch.zeros_like(x), method.plan, None, torch.randn(1, 8, 1, 2, 2))
+    rewards = torch.zeros(8, 3)
+    rewards[7] = 1.0
+    adv = leaf_advantages(cfg, method, tree, rewards)  # (E,): one trained step, one edge per chain
+    leaf = edge_leaf_map(tree).float().argmax(dim=1)
+    assert adv[leaf == 7].item() == pytest.approx(5.0)
+    torch.testing.assert_close(adv[leaf != 7], torch.full((7,), -3 * 0.125 / (math.sqrt(1 / 8) + 1e-4)))
