@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("flowrl.train.image_cli", "GRPO-train a flow-matching image model (default: ShapeWorld on CPU)"),
     "sample": ("flowrl.sample_cli", "write a PNG grid of samples from a model, a LoRA or a run for given prompts"),
     "eval": ("flowrl.eval.cli", "score images or the samples of a model or a run with rewards; compare two"),
-    "train-text": ("flowrl.text.train", "GRPO-train a causal language model (default: the tiny arithmetic LM)"),
+    "train-text": ("flowrl.text.cli", "GRPO-train a causal language model (default: the tiny arithmetic LM)"),
     "demo": ("flowrl.demo.app", "open a Gradio page comparing a base model and a trained run"),
 }
 

@@ -129,7 +129,8 @@ def run_trl(args) -> dict:
 def run_flowrl(args, *, plain: bool = False) -> dict:
     """flowrl train-text; `plain` turns off its two savings (shared prefill, skipping zero-variance groups)."""
     from flowrl.runtime.metrics import read_metrics
-    from flowrl.text.train import load_config, train
+    from flowrl.text.cli import load_config
+    from flowrl.text.train import train
 
     ablation = ["generation.prefill_once=false", "train.skip_zero_advantage=false"] if plain else []
 

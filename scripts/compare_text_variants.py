@@ -32,7 +32,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from flowrl.text.train import LLM_PRESETS, load_config, train  # noqa: E402
+from flowrl.text.cli import LLM_PRESETS, load_config  # noqa: E402
+from flowrl.text.train import train  # noqa: E402
 
 PROMPTS, GROUP, NEW_TOKENS = 4, 8, 8
 SECTION = "## Text branch: LLM GRPO variants"

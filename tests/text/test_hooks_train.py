@@ -13,8 +13,9 @@ import torch
 
 from flowrl.config import ConfigError
 from flowrl.text import hooks as H
+from flowrl.text.cli import LLM_PRESETS, load_config
 from flowrl.text.logprobs import TokenLogProbs
-from flowrl.text.train import LLM_PRESETS, group_micro_batches, load_config, train
+from flowrl.text.train import group_micro_batches, train
 
 
 @pytest.fixture(scope="module")
@@ -211,12 +212,12 @@ def test_bad_hook_names_and_kwargs_are_errors(tiny_folder, teacher_folder, tmp_p
 
 @pytest.mark.parametrize("mode", ["scaf_grpo", "guide"])
 def test_hinted_rollout_replaces_a_failed_row(tiny_folder, mode):
+    from flowrl.text.collect import apply_hints
     from flowrl.text.data import load_jsonl
     from flowrl.text.policy import load_policy
     from flowrl.text.prompts import encode_prompts
     from flowrl.text.rollout import SamplingConfig, sample_groups
     from flowrl.text.task_rewards import load_text_reward
-    from flowrl.text.train import _apply_hints
 
     torch.manual_seed(0)
     cfg = load_config(preset=mode, overrides=[f"model.path={tiny_folder}", "reward.names=[exact_match_eos]"])
@@ -228,7 +229,7 @@ def test_hinted_rollout_replaces_a_failed_row(tiny_folder, mode):
     hints = H.HINTS[mode](guided_samples=16, tiers=["solution"])
     fns = [load_text_reward("exact_match_eos")]
     failed = torch.zeros(4, 1)  # every completion of the group failed
-    new, rewards, guided, old = _apply_hints(cfg, policy, hints, fns, rows, prompt_ids, [0], ro, failed, step=0)
+    new, rewards, guided, old = apply_hints(cfg, policy, hints, fns, rows, prompt_ids, [0], ro, failed, step=0)
     # the first row is replaced by the guided success (the whole answer as hint, then EOS); the others stay
     assert guided.tolist() == [True, False, False, False] and rewards[:, 0].tolist() == [1.0, 0.0, 0.0, 0.0]
     answer = policy.tokenizer(rows[0]["answer"], add_special_tokens=False)["input_ids"]
