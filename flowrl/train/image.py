@@ -190,6 +190,7 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
                 ("method.clip_range", cfg.method.clip_range is not None),
                 ("method.logprob_pool", cfg.method.logprob_pool != 1),
                 ("method.kl_form", cfg.method.kl_form != "exact"),
+                ("train.step_split", cfg.train.step_split != "prompts"),
                 ("method.sft_weight", cfg.method.sft_weight > 0),
                 ("method.adaptive_clip_scale", cfg.method.adaptive_clip_scale > 0),
             )
@@ -609,6 +610,25 @@ def layer_tuning_backward(
     }
 
 
+def step_chunks(
+    cfg: ImageTrainConfig, method: FlowMethod, rollouts: list[PromptRollout], position: dict[int, int]
+) -> list[list[PromptRollout]]:
+    """What each optimizer step of one inner epoch trains on, in order (the same count on every process).
+
+    ``train.step_split=prompts``: `steps_per_epoch` steps, each on a share of the prompts (shuffled by `position`).
+    ``denoising_step``: one step per denoising step of the grid, each on every prompt's edges at that step, masked
+    to it (G2RPO `train_g2rpo_hps.py`: one optimizer step per probe step k, 8 per iteration); steps without an
+    edge on any process are skipped by the caller."""
+    ordered = sorted(rollouts, key=lambda ro: position[ro.index])
+    if cfg.train.step_split == "denoising_step":
+        return [
+            [ro._replace(mask=ro.mask & (ro.tree.edges.step == s).to(ro.mask.device)) for ro in ordered]
+            for s in range(method.plan.num_inference_steps)
+        ]
+    n = cfg.train.steps_per_epoch
+    return [[ro for ro in ordered if position[ro.index] % n == k] for k in range(n)]
+
+
 def update(
     cfg: ImageTrainConfig,
     adapter: ImageAdapter,
@@ -630,9 +650,7 @@ def update(
     for epoch in range(cfg.train.inner_epochs):
         order = torch.randperm(n_prompts, generator=_generator(cfg.train.seed, iteration, 10_007, epoch)).tolist()
         position = {p: i for i, p in enumerate(order)}
-        for k in range(cfg.train.steps_per_epoch):
-            chunk = [ro for ro in rollouts if position[ro.index] % cfg.train.steps_per_epoch == k]
-            chunk.sort(key=lambda ro: position[ro.index])
+        for k, chunk in enumerate(step_chunks(cfg, method, rollouts, position)):
             edges = torch.tensor(float(sum(trained_units(ro) for ro in chunk)))
             edges = all_reduce_sum(edges, world)  # global trained edges (rows) of this optimizer step
             sft = method.hooks is not None and method.hooks.sft_weight(iteration) > 0

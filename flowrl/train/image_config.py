@@ -139,6 +139,10 @@ class TrainConfig:
     """Passes over each iteration's rollouts (PPO epochs); ratios move off 1 from the second pass on."""
     steps_per_epoch: int = 1
     """Optimizer steps per pass; each takes prompts_per_iteration / steps_per_epoch prompts' edges."""
+    step_split: Literal["prompts", "denoising_step"] = "prompts"
+    """How an inner epoch is cut into optimizer steps: "prompts" = steps_per_epoch steps over shares of the prompts;
+    "denoising_step" = one step per denoising step, over every prompt's edges at that step (G2RPO: one optimizer
+    step per probe step, 8 per iteration). Step-likelihood methods only; needs steps_per_epoch = 1."""
     micro_batch_edges: int = 256
     """Most trained edges per forward/backward (edges sharing a parent stay together); for forward-process methods
     (diffusion_nft) the most noised rows per forward."""
@@ -174,6 +178,11 @@ class TrainConfig:
             raise ValueError(
                 f"train.prompts_per_iteration ({self.prompts_per_iteration}) must be divisible by "
                 f"train.steps_per_epoch ({self.steps_per_epoch})."
+            )
+        if self.step_split == "denoising_step" and self.steps_per_epoch != 1:
+            raise ValueError(
+                f"train.step_split=denoising_step takes one optimizer step per denoising step; "
+                f"train.steps_per_epoch={self.steps_per_epoch} would split them again. Set train.steps_per_epoch=1."
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}.")
@@ -241,6 +250,12 @@ class ImageTrainConfig:
                 f"train.sharding=fsdp shards full fine-tuning, but model.lora_rank={self.model.lora_rank}: LoRA "
                 "trains few weights and the frozen base fits every rank (docs/scaling.md), so train LoRA with "
                 "train.sharding=none, or set model.lora_rank=0 for sharded full fine-tuning."
+            )
+        if self.train.step_split == "denoising_step" and self.method.sft_weight > 0:
+            raise ValueError(
+                "train.step_split=denoising_step runs one optimizer step per denoising step; the LayerTuning-RL term "
+                "(method.sft_weight > 0) is one term per optimizer step and would be counted T times. Set "
+                "method.sft_weight=0 or train.step_split=prompts."
             )
         if self.train.sharding == "fsdp" and self.method.sft_weight > 0:
             raise ValueError(

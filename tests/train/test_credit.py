@@ -10,7 +10,14 @@ import torch
 
 from flowrl.config import ConfigError, resolve
 from flowrl.flow import build_method, edge_leaf_map, rollout
-from flowrl.train.image import PromptRollout, edge_mask, global_credit, leaf_advantages, make_method
+from flowrl.train.image import (
+    PromptRollout,
+    edge_mask,
+    global_credit,
+    leaf_advantages,
+    make_method,
+    step_chunks,
+)
 from flowrl.train.image_config import ImageTrainConfig
 
 
@@ -70,3 +77,20 @@ def test_normalize_then_sum_clamps_the_sum_of_unclipped_advantages():
     leaf = edge_leaf_map(tree).float().argmax(dim=1)
     assert adv[leaf == 7].item() == pytest.approx(5.0)
     torch.testing.assert_close(adv[leaf != 7], torch.full((7,), -3 * 0.125 / (math.sqrt(1 / 8) + 1e-4)))
+
+
+def test_denoising_step_split_gives_one_optimizer_step_per_probe_step():
+    # G2RPO train_g2rpo_hps.py: for k in eta_step_list: PPO over the G siblings probed at step k, backward, step
+    cfg = resolve(ImageTrainConfig, overrides=["method.name=g2rpo", "train.step_split=denoising_step"])
+    method = make_method(cfg, 0)._replace(
+        plan=build_method("g2rpo", num_inference_steps=4, group_size=2, probe_steps=(0, 1)).plan
+    )
+    tree = rollout(lambda x, s, c: torch.zeros_like(x), method.plan, None, torch.randn(1, 1, 1, 2, 2))
+    mask = torch.ones(tree.edges.parent.numel(), dtype=torch.bool)
+    ro = PromptRollout(0, "p", None, tree, torch.zeros(0, 1), torch.zeros_like(mask, dtype=torch.float), mask)
+    chunks = step_chunks(cfg, method, [ro], {0: 0})
+    assert len(chunks) == 4  # one per denoising step; steps 2 and 3 have no edge and are skipped by update()
+    assert [int(c[0].mask.sum()) for c in chunks] == [2, 2, 0, 0]  # the 2 probes of steps 0 and 1
+    assert all(bool((c[0].tree.edges.step[c[0].mask] == s).all()) for s, c in enumerate(chunks))
+    with pytest.raises(ValueError, match="train.steps_per_epoch=1"):
+        resolve(ImageTrainConfig, overrides=["train.step_split=denoising_step", "train.steps_per_epoch=2"])
