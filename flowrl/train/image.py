@@ -1015,10 +1015,13 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         bar.close()
         if logger is not None:
             logger.close()
-    with sharding.full_parameters(adapter.transformer) if sharded else contextlib.nullcontext():
-        if main_process:  # sharded: rank 0 holds the gathered full weights here; the model card goes beside them
-            saved = adapter.save_trained(run_dir)
-            write_model_card(saved, cfg, run_dir=run_dir, iterations=done, base=base, final=final)
+    # with EMA, final/ and lora/ hold the EMA copy, the weights every evaluation used (flow_grpo `save_ckpt` swaps the
+    # EMA in before save_pretrained); the raw weights stay in the last checkpoint's model.safetensors
+    with ema.swapped() if ema is not None else contextlib.nullcontext():
+        with sharding.full_parameters(adapter.transformer) if sharded else contextlib.nullcontext():
+            if main_process:  # sharded: rank 0 holds the gathered full weights here; the model card goes beside them
+                saved = adapter.save_trained(run_dir)
+                write_model_card(saved, cfg, run_dir=run_dir, iterations=done, base=base, final=final)
     if main_process:
         records = read_metrics(run_dir / "metrics.jsonl")
         plot_curves(
