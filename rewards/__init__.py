@@ -78,6 +78,10 @@ REWARDS: dict[str, Callable[..., RewardFn]] = {
 }
 
 
+MODEL_REWARDS = ("pickscore", "clip_score", "hpsv2", "hpsv2_v2_0", "image_reward", "aesthetic")
+"""Rewards that run a network: their constructors take ``device``, ``dtype`` and the checkpoint ``path``."""
+
+
 def load_reward(name: str, **kwargs: Any) -> RewardFn:
     """Build a reward by name (`REWARDS`) or from ``"package.module:factory"``; `kwargs` go to the constructor.
 
@@ -104,4 +108,4 @@ class _Named:
         return self.fn(images, prompts, metadata)
 
 
-__all__ = ["REWARDS", "RewardFn", "ShapesReward", "check_reward_output", "load_reward"]
+__all__ = ["MODEL_REWARDS", "REWARDS", "RewardFn", "ShapesReward", "check_reward_output", "load_reward"]

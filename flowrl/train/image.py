@@ -243,6 +243,29 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
     return method
 
 
+REWARD_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_rewards(cfg: ImageTrainConfig, device: torch.device) -> list:
+    """The configured rewards: model-based ones (`rewards.MODEL_REWARDS`) on `reward.device` (default: the trainer's
+    `device`) in `reward.dtype`; `reward.paths` gives a reward its checkpoint (``path=``)."""
+    r = cfg.reward
+    fns = []
+    for name in r.names:
+        kwargs: dict[str, Any] = {}
+        if name in reward_lib.MODEL_REWARDS:
+            kwargs.update(device=r.device or str(device), dtype=REWARD_DTYPES[r.dtype])
+        if name in r.paths:
+            if name not in reward_lib.MODEL_REWARDS and ":" not in name:
+                raise ConfigError(
+                    f"reward.paths sets a checkpoint for {name!r}, which loads none (checkpoints: "
+                    f"{list(reward_lib.MODEL_REWARDS)} and 'package.module:factory' rewards). Remove the entry."
+                )
+            kwargs["path"] = r.paths[name]
+        fns.append(reward_lib.load_reward(name, **kwargs))
+    return fns
+
+
 def compute_rewards(fns: list, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
     """`(L, K)` rewards of the leaves; wrong shapes raise, NaN / inf are left for the caller to count."""
     cols = [reward_lib.check_reward_output(fn.name, fn(images, prompts, None), len(prompts)) for fn in fns]
@@ -845,14 +868,21 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             "train.sharding=none (LoRA, or full fine-tuning that fits one device)."
         )
     old = EMA(params, decay=0.0) if forward_method else None  # the lagged sampling policy (DiffusionNFT theta_old)
-    reward_fns = [reward_lib.load_reward(name) for name in cfg.reward.names]
+    reward_fns = load_rewards(cfg, accelerator.device)
     if cfg.model.kind != "shapeworld" and not (cfg.train.prompts_file and cfg.eval.prompts_file):
         raise ConfigError(
             f"model.kind={cfg.model.kind!r} needs train.prompts_file and eval.prompts_file (ShapeWorld's prompt "
             "generator and grader fit only the ShapeWorld model)."
         )
-    graded = cfg.model.kind == "shapeworld" and not cfg.eval.prompts_file
-    held_out = eval_prompts(cfg.eval.prompts_per_family) if graded else read_prompts_file(cfg.eval.prompts_file)
+    graded = cfg.model.kind == "shapeworld"  # strict accuracy by the grader, also on a prompts file's prompts
+    if graded and not cfg.eval.prompts_file:
+        held_out, prefixes = shapeworld_eval_set(
+            heldout_per_family=cfg.eval.prompts_per_family, train_per_family=cfg.eval.train_prompts_per_family
+        )
+    else:
+        held_out = read_prompts_file(cfg.eval.prompts_file)
+        prefixes = [""] * len(held_out) if graded else None
+        adapter.encode(held_out)  # fail now, naming any word the model's tokenizer does not know
     user_prompts = read_prompts_file(cfg.train.prompts_file) if cfg.train.prompts_file else []
     if user_prompts:
         adapter.encode(user_prompts)  # fail now, naming any word the model's tokenizer does not know

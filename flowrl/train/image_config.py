@@ -99,11 +99,26 @@ class RewardConfig:
     """Weighted sum then advantage (Flow-GRPO), or an advantage per reward then the weighted sum (MixGRPO, G2RPO):
     the per-reward advantages unclipped, their sum clamped to +-method.adv_clip (MixGRPO `advantage_aggr`)."""
 
+    device: str = ""
+    """Where the model-based rewards (rewards.MODEL_REWARDS: pickscore, hpsv2, image_reward, ...) run, e.g. "cuda:0";
+    "" = the trainer's device (each process's own GPU). Programmatic rewards and user factories run where they do."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype of the model-based rewards (bfloat16 halves their memory on GPU; scores move by ~1e-2)."""
+    paths: dict[str, str] = field(default_factory=dict)
+    """Checkpoint path per reward name, e.g. {hpsv2: /ckpt/HPS_v2.1_compressed.pt} (model-based rewards and user
+    factories, passed as ``path=``); unset ones use $FLOWRL_REWARDS_HOME (docs/rewards.md)."""
+
     def __post_init__(self) -> None:
         if not self.names or len(self.names) != len(self.weights):
             raise ValueError(
                 f"reward.names ({len(self.names)}) and reward.weights ({len(self.weights)}) must be "
                 "non-empty and of the same length: one weight per reward."
+            )
+        unknown = sorted(set(self.paths) - set(self.names))
+        if unknown:
+            raise ValueError(
+                f"reward.paths names {unknown}, which are not in reward.names {self.names}: a path belongs to one of "
+                "the configured rewards (key = its name)."
             )
 
 
