@@ -71,7 +71,8 @@ from flowrl.train.ema import EMA
 from flowrl.train.image_config import ImageTrainConfig, OptimConfig
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
 from flowrl.train.model_card import write_model_card
-from flowrl.train.prompts import eval_prompts, file_prompts, iteration_prompts, read_prompts_file
+from flowrl.train.prompts import file_prompts, iteration_prompts, read_prompts_file
+from flowrl.train.shapes_eval import change_lines, grade_by_split, shapeworld_eval_set
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESOLUTION = 512  # SD3 / FLUX adapters' rollout size when model.resolution is 0
@@ -100,9 +101,10 @@ class PromptRollout(NamedTuple):
 
 
 class EvalSummary(NamedTuple):
-    strict: dict[str, float]  # per family and "overall"
+    strict: dict[str, float]  # per family and "overall" (held-out); "train/<family>", "train/overall" (train split)
     score: dict[str, float]
     count: int
+    outcomes: dict[str, list[float]] | None = None  # key -> per-sample strict passes, in a fixed (paired) order
 
 
 # ----------------------------------------------------------------------------------------------------- config
@@ -442,7 +444,8 @@ def collect(
 ) -> tuple[list[PromptRollout], dict[str, float]]:
     """Roll out every (global index, prompt), score the leaves, assign advantages. Prompts with a non-finite reward
     are skipped and counted (never trained on)."""
-    out, stats = [], {"nfe_rollout": 0.0, "skipped_prompts": 0.0, "time_rollout": 0.0, "time_reward": 0.0}
+    out = []
+    stats = {"nfe_rollout": 0.0, "skipped_prompts": 0.0, "time_rollout": 0.0, "time_reward": 0.0, "samples": 0.0}
     R = method.plan.num_roots
     for index, prompt in prompts:
         gen = _generator(cfg.train.seed, iteration, index)
@@ -456,6 +459,7 @@ def collect(
         stats["time_rollout"] += t1 - t0
         stats["time_reward"] += time.perf_counter() - t1
         stats["nfe_rollout"] += tree.nfe
+        stats["samples"] += images.shape[0]  # scored samples (leaves): the unit of samples per CPU-minute
         if not torch.isfinite(rewards).all():
             stats["skipped_prompts"] += 1
             print(
@@ -763,25 +767,29 @@ def sample_ode(cfg: ImageTrainConfig, adapter: ImageAdapter, prompts: list[str],
 
 
 def evaluate(
-    cfg: ImageTrainConfig, adapter: ImageAdapter, prompts: list[str], reward_fns: list
+    cfg: ImageTrainConfig,
+    adapter: ImageAdapter,
+    prompts: list[str],
+    reward_fns: list,
+    prefixes: list[str] | None = None,
 ) -> tuple[EvalSummary, torch.Tensor]:
     """Score ODE samples of the same prompts and seeds every time (a paired comparison across evaluations).
 
-    ShapeWorld's held-out split is graded by its grader (strict accuracy and partial credit per family); prompts
-    from `eval.prompts_file` are scored by the configured rewards (mean per reward, "overall" = weighted sum).
-    Returns the summary and the images of the first seed (for the grid)."""
+    ShapeWorld prompts are graded by its grader (strict accuracy and partial credit per family; `prefixes` puts a
+    prompt's results under its split, `flowrl.train.shapes_eval`); prompts from `eval.prompts_file` are scored by
+    the configured rewards (mean per reward, "overall" = weighted sum). Returns the summary and the images of the
+    first seed (for the grid)."""
     strict: dict[str, list[float]] = {}
     score: dict[str, list[float]] = {}
     first = None
     for seed in cfg.eval.seeds:
         images = sample_ode(cfg, adapter, prompts, seed)  # (P, 3, H, W)
         first = images if first is None else first
-        if cfg.model.kind == "shapeworld" and not cfg.eval.prompts_file:
-            result = grade(images, prompts)
-            for fam, st, sc in zip(result.family, result.strict.tolist(), result.score.tolist(), strict=True):
-                for key in (fam, "overall"):
-                    strict.setdefault(key, []).append(float(st))
-                    score.setdefault(key, []).append(sc)
+        if cfg.model.kind == "shapeworld":  # ShapeWorld prompts (the split sets or a file) are graded
+            by_split = grade_by_split(images, prompts, prefixes or [""] * len(prompts))
+            for into, part in zip((strict, score), by_split, strict=True):
+                for key, values in part.items():
+                    into.setdefault(key, []).extend(values)
         else:
             rewards = compute_rewards(reward_fns, images, prompts)  # (P, K)
             for k, fn in enumerate(reward_fns):
@@ -792,6 +800,7 @@ def evaluate(
         {k: sum(v) / len(v) for k, v in strict.items()},
         {k: sum(v) / len(v) for k, v in score.items()},
         len(score["overall"]),
+        strict or None,
     )
     return summary, first
 
@@ -909,7 +918,10 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
         nfe_total = float(ckpt["trainer"]["nfe_total"])
         if ckpt["trainer"].get("base_strict") is not None:
             base = EvalSummary(
-                ckpt["trainer"]["base_strict"], ckpt["trainer"]["base_score"], int(ckpt["trainer"]["base_count"])
+                ckpt["trainer"]["base_strict"],
+                ckpt["trainer"]["base_score"],
+                int(ckpt["trainer"]["base_count"]),
+                ckpt["trainer"].get("base_outcomes"),
             )
         run_dir = Path(resume)
     else:
@@ -927,7 +939,7 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             if cfg.eval.resolution:  # sample at the evaluation resolution, then go back to the training one
                 adapter.set_resolution(height=cfg.eval.resolution, width=cfg.eval.resolution)
             try:
-                summary, images = evaluate(cfg, adapter, held_out, reward_fns)
+                summary, images = evaluate(cfg, adapter, held_out, reward_fns, prefixes)
             finally:
                 if cfg.eval.resolution:
                     train_px = cfg.model.resolution or DEFAULT_RESOLUTION
@@ -958,7 +970,9 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             ema_state = ema.state_dict() if ema is not None else None
         trainer = {"iteration": next_iteration, "nfe_total": nfe_total}
         if base is not None:
-            trainer.update(base_strict=base.strict, base_score=base.score, base_count=base.count)
+            trainer.update(
+                base_strict=base.strict, base_score=base.score, base_count=base.count, base_outcomes=base.outcomes
+            )
         save_checkpoint(
             run_dir,
             next_iteration,
@@ -1067,6 +1081,9 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
                 change = f"{100 * b:.1f}% -> final {100 * f:.1f}% ({100 * (f - b):+.1f} points"
             else:
                 change = f"{b:.4f} -> final {f:.4f} ({f - b:+.4f}"
+            splits = change_lines(base.outcomes, final.outcomes) if base.outcomes and final.outcomes else []
+            for line in splits:  # learning (train split) and generalisation (held-out), with paired s.e.
+                print(f"flowrl train: {line}")
             print(
                 f"flowrl train: {name} base {change}, {final.count} paired samples) in "
                 f"{(time.perf_counter() - t_start) / 60:.1f} min; run folder {run_dir}"

@@ -209,6 +209,9 @@ class EvalConfig:
     """Evaluate every this many iterations (and always before the first and after the last)."""
     prompts_per_family: int = 20
     """Held-out (test split) prompts per family."""
+    train_prompts_per_family: int = 20
+    """Train-split prompts per family, graded beside the held-out ones under ``train/...`` keys (ShapeWorld only):
+    a gain there is learning, a gain on held-out compositions is generalisation. 0 = held-out only."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     """One sample per prompt and seed; the same prompts and seeds at every evaluation (paired comparison)."""
     num_inference_steps: int = 10
@@ -220,8 +223,9 @@ class EvalConfig:
     at_start: bool = True
     """Evaluate the base model before training (the paired baseline of the final summary line)."""
     prompts_file: str = ""
-    """Evaluation prompts (one per line); '' = ShapeWorld's held-out split graded by its grader (shapeworld only).
-    With a file, the score is the mean of the configured rewards."""
+    """Evaluation prompts (one per line); '' = ShapeWorld's held-out and train-split sets. ShapeWorld prompts (from
+    either) are graded by its grader (strict accuracy per family); for other models the score is the mean of the
+    configured rewards."""
     resolution: int = 0
     """Evaluation resolution in pixels (sd3, flux); 0 = the training resolution."""
 
