@@ -3,7 +3,7 @@
 ``ImageReward.pt`` is a flat state dict: ``blip.visual_encoder.*`` (BLIP's timm-style ViT-L/16),
 ``blip.text_encoder.*`` (BLIP's BERT with cross-attention, already in transformers' names) and
 ``mlp.layers.{0,2,4,6,7}.*`` (five Linear layers with dropouts between them). Checked against
-the original to exactly 0 (research/feasibility.md 3(e)).
+the original to exactly 0 (docs/rewards.md, Parity).
 """
 
 from __future__ import annotations

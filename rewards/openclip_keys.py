@@ -3,7 +3,7 @@
 The map is one-to-one except attention: open_clip's ``attn.in_proj_weight`` `(3D, D)` stacks q, k, v, which
 `CLIPModel` keeps as three `(D, D)` projections; the projections ``text_projection`` `(D_text, E)` and
 ``visual.proj`` `(D_vis, E)` are right-multiplied in open_clip, so they are transposed into ``nn.Linear`` weights.
-Checked against open_clip on ViT-H-14 to 1.5e-7 (research/feasibility.md section 3(e)).
+Checked against open_clip on ViT-H-14 to 1.5e-7 (docs/rewards.md, Parity with the original implementations).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ CLIP + a LAION-layout MLP for PickScore, CLIPScore and the aesthetic predictor),
 layout, scores the same images and prompts with the original pipeline (the original preprocessing through
 torchvision / transformers' processors, the original tokenizer, the original score formula) and with flowrl's
 reward loaded from that file, and reports the largest absolute difference. ImageReward's package does not import
-with transformers 5 (research/feasibility.md 3(e), which measured its BLIP key map to 0.0 difference), so its row
+with transformers 5 (docs/rewards.md, Parity: it measured its BLIP key map to 0.0 difference), so its row
 compares the original torchvision preprocessing with flowrl's, feeding both to the same model.
 
 It needs torchvision and open_clip, which break the CPU-torch venv: run it in a separate one (about 5.5 GB):

@@ -1,4 +1,4 @@
-"""The core imports only torch (DESIGN.md section 2). Run: pytest tests/test_import_boundaries.py -q"""
+"""The core imports only torch (docs/architecture.md, Layers). Run: pytest tests/test_import_boundaries.py -q"""
 
 import ast
 import subprocess

@@ -1,6 +1,6 @@
 """The flow-matching MDP: time grids, step kernels, rollout plans, the tree sampler and its hand-off to the core.
 
-Imports only torch and `flowrl.grpo` (DESIGN.md section 2). Typical iteration::
+Imports only torch and `flowrl.grpo` (docs/architecture.md, Layers). Typical iteration::
 
     method = build_method("mixgrpo", iteration=it)                     # plan + estimator + weights + clip
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """Forward-process objectives: train on freshly noised copies of the policy's own clean samples.
 
-DiffusionNFT (arXiv 2509.16117, NVlabs/DiffusionNFT `scripts/train_nft_sd3.py`; research/flowgrpo_anchors.md
-section 3) needs no step log-probability: any sampler (here the tree sampler's ODE chains) draws clean samples
+DiffusionNFT (arXiv 2509.16117, NVlabs/DiffusionNFT `scripts/train_nft_sd3.py`; docs/flow_methods.md,
+diffusion_nft) needs no step log-probability: any sampler (here the tree sampler's ODE chains) draws clean samples
 ``x0``, the reward turns into an optimality probability ``r``, and the policy is trained on the noising process
 ``x_s = (1 - s) x0 + s eps`` at a few schedule sigmas with fresh noise. Its loss (paper eq. 5 with the anchor's
 x0-space, self-normalised form) mixes an implicit positive and negative policy around the old (sampling) one::
@@ -10,8 +10,8 @@ x0-space, self-normalised form) mixes an implicit positive and negative policy a
     x0+- = x_s - s v+-                             L+- = mean (x0+- - x0)^2 / stopgrad(mean |x0+- - x0|)
     loss = scale / beta * [ r L+ + (1 - r) L- ]    r = clamp(A / adv_max / 2 + 0.5, 0, 1)
 
-AWM (Advantage Weighted Matching, arXiv 2509.25050; scxue/advantage_weighted_matching, research/flowgrpo_anchors.md
-section 4) replaces the step log-likelihood by the pretraining flow-matching loss of the clean sample, weighted by
+AWM (Advantage Weighted Matching, arXiv 2509.25050; scxue/advantage_weighted_matching, docs/flow_methods.md,
+awm) replaces the step log-likelihood by the pretraining flow-matching loss of the clean sample, weighted by
 the advantage, plus a trust region to a slowly averaged copy of the policy (`awm_loss`).
 
 The minimiser of the NFT bracket is ``v_theta = v_old + (2r - 1)(u - v_old) / beta``: a target between the old

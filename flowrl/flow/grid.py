@@ -1,6 +1,6 @@
 """Time grids ("sigmas") from 1 (noise) to 0 (data), with SD3's static shift and FLUX's dynamic shift.
 
-Convention (research/flowgrpo_anchors.md section 0): ``x_sigma = (1 - sigma) x0 + sigma eps``. Two grids:
+Convention (docs/flow_methods.md, Notation): ``x_sigma = (1 - sigma) x0 + sigma eps``. Two grids:
 
 * ``linear`` (`time_grid`): ``linspace(1, 0, T + 1)`` mapped by the shift ``t -> s t / (1 + (s - 1) t)``; what
   FluxPipeline (``linspace(1, 1/T, T)`` + 0) and the FastVideo code of DanceGRPO / MixGRPO / G2RPO sample on.

@@ -1,8 +1,8 @@
 """Step kernels of the flow-matching MDP: each returns the Gaussian transition ``x_next ~ N(mean, std^2)``.
 
 Sampling is ``mean + std * noise`` and scoring is `gaussian_logprob(x_next, mean, std)`, so rollout and the
-training-time recomputation run the same code (no ``prev_sample=`` switch). Conventions (research/flow_variants.md
-section 0): ``sigma`` decreases from 1 (noise) to 0 (data), ``Delta = sigma - sigma_next > 0``, ``v = eps - x0``,
+training-time recomputation run the same code (no ``prev_sample=`` switch). Conventions (docs/flow_methods.md,
+Notation): ``sigma`` decreases from 1 (noise) to 0 (data), ``Delta = sigma - sigma_next > 0``, ``v = eps - x0``,
 ``x0_hat = x - sigma v`` and ``x1_hat = x + (1 - sigma) v``.
 
 All arithmetic is done in at least fp32 (the SDE mean overflows in bf16, flow_grpo `sd3_sde_with_logprob.py`).
@@ -44,7 +44,7 @@ def ode_euler(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next) -> Step:
 
 def _reverse_sde_mean(x, v, s, s_next, diffusion_sq):
     # Euler-Maruyama of dx = [v - (g^2 / 2) score] dsigma with score = -(x + (1 - sigma) v) / sigma
-    # (flowgrpo_anchors.md 0-1): mean = x + dsig [v + g^2 / (2 sigma) (x + (1 - sigma) v)], dsig = sigma_next - sigma.
+    # (docs/flow_methods.md): mean = x + dsig [v + g^2 / (2 sigma) (x + (1 - sigma) v)], dsig = sigma_next - sigma.
     dsig = s_next - s
     return x + dsig * (v + diffusion_sq / (2 * s) * (x + (1 - s) * v))
 

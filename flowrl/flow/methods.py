@@ -1,4 +1,4 @@
-"""Every image method as a rollout plan plus the estimator, weights and clip it pairs with (flow_variants.md 10.5).
+"""Every image method as a rollout plan plus the estimator, weights and clip it pairs with (docs/flow_methods.md).
 
 One builder per method; each is a pure function of the training iteration (window schedules move with it) and of
 keyword hyper-parameters whose defaults are the published ones, with the source next to each

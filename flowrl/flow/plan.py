@@ -1,4 +1,4 @@
-"""Rollout plans: what the tree sampler does at every denoising step (DESIGN.md section 4).
+"""Rollout plans: what the tree sampler does at every denoising step (docs/architecture.md, The tree sampler).
 
 A plan walks the main grid ``sigmas[0] = 1 > ... > sigmas[T] = 0``. At main step i every frontier node is evaluated
 once; its children come from ``steps[i]`` (kernel, noise level, branching factor, sampling noise scale, trained or

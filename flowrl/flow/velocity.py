@@ -1,4 +1,4 @@
-"""The model interface of the sampler: a velocity field ``v(x, sigma, cond)`` (DESIGN.md section 2).
+"""The model interface of the sampler: a velocity field ``v(x, sigma, cond)`` (docs/architecture.md, Layers).
 
 Adapters in `flowrl.models` wrap diffusers transformers and apply classifier-free guidance inside the call, so the
 sampler never sees CFG, timestep scaling (1000 sigma for SD3) or packing.

@@ -1,4 +1,4 @@
-"""The shared GRPO core: pure torch functions on `(B, T)` tensors, one equation each (DESIGN.md section 3).
+"""The shared GRPO core: pure torch functions on `(B, T)` tensors, one equation each (docs/architecture.md).
 
 Both branches hand the core per trained edge (a generated token or a denoising transition) `logp`, `old_logp`,
 an advantage and a mask. This package imports only torch.

@@ -43,7 +43,7 @@ def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.T
 
 
 def ratio_norm_log_ratio(log_ratio: torch.Tensor, *, std: torch.Tensor, mean_shift_sq: torch.Tensor) -> torch.Tensor:
-    """GRPO-Guard RatioNorm (Wang et al. 2025, arXiv 2510.22319; research/flow_variants.md section 4).
+    """GRPO-Guard RatioNorm (Wang et al. 2025, arXiv 2510.22319; docs/flow_methods.md, GRPO-Guard).
 
     With ``x_next = mu_old + std * eps`` and ``dmu = mu_theta - mu_old`` the per-step log-ratio of the Gaussian
     policy is ``log r = mean_d[eps * dmu] / std - mean_d[dmu^2] / (2 std^2)``: the second term biases r below 1,

@@ -6,7 +6,7 @@ import torch
 
 
 def noise_aware_weights(std: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """TempFlow-GRPO noise-aware step weight (arXiv 2508.04324, section 3.3; research/flow_variants.md section 2).
+    """TempFlow-GRPO noise-aware step weight (arXiv 2508.04324, section 3.3; docs/flow_methods.md, tempflow_grpo).
 
     ``w_i = s_i / mean_{j trained}(s_j)`` with ``s_i = sigma_i * sqrt(Delta_i)`` the step's Gaussian std, so the
     weights average 1 over trained steps. It cancels the ``1 / (sigma sqrt(Delta))`` growth of the log-prob

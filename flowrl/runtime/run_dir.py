@@ -1,4 +1,4 @@
-"""The run folder: one per training run, created once and reopened on resume (DESIGN.md section 6).
+"""The run folder: one per training run, created once and reopened on resume (docs/architecture.md, Runs).
 
 Layout written by the `flowrl.train` utilities::
 

@@ -3,7 +3,7 @@ by how badly the policy does on it, plus reward-adaptive clipping bounds.
 
 Dynamic-TreeRPO (arXiv 2509.23352) publishes only the idea (abstract): "the SFT loss is recast as a dynamically
 weighted process-reward term inside RL, combined with dynamic-adaptive clipping bounds" so that SFT does not disrupt
-exploration. No formula, weight or data source is published ([?] in research/flow_variants.md section 7). This file
+exploration. No formula, weight or data source is published ([?] in docs/flow_methods.md, dynamic_treerpo). This file
 is **our reading**, made concrete where ShapeWorld allows it (ground-truth renders exist for every prompt):
 
 * SFT term of prompt p: the rectified-flow loss on rendered targets of p,

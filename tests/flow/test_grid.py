@@ -79,7 +79,7 @@ def _tempflow_normaliser(**kwargs) -> float:
 
 
 def test_tempflow_normaliser_sd35():
-    # flow_variants.md section 2: SD3.5-M, 10 steps, shift 3, a = 0.7 -> 1 / mean(sigma_i sqrt(Delta_i)) over the 9
+    # docs/flow_methods.md, tempflow: SD3.5-M, 10 steps, shift 3, a = 0.7 -> 1 / mean(sigma_i sqrt(Delta_i)) over the 9
     # trained steps. On diffusers' SD3 grid (what TempFlow samples on) it is 2.252: the repo's hard-coded 2.25; on the
     # shifted linspace(1, 0, 11) it would be 2.24.
     assert _tempflow_normaliser(num_inference_steps=10, shift=3.0, noise_level=0.7) == pytest.approx(2.252, abs=1e-3)

@@ -101,7 +101,7 @@ def test_zero_noise_reproduces_the_ode_step(sigma, sigma_next):
 
 
 def test_flow_sde_matches_the_published_formula():
-    # flowgrpo_anchors.md 1.1: std_t = a sqrt(s / (1 - s)) (sigma_max = sigmas[1] in place of s when s = 1),
+    # docs/flow_methods.md: std_t = a sqrt(s / (1 - s)) (sigma_max = sigmas[1] in place of s when s = 1),
     # mean = x (1 + std_t^2 dt / (2 s)) + v (1 + std_t^2 (1 - s) / (2 s)) dt, dt = s' - s, std = std_t sqrt(-dt)
     x, v = torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64)
     for s, s_next in [(1.0, 0.9), (0.7, 0.5)]:

@@ -40,7 +40,7 @@ def _v_scalar(x: float, sig: float) -> float:
 
 
 def _reverse_sde(g_sq):
-    # flowgrpo_anchors.md 1.1 / 2.1: mean = x + dt [v + g^2 / (2 s) (x + (1 - s) v)], std^2 = g^2 (s - s')
+    # docs/flow_methods.md, Shared pieces: mean = x + dt [v + g^2 / (2 s) (x + (1 - s) v)], std^2 = g^2 (s - s')
     def step(x, s, s_next):
         dt = s_next - s
         v = _v_scalar(x, s)

@@ -93,7 +93,7 @@ def test_sequence_log_ratio_hand_derived():
 
 def test_ratio_norm_identity_against_torch_distributions():
     # x_next = mu_old + s * eps. With log-probs from torch.distributions.Normal (mean over pixels),
-    # RatioNorm must give mean(eps * (mu_new - mu_old)) exactly (research/flow_variants.md section 4).
+    # RatioNorm must give mean(eps * (mu_new - mu_old)) exactly (docs/flow_methods.md, GRPO-Guard).
     torch.set_default_dtype(torch.float64)
     try:
         B, shape = 4, (3, 8, 8)

@@ -44,7 +44,7 @@ def test_preset_validates_and_builds_its_method(name):
     assert cfg.model.mixed_precision == "bf16" and cfg.eval.resolution == cfg.model.resolution
     assert cfg.train.prompts_file and cfg.eval.prompts_file
     if name.startswith("sd35m_"):
-        # Flow-GRPO SD3.5-M: LoRA r32 / alpha 64, CFG 4.5, 10 steps, shift 3, 512 px (flowgrpo_anchors.md 1.2-1.3)
+        # Flow-GRPO SD3.5-M: LoRA r32 / alpha 64, CFG 4.5, 10 steps, shift 3, 512 px (docs/flow_methods.md, flow_grpo)
         assert cfg.model.kind == "sd3" and cfg.model.resolution == 512
         assert (cfg.model.lora_rank, cfg.model.lora_alpha, cfg.guidance_scale) == (32, 64.0, 4.5)
         assert method.plan.num_inference_steps == 10

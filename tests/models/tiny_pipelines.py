@@ -1,4 +1,4 @@
-"""Tiny random SD3 and FLUX pipelines built in-process (research/feasibility.md 3(b), 3(c)), saved with
+"""Tiny random SD3 and FLUX pipelines built in-process, saved with
 `save_pretrained`: no weights are downloaded. Tokenizers are trained on a toy corpus (ids differ between runs, so
 no test hard-codes them)."""
 

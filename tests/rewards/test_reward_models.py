@@ -219,6 +219,6 @@ def test_image_reward_default_vocab_is_bert_base_uncased():
     from rewards.image_reward import bert_vocab_path, blip_tokenizer
 
     tok = blip_tokenizer(bert_vocab_path())
-    # bert-base-uncased ids (feasibility.md section 5); BLIP appends [DEC] and [ENC] as 30522 and 30523
+    # bert-base-uncased ids (bert-base-uncased's vocabulary); BLIP appends [DEC] and [ENC] as 30522 and 30523
     assert tok("a photo of a cat").input_ids == [101, 1037, 6302, 1997, 1037, 4937, 102]
     assert len(tok) == 30524 and tok.convert_tokens_to_ids(["[DEC]", "[ENC]"]) == [30522, 30523]
