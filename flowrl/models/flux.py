@@ -97,6 +97,8 @@ class FluxAdapter:
         mixed_precision: 'bf16' = bf16 autocast on the pipeline's device; 'no' = the weights' dtype.
         max_sequence_length: T5 tokens per prompt (diffusers' FLUX default 512; Flow-GRPO 512).
         decode_batch_size: images per VAE decode call.
+        detach_uncond: with true CFG (``guidance_scale > 1``), the unconditional half carries no gradient
+            (flow_grpo's training form; see `flowrl.models.sd3.SD3Adapter`).
         reference_copy: full fine-tuning only: keep a frozen copy of the initial transformer as the reference
             policy. False saves that copy (24 GB for FLUX.1-dev in bf16) when the method has no KL term
             (kl_beta = 0, e.g. every published FLUX recipe); `reference()` then raises.
@@ -118,6 +120,7 @@ class FluxAdapter:
         max_sequence_length: int = 512,
         decode_batch_size: int = 8,
         reference_copy: bool = True,
+        detach_uncond: bool = False,
     ) -> None:
         if lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full fine-tuning), got {lora_rank}.")
@@ -141,6 +144,7 @@ class FluxAdapter:
         self.lora_rank = lora_rank
         self.mixed_precision = mixed_precision
         self.max_sequence_length = max_sequence_length
+        self.detach_uncond = detach_uncond
         self.decode_batch_size = decode_batch_size
         self.device = pipe.transformer.device
         self.vae_scale_factor = int(pipe.vae_scale_factor)
@@ -338,6 +342,8 @@ class FluxAdapter:
         if guidance_scale == 1.0:
             return v
         v_uncond, v_cond = v.chunk(2)
+        if self.detach_uncond:  # flow_grpo: the gradient flows through the conditional half only
+            v_uncond = v_uncond.detach()
         return v_uncond + guidance_scale * (v_cond - v_uncond)
 
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: FluxCond) -> torch.Tensor:

@@ -80,7 +80,11 @@ class SD3Adapter:
             at ~30 % more compute).
         mixed_precision: 'bf16' = run the transformer under bf16 autocast on the pipeline's device; 'no' = run in
             the weights' dtype.
-        max_sequence_length: T5 tokens per prompt (diffusers' SD3 default and Flow-GRPO: 256).
+        max_sequence_length: T5 tokens per prompt (diffusers' SD3 default 256; flow_grpo `train_sd3.py` encodes at
+            128). SD3 attends to the padding tokens, so the length changes the conditioning and the cost.
+        detach_uncond: the unconditional half of the CFG velocity carries no gradient (flow_grpo `train_sd3.py`
+            `compute_log_prob`: ``noise_pred_uncond.detach()``); the policy gradient then flows through the
+            conditional branch only. Values are unchanged.
         decode_batch_size: images per VAE decode call (bounds the decoder's activation memory).
         reference_copy: full fine-tuning only: keep a frozen copy of the initial transformer as the reference
             policy. False saves that copy (24 GB for FLUX.1-dev in bf16) when the method has no KL term
@@ -106,6 +110,7 @@ class SD3Adapter:
         max_sequence_length: int = 256,
         decode_batch_size: int = 8,
         reference_copy: bool = True,
+        detach_uncond: bool = False,
         prompt_check: Callable[[list[str]], None] | None = None,
         final_writer: Callable[[Path], None] | None = None,
     ) -> None:
@@ -119,6 +124,7 @@ class SD3Adapter:
         self.lora_rank = lora_rank
         self.mixed_precision = mixed_precision
         self.max_sequence_length = max_sequence_length
+        self.detach_uncond = detach_uncond
         self.decode_batch_size = decode_batch_size
         self.device = pipe.transformer.device
         self.vae_scale_factor = int(pipe.vae_scale_factor)
@@ -311,6 +317,8 @@ class SD3Adapter:
         if guidance_scale == 1.0:
             return out
         v_uncond, v_cond = out.chunk(2)  # (B, 16, h, w) each
+        if self.detach_uncond:  # flow_grpo: the gradient flows through the conditional half only
+            v_uncond = v_uncond.detach()
         return v_uncond + guidance_scale * (v_cond - v_uncond)
 
     def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: SD3Cond) -> torch.Tensor:

@@ -145,11 +145,19 @@ def build_adapter(cfg: ImageTrainConfig, device: torch.device) -> ImageAdapter:
         **common,
     )
     if m.kind == "shapeworld":  # an SD3 pipeline: trained through the SD3 adapter (flowrl.models.shapeworld)
+        if m.max_sequence_length or m.detach_uncond:
+            raise ConfigError(
+                "model.max_sequence_length and model.detach_uncond apply to sd3 / flux pipelines; ShapeWorld has no "
+                "T5 encoder and trains both CFG halves. Leave them at 0 / false."
+            )
         if m.resolution:
             raise ConfigError("model.resolution is fixed for ShapeWorld (32 px); leave it at 0.")
         return load_shapeworld_adapter(folder, guidance_scale=cfg.guidance_scale, device=device, **extra)
     if m.resolution:
         extra.update(height=m.resolution, width=m.resolution)
+    if m.max_sequence_length:
+        extra.update(max_sequence_length=m.max_sequence_length)
+    extra.update(detach_uncond=m.detach_uncond)
     if m.kind == "sd3":
         from flowrl.models.sd3 import SD3Adapter
 

@@ -29,12 +29,22 @@ class ModelConfig:
     """bf16 autocast of the transformer (sd3, flux; GPU); kernels and log-probs stay fp32."""
     gradient_checkpointing: bool = False
     """Recompute transformer activations in the backward pass (sd3, flux): less memory, ~30% more compute."""
+    max_sequence_length: int = 0
+    """T5 tokens per prompt (sd3, flux); 0 = the adapter's default (SD3: 256, diffusers; FLUX: 512). flow_grpo's
+    train_sd3.py encodes at 128: SD3 attends to the padding, so this changes the conditioning and the cost."""
+    detach_uncond: bool = False
+    """Train through the conditional half of the CFG velocity only, the unconditional half detached (flow_grpo
+    train_sd3.py compute_log_prob); sd3 and flux with guidance_scale > 1."""
     embedded_guidance: float = 3.5
     """FLUX.1-dev guidance embedding value (MixGRPO, DanceGRPO: 3.5); ignored by other kinds."""
 
     def __post_init__(self) -> None:
         if self.lora_rank < 0:
             raise ValueError(f"model.lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}.")
+        if self.max_sequence_length < 0:
+            raise ValueError(
+                f"model.max_sequence_length must be >= 0 (0 = the adapter's default), got {self.max_sequence_length}."
+            )
 
 
 @dataclass
