@@ -100,7 +100,15 @@ def _chain(
     for i in range(T):
         if i in sde:
             b = branch_at.get(i, 1)
-            specs.append(StepSpec(kernel, level, b, i in trained, noise_scale if b > 1 else 1.0))
+            specs.append(
+                StepSpec(
+                    kernel=kernel,
+                    noise_level=level,
+                    branch=b,
+                    trained=i in trained,
+                    noise_scale=noise_scale if b > 1 else 1.0,
+                )
+            )
         else:
             specs.append(StepSpec())
     return tuple(specs)
@@ -407,7 +415,9 @@ def dynamic_treerpo(
     for i in range(T):
         d = i - start
         if 0 <= d < window_size:
-            steps.append(StepSpec("flow_sde", depth_noise(noise_levels, d), branch, True))
+            steps.append(
+                StepSpec(kernel="flow_sde", noise_level=depth_noise(noise_levels, d), branch=branch, trained=True)
+            )
         else:
             steps.append(StepSpec())
     plan = RolloutPlan(named_grid(grid, T, shift=shift), tuple(steps), num_roots=1)
