@@ -65,6 +65,7 @@ from flowrl.runtime.metrics import MetricsLogger, read_metrics
 from flowrl.runtime.plots import plot_curves, save_image_grid
 from flowrl.runtime.progress import progress
 from flowrl.runtime.run_dir import create_run_dir, write_config
+from flowrl.runtime.seeding import LORA_INIT, seeded_global_rng
 from flowrl.shapes.grader import grade
 from flowrl.train import sharding
 from flowrl.train.ema import EMA
@@ -200,6 +201,7 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
                 ("method.clip_range", cfg.method.clip_range is not None),
                 ("method.logprob_pool", cfg.method.logprob_pool != 1),
                 ("method.kl_form", cfg.method.kl_form != "exact"),
+                ("method.cps_logprob", cfg.method.cps_logprob != "gaussian"),
                 ("train.step_split", cfg.train.step_split != "prompts"),
                 ("method.sft_weight", cfg.method.sft_weight > 0),
                 ("method.adaptive_clip_scale", cfg.method.adaptive_clip_scale > 0),
@@ -243,6 +245,8 @@ def make_method(cfg: ImageTrainConfig, iteration: int, *, default_shift: float =
         method = method._replace(logprob_pool=cfg.method.logprob_pool)
     if cfg.method.kl_form != "exact":
         method = method._replace(kl_form=cfg.method.kl_form)
+    if cfg.method.cps_logprob != "gaussian":
+        method = method._replace(cps_logprob=cfg.method.cps_logprob)
     if cfg.method.sft_weight > 0 or cfg.method.adaptive_clip_scale > 0:
         base = method.hooks or TreeRPOHooks()
         clip_bounds = base.clip_bounds
@@ -533,11 +537,14 @@ def optimizer_step_loss(
     for ro in chunk:
         for idx in micro_batches(ro, cfg.train.micro_batch_edges):
             pool = method.logprob_pool
-            current = evaluate_edges(adapter.velocity, ro.tree, ro.cond, idx, pool=pool)
+            cps = method.cps_logprob
+            current = evaluate_edges(adapter.velocity, ro.tree, ro.cond, idx, pool=pool, cps_logprob=cps)
             reference = None
             if method.kl_beta > 0:
                 with adapter.reference():
-                    reference = evaluate_edges(adapter.reference_velocity, ro.tree, ro.cond, idx, pool=pool)
+                    reference = evaluate_edges(
+                        adapter.reference_velocity, ro.tree, ro.cond, idx, pool=pool, cps_logprob=cps
+                    )
             weights = None
             if method.noise_aware or method.guard:
                 weights = step_weights(ro.tree, idx, noise_aware=method.noise_aware, guard=method.guard)
@@ -551,6 +558,7 @@ def optimizer_step_loss(
                 reference=reference,
                 pool=pool,
                 kl_form=method.kl_form,
+                cps_logprob=cps,
             )
             obj = objective
             if method.hooks is not None:  # Dynamic-TreeRPO: per-edge clip bounds from a hook
@@ -872,7 +880,8 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
     main_process = accelerator.is_main_process
     t_start = time.perf_counter()
 
-    adapter = build_adapter(cfg, accelerator.device)
+    with seeded_global_rng(cfg.train.seed, LORA_INIT):  # peft's LoRA init draws from torch's global generator
+        adapter = build_adapter(cfg, accelerator.device)
     if sharded:  # before the optimizer and the EMA: they hold the sharded parameters
         sharding.shard_transformer(adapter.transformer, device_type=accelerator.device.type)
     params = adapter.trainable_parameters()
