@@ -62,10 +62,19 @@ def _picture(image: torch.Tensor) -> Image.Image:
     return picture.resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST)
 
 
-def _sample(model: LoadedModel, prompt: str, seed: int, steps: int, guidance: float) -> torch.Tensor:
-    images = sample_prompt(
-        model, prompt, num_samples=1, seed=seed, num_inference_steps=steps, guidance_scale=guidance
-    )  # (1, 3, H, W)
+def _sample(
+    model: LoadedModel, prompt: str, seed: int, steps: int, guidance: float, *, lora_off: bool = False
+) -> torch.Tensor:
+    """One image `(3, H, W)`; `lora_off`: with the model's LoRA switched off (the base side of a shared pipeline)."""
+    if lora_off:
+        model.adapter.transformer.disable_adapters()
+    try:
+        images = sample_prompt(
+            model, prompt, num_samples=1, seed=seed, num_inference_steps=steps, guidance_scale=guidance
+        )  # (1, 3, H, W)
+    finally:
+        if lora_off:
+            model.adapter.transformer.enable_adapters()
     return images[0]
 
 
@@ -78,7 +87,8 @@ def generate(
     steps: object,
     guidance: object,
 ) -> tuple[Image.Image | None, str, Image.Image | None, str, str]:
-    """Sample the prompt with both models from the same seed and score each image.
+    """Sample the prompt with both models from the same seed and score each image (when both hold the same adapter,
+    `flowrl.demo.models.load_models` with a LoRA, the base side samples with its LoRA switched off).
 
     Returns:
         `tuple`: base picture, base scores, tuned picture, tuned scores (None / "" without a run), and a status
@@ -91,7 +101,8 @@ def generate(
         gr.Warning(str(e))
         return None, "", None, "", f"Error: {e}"
     args = (request.prompt, request.seed, request.steps, request.guidance)
-    base_image = _sample(base, *args)
+    shared = tuned is not None and base.adapter is tuned.adapter  # one pipeline: the base is the LoRA switched off
+    base_image = _sample(base, *args, lora_off=shared)
     score = lambda image: score_lines(image, request.prompt, rewards, grader=shapeworld)  # noqa: E731
     outputs: list = [_picture(base_image), score(base_image), None, ""]
     if tuned is not None:

@@ -49,6 +49,9 @@ class LoadedModel(NamedTuple):
         source (`str`): one line saying where the weights came from (shown in reports and the demo).
         grid (`str`): time grid of the sampler (`flowrl.flow.grid.GRIDS`): the run's ``method.grid``, else the
             pipeline's own (`flowrl.train.image.MODEL_GRIDS`: 'sd3' for SD3 and ShapeWorld, 'linear' for FLUX).
+        folder (`Path`): the model folder the adapter loaded (the base of a LoRA, or a run's complete ``final/``).
+        lora (`Path`, *optional*): the LoRA loaded on the transformer (switch it off with
+            ``adapter.transformer.disable_adapters()`` to sample the base model), None when there is none.
     """
 
     adapter: object
@@ -58,6 +61,8 @@ class LoadedModel(NamedTuple):
     image_size: int
     source: str
     grid: str
+    folder: Path
+    lora: Path | None = None
 
 
 class _RunWeights(NamedTuple):
@@ -337,7 +342,8 @@ def load_model(
     if w is not None and w.ema and ema:
         what += apply_ema(adapter.transformer, run, lora=w.lora is not None)
     adapter.transformer.eval()
-    return LoadedModel(adapter, kind, steps, guidance, image_size, what, grid)
+    lora = Path(lora) if lora is not None else None
+    return LoadedModel(adapter, kind, steps, guidance, image_size, what, grid, Path(model_folder), lora)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str) -> None:

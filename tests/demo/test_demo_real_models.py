@@ -18,6 +18,22 @@ def test_sd3_run_base_against_tuned(sd3_lora_run):
     assert tuned_pic.tobytes() != base_pic.tobytes() and "seed 5" in status
 
 
+def test_a_lora_run_shares_one_pipeline_and_its_base_side_is_the_base_model(sd3_lora_run):
+    import argparse
+
+    from flowrl.demo.models import load_models
+
+    args = argparse.Namespace(model=None, kind=None, lora=None, lora_alpha=None, run=str(sd3_lora_run), no_ema=False,
+                              device="cpu", dtype="float32", resolution=0)  # fmt: skip
+    base, tuned = load_models(args)
+    assert base.adapter is tuned.adapter and "LoRA off" in base.source and "EMA" in tuned.source
+    first = app.generate(base, tuned, [], "a photo of a cat", 2, 2, 4.5)
+    alone = load_model(run=sd3_lora_run, trained=False)  # the base pipeline loaded on its own
+    assert app.generate(alone, None, [], "a photo of a cat", 2, 2, 4.5)[0].tobytes() == first[0].tobytes()
+    again = app.generate(base, tuned, [], "a photo of a cat", 2, 2, 4.5)
+    assert again[2].tobytes() == first[2].tobytes() != first[0].tobytes()  # the LoRA is back on for the tuned side
+
+
 def test_main_takes_a_run_or_a_lora(sd3_dir, sd3_lora_run, monkeypatch, capsys):
     built = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: built.update(kw))
