@@ -90,7 +90,8 @@ def cps(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next, *, noise_level: flo
     ``x_next`` has exactly the flow marginal's signal and noise coefficients at `sigma_next`.
     Note: flow_grpo scores CPS with ``-mean_d (x_next - mean)^2`` (constants and 1/(2 std^2) dropped); flowrl scores
     every kernel with the full `gaussian_logprob`, so CPS log-ratios are ``1 / (2 std^2)`` times larger than the
-    official ones and the official clip 1e-5 does not transfer as is (docs/flow_methods.md).
+    official ones and the official clip 1e-5 does not transfer as is; ``method.cps_logprob=flow_grpo`` scores CPS
+    steps the official way (`flowrl.flow.loss.cps_flow_grpo_logprob`).
 
     Args:
         noise_level: a in [0, 1] (0.8 in flow_grpo's README: "works well without tuning").

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import torch
 
+from flowrl.flow.broadcast import compute_dtype
 from flowrl.flow.kernels import KERNELS, pooled_gaussian_logprob
 from flowrl.flow.tree import Tree
 from flowrl.flow.velocity import Cond, VelocityModel, take_rows
@@ -27,8 +28,39 @@ class EdgeEval(NamedTuple):
     nfe: int  # model rows evaluated: the number of unique parents
 
 
+CPS_LOGPROBS = ("gaussian", "flow_grpo")
+"""How CPS steps are scored (`cps_flow_grpo_logprob`)."""
+
+
+def cps_flow_grpo_logprob(x_next: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """flow_grpo's CPS "log-probability" ``-mean_d (x_next - mean)^2`` (sd3_sde_with_logprob.py, sde_type "cps":
+    constants and the ``1 / (2 std^2)`` dropped), `(B,)` fp32: its log-ratios are ``2 std^2`` times the Gaussian
+    ones, the scale the Flow-GRPO-Fast clip 1e-5 was tuned on."""
+    dtype = compute_dtype(x_next, mean)  # fp32, or fp64 for fp64 inputs (as gaussian_logprob)
+    diff = x_next.to(dtype) - mean.to(dtype)
+    return -(diff**2).reshape(diff.shape[0], -1).mean(-1)
+
+
+def _cps_edges(tree: Tree, idx: torch.Tensor) -> torch.Tensor:
+    is_cps = torch.tensor([name == "cps" for name, _ in tree.kernels])
+    return is_cps[tree.edges.kernel[idx].cpu()]  # (E',) bool
+
+
+def _check_cps_form(cps_logprob: str, pool: int) -> None:
+    if cps_logprob not in CPS_LOGPROBS:
+        raise ValueError(f"Unknown CPS log-probability {cps_logprob!r}. Valid: {list(CPS_LOGPROBS)}.")
+    if cps_logprob == "flow_grpo" and pool != 1:
+        raise ValueError("cps_logprob='flow_grpo' scores every latent element; it cannot be pooled (pool must be 1).")
+
+
 def evaluate_edges(
-    model: VelocityModel, tree: Tree, cond: Cond, edge_index: torch.Tensor | None = None, *, pool: int = 1
+    model: VelocityModel,
+    tree: Tree,
+    cond: Cond,
+    edge_index: torch.Tensor | None = None,
+    *,
+    pool: int = 1,
+    cps_logprob: str = "gaussian",
 ) -> EdgeEval:
     """Recompute ``(mean, logp)`` of trained edges: one model call on the unique parents, gathered to the children.
 
@@ -39,7 +71,9 @@ def evaluate_edges(
         edge_index: `(E',)` subset of `tree.edges` (a micro-batch; keep siblings together to share forwards);
             None = all edges.
         pool: score only the ``pool x pool`` block means of each step (`pooled_gaussian_logprob`); 1 = every element.
+        cps_logprob: "gaussian" scores CPS steps like every kernel; "flow_grpo" with `cps_flow_grpo_logprob`.
     """
+    _check_cps_form(cps_logprob, pool)
     e = tree.edges
     idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
     parents, inverse = torch.unique(e.parent[idx], return_inverse=True)  # (U,), (E',)
@@ -60,15 +94,26 @@ def evaluate_edges(
     mean = torch.cat(means)[torch.argsort(torch.cat(order))]  # (E', *latent) back in edge order
     std = e.std[idx]
     logp = pooled_gaussian_logprob(x_next.detach(), mean, std, pool=pool)
+    if cps_logprob == "flow_grpo":
+        cps_rows = _cps_edges(tree, idx).to(logp.device)
+        logp = torch.where(cps_rows, cps_flow_grpo_logprob(x_next.detach(), mean).to(logp.dtype), logp)
     return EdgeEval(logp=logp, mean=mean, nfe=int(parents.numel()))
 
 
-def old_logp(tree: Tree, edge_index: torch.Tensor, *, pool: int = 1) -> torch.Tensor:
-    """`(E',)` rollout-time log-probabilities of the selected edges (rescored from the stored means when pooled)."""
+def old_logp(tree: Tree, edge_index: torch.Tensor, *, pool: int = 1, cps_logprob: str = "gaussian") -> torch.Tensor:
+    """`(E',)` rollout-time log-probabilities of the selected edges (rescored from the stored means when pooled or
+    with flow_grpo's CPS form)."""
+    _check_cps_form(cps_logprob, pool)
     e = tree.edges
     if pool == 1:
-        return e.old_logp[edge_index]
-    return pooled_gaussian_logprob(e.x_next[edge_index], e.old_mean[edge_index], e.std[edge_index], pool=pool)
+        out = e.old_logp[edge_index]
+    else:
+        out = pooled_gaussian_logprob(e.x_next[edge_index], e.old_mean[edge_index], e.std[edge_index], pool=pool)
+    if cps_logprob == "flow_grpo":
+        cps_rows = _cps_edges(tree, edge_index).to(out.device)
+        rescored = cps_flow_grpo_logprob(e.x_next[edge_index], e.old_mean[edge_index]).to(out.dtype)
+        out = torch.where(cps_rows, rescored, out)
+    return out
 
 
 def _col(t: torch.Tensor) -> torch.Tensor:
@@ -134,6 +179,7 @@ def policy_batch(
     reference: EdgeEval | None = None,
     pool: int = 1,
     kl_form: str = "exact",
+    cps_logprob: str = "gaussian",
 ) -> PolicyBatch:
     """The core's `PolicyBatch` for the selected edges, `(E', 1)` per field.
 
@@ -146,6 +192,7 @@ def policy_batch(
         reference: `evaluate_edges` under the reference model (no grad) for the Gaussian KL term.
         kl_form: the KL's divisor (`kl_std`): "exact" (the step std) or "flow_grpo" (its diffusion coefficient).
         pool: the `pool` `current` was evaluated with; the rollout's log-probabilities are rescored with it.
+        cps_logprob: the form `current` was evaluated with (the rollout's are rescored with it).
     """
     e = tree.edges
     idx = torch.arange(e.parent.numel()) if edge_index is None else edge_index
@@ -153,7 +200,7 @@ def policy_batch(
     device = current.logp.device
     fields = dict(
         logp=_col(current.logp),
-        old_logp=_col(old_logp(tree, idx, pool=pool)),
+        old_logp=_col(old_logp(tree, idx, pool=pool, cps_logprob=cps_logprob)),
         adv=_col(adv[idx]).to(device),
         mask=torch.ones(idx.numel(), 1, device=device),
     )

@@ -80,6 +80,7 @@ class FlowMethod(NamedTuple):
     hooks: TreeRPOHooks | None = None
     logprob_pool: int = 1  # credit only k x k block means of the step noise (kernels.pooled_gaussian_logprob)
     kl_form: str = "exact"  # divisor of the Gaussian KL (flowrl.flow.loss.kl_std): "exact" or "flow_grpo"
+    cps_logprob: str = "gaussian"  # CPS steps scored as Gaussians, or flow_grpo's -mean (x_next - mean)^2
     forward: ForwardSpec | None = None  # set: train on the forward process of the leaves, not on edges
 
 

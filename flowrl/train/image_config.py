@@ -72,6 +72,10 @@ class MethodConfig:
     "flow_grpo" = flow_grpo train_sd3.py's ``std_dev_t = g`` without sqrt(Delta), i.e. Delta times the exact KL
     (3.7-25x weaker over the 9 trained steps of the SD3 10-step grid); the sd35m Flow-GRPO presets set it, so their
     beta is the paper's. TempFlow-GRPO divides by the exact step variance (its beta is for "exact")."""
+    cps_logprob: Literal["gaussian", "flow_grpo"] = "gaussian"
+    """How CPS steps are scored (flowrl.flow.loss.cps_flow_grpo_logprob): "gaussian" = the full Gaussian log-density
+    as every kernel; "flow_grpo" = flow_grpo's ``-mean_d (x_next - mean)^2``, whose log-ratios are 2 std^2 times
+    smaller: the scale its Flow-GRPO-Fast clip 1e-5 was tuned on. Needs method.logprob_pool = 1."""
     adv_clip: float | None = None
     """Clamp |advantage| to this; None = the method's published value (5 everywhere)."""
     adv_scale: Literal["group", "batch", "none"] | None = None
@@ -92,6 +96,11 @@ class MethodConfig:
     """Dynamic-TreeRPO adaptive clip bounds (our reading): eps_i = clip_range * (1 + scale * tanh|A_i|); 0 = off."""
 
     def __post_init__(self) -> None:
+        if self.cps_logprob == "flow_grpo" and self.logprob_pool != 1:
+            raise ValueError(
+                f"method.cps_logprob=flow_grpo scores every latent element; method.logprob_pool={self.logprob_pool} "
+                "pools them. Set method.logprob_pool=1, or keep method.cps_logprob=gaussian."
+            )
         if self.logprob_pool < 1:
             raise ValueError(
                 f"method.logprob_pool must be >= 1 (1 = no pooling), got {self.logprob_pool}; use a block size that "
