@@ -19,7 +19,7 @@ from flowrl.flow.loss import EdgeEval, evaluate_edges, policy_batch, step_weight
 from flowrl.flow.methods import METHODS, FlowMethod, Pruning, TreeRPOHooks, build_method, with_guard
 from flowrl.flow.plan import FinishSpec, ProbeSpec, RolloutPlan, StepSpec, check_plan, finish_grids
 from flowrl.flow.schedules import WINDOW_SCHEDULES, window_start, window_steps
-from flowrl.flow.tree import Edges, Tree, rollout
+from flowrl.flow.tree import Edges, Tree, rollout, split_tree
 from flowrl.flow.velocity import VelocityModel
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "rollout",
     "sd3_time_grid",
     "shift_sigmas",
+    "split_tree",
     "step_weights",
     "time_grid",
     "window_start",

@@ -10,6 +10,7 @@ Node ids are topological (``parent[n] < n``). Trained edges carry what the loss 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -123,7 +124,7 @@ def rollout(
     cond: Cond,
     noise: torch.Tensor,
     *,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Tree:
     """Sample a tree of latents for a batch of prompts.
 
@@ -132,7 +133,9 @@ def rollout(
         plan: what to do per step (`flowrl.flow.methods` builds one per method and iteration).
         cond: conditioning with one row per prompt (see `flowrl.flow.velocity.Cond`).
         noise: `(P, R, *latent)` initial noise, ``R = plan.num_roots`` roots per prompt.
-        generator: source of the SDE noise (reproducible rollouts).
+        generator: source of the SDE noise (reproducible rollouts); a sequence of P generators draws each prompt's
+            noise from its own, exactly as P one-prompt rollouts would (batched prompts then sample what they sample
+            alone, whichever prompts share the batch; `split_tree` gives the per-prompt trees back).
 
     Returns:
         The `Tree`; rewards are given per leaf in `Tree.leaves` order.
@@ -146,6 +149,8 @@ def rollout(
     sigmas = plan.sigmas
     rec = _Recorder()
     P, R = noise.shape[:2]
+    if isinstance(generator, Sequence) and len(generator) != P:
+        raise ValueError(f"Got {len(generator)} generators for {P} prompts: pass one per prompt (or a single one).")
     x = noise.flatten(0, 1).to(compute_dtype(noise))  # (P * R, *latent), at least fp32
     prompt = torch.arange(P).repeat_interleave(R)
     ids = rec.add_nodes(x, torch.full((P * R,), -1), 1.0, 0, torch.zeros(P * R, dtype=torch.long), prompt)
@@ -231,7 +236,7 @@ def _branch(
     trained: bool,
     kernel_id: int,
     x0_hat: torch.Tensor,
-    generator: torch.Generator | None,
+    generator: torch.Generator | Sequence[torch.Generator] | None,
 ) -> _Frontier:
     """Draw `branch` children per frontier node: ``x_next = mean + kappa * std * eps``; record trained edges."""
     n = len(frontier.ids)
@@ -240,7 +245,7 @@ def _branch(
     std = torch.broadcast_to(step.std, (n, *ones)).reshape(n).repeat_interleave(branch)  # (n * b,)
     std_b = std.reshape(-1, *ones)  # (n * b, 1, ..., 1)
     if bool((std > 0).any()):
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        eps = _noise(mean, rec.node("prompt")[frontier.ids].repeat_interleave(branch), generator)
         x_next = mean + noise_scale * std_b * eps  # BranchGRPO samples with kappa * std, scores with std
     else:
         x_next = mean
@@ -270,6 +275,58 @@ def _branch(
         for k, value in edges.items():
             rec.edges[k].append(value)
     return _Frontier(child, x_next, x0_hat.repeat_interleave(branch, dim=0), s)
+
+
+def _noise(
+    mean: torch.Tensor, prompt: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None
+) -> torch.Tensor:
+    """Standard normal noise shaped like `mean`; with one generator per prompt, each prompt's rows (contiguous, in
+    prompt order: the frontier is prompt-major) come from its own generator."""
+    if not isinstance(generator, Sequence):
+        return torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+    counts = torch.bincount(prompt, minlength=len(generator)).tolist()
+    parts = [
+        torch.randn((c, *mean.shape[1:]), generator=g, dtype=mean.dtype, device=mean.device)
+        for g, c in zip(generator, counts, strict=True)
+        if c
+    ]
+    return torch.cat(parts)
+
+
+def split_tree(tree: Tree, num_prompts: int) -> list[Tree]:
+    """The one-prompt trees of a rollout of `num_prompts` prompts (node and edge ids renumbered in their order, the
+    prompt id 0, the NFE shared equally: every prompt runs the same plan). With per-prompt generators each equals the
+    tree a rollout of that prompt alone gives, up to the numerics of the batched forward."""
+    if tree.nfe % num_prompts:
+        raise ValueError(f"tree.nfe = {tree.nfe} is not a multiple of {num_prompts} prompts: not one plan per prompt.")
+    out = []
+    for p in range(num_prompts):
+        keep = torch.nonzero(tree.prompt == p).flatten()  # (n_p,) increasing: relative order kept
+        new_id = torch.full((tree.parent.numel(),), -1, dtype=torch.long)
+        new_id[keep] = torch.arange(keep.numel())
+        parent = tree.parent[keep]
+        e = tree.edges
+        ek = torch.nonzero(e.group == p).flatten()
+        picked = {f: getattr(e, f)[ek.to(getattr(e, f).device)] for f in Edges._fields}  # (E_p, ...) each field
+        ids = {f: new_id[picked[f]] for f in ("parent", "child", "sibling", "root")}  # node ids renumbered
+        edges = Edges(**{**picked, **ids, "group": torch.zeros(ek.numel(), dtype=torch.long)})
+        out.append(
+            Tree(
+                x=tree.x[keep.to(tree.x.device)],
+                parent=torch.where(parent >= 0, new_id[parent.clamp(min=0)], parent),
+                sigma=tree.sigma[keep],
+                step=tree.step[keep],
+                depth=tree.depth[keep],
+                prompt=torch.zeros(keep.numel(), dtype=torch.long),
+                root=new_id[tree.root[keep]],
+                is_leaf=tree.is_leaf[keep],
+                leaf_grid=tree.leaf_grid[keep],
+                edges=edges,
+                kernels=tree.kernels,
+                nfe=tree.nfe // num_prompts,
+            )
+        )
+    return out
 
 
 def _finish(rec: _Recorder, model: VelocityModel, cond: Cond, plan: RolloutPlan, nodes: _Frontier, start: int) -> int:

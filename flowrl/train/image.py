@@ -41,7 +41,7 @@ from flowrl.flow.loss import evaluate_edges, policy_batch, step_weights
 from flowrl.flow.methods import FlowMethod, TreeRPOHooks, build_method
 from flowrl.flow.plan import RolloutPlan, StepSpec
 from flowrl.flow.schedules import depth_prune_mask, timestep_subset_mask
-from flowrl.flow.tree import Tree, rollout
+from flowrl.flow.tree import Tree, rollout, split_tree
 from flowrl.flow.velocity import take_rows
 from flowrl.grpo import (
     Normalizer,
@@ -455,40 +455,79 @@ def collect(
     iteration: int,
 ) -> tuple[list[PromptRollout], dict[str, float]]:
     """Roll out every (global index, prompt), score the leaves, assign advantages. Prompts with a non-finite reward
-    are skipped and counted (never trained on)."""
+    are skipped and counted (never trained on).
+
+    Up to `train.rollout_batch` prompts share one rollout (every step one forward over all their states) and one
+    reward call; each prompt's initial and SDE noise come from its own generator, so a prompt samples what it samples
+    alone, on any number of processes."""
     out = []
     stats = {"nfe_rollout": 0.0, "skipped_prompts": 0.0, "time_rollout": 0.0, "time_reward": 0.0, "samples": 0.0}
-    R = method.plan.num_roots
-    for index, prompt in prompts:
-        gen = _generator(cfg.train.seed, iteration, index)
-        noise = torch.randn((1, R, *adapter.latent_shape), generator=gen)  # (1, R, 3, H, W)
-        cond = adapter.encode([prompt])
-        t0 = time.perf_counter()
-        tree = rollout(adapter.velocity, method.plan, cond, noise, generator=gen)
-        t1 = time.perf_counter()
-        images = adapter.decode(tree.x[tree.leaves])  # (L, 3, H, W)
-        rewards = compute_rewards(reward_fns, images, [prompt] * images.shape[0])  # (L, K)
-        stats["time_rollout"] += t1 - t0
-        stats["time_reward"] += time.perf_counter() - t1
-        stats["nfe_rollout"] += tree.nfe
-        stats["samples"] += images.shape[0]  # scored samples (leaves): the unit of samples per CPU-minute
-        if not torch.isfinite(rewards).all():
-            stats["skipped_prompts"] += 1
-            print(
-                f"[flowrl] iteration {iteration}: a reward returned NaN/inf for {prompt!r}; prompt skipped.",
-                file=sys.stderr,
-            )
-            continue
-        adv = leaf_advantages(cfg, method, tree, rewards)
-        if method.forward is not None:  # every sample is trained on; r is set once all advantages are known
-            fwd = forward_data(cfg, adapter, method, tree, cond, gen)
-            stats["nfe_rollout"] += fwd.rows.sample.numel()  # the sampling policy's velocity on every row
-            out.append(PromptRollout(index, prompt, cond, tree, rewards, adv, torch.ones_like(adv, dtype=bool), fwd))
-            continue
-        placeholder = torch.ones_like(adv) if global_scale(method) else adv  # global_credit masks zero advantages
-        mask = edge_mask(method, tree, placeholder, iteration=iteration, generator=gen)
-        out.append(PromptRollout(index, prompt, cond, tree, rewards, adv, mask))
+    for start in range(0, len(prompts), cfg.train.rollout_batch):
+        batch = prompts[start : start + cfg.train.rollout_batch]
+        gens = [_generator(cfg.train.seed, iteration, index) for index, _ in batch]
+        scored = _rollout_batch(cfg, adapter, method, reward_fns, batch, gens, stats)
+        for (index, prompt), gen, tree, rewards in scored:
+            out.extend(_credit(cfg, adapter, method, index, prompt, gen, tree, rewards, iteration, stats))
     return out, stats
+
+
+def _rollout_batch(
+    cfg: ImageTrainConfig,
+    adapter: ImageAdapter,
+    method: FlowMethod,
+    reward_fns: list,
+    batch: list[tuple[int, str]],
+    gens: list[torch.Generator],
+    stats: dict[str, float],
+) -> list[tuple[tuple[int, str], torch.Generator, Tree, torch.Tensor]]:
+    """One batched rollout and reward call for `batch`: per prompt its tree and `(L, K)` leaf rewards."""
+    R = method.plan.num_roots
+    noise = torch.cat([torch.randn((1, R, *adapter.latent_shape), generator=g) for g in gens])  # (P, R, C, H, W)
+    cond = adapter.encode([prompt for _, prompt in batch])
+    t0 = time.perf_counter()
+    tree = rollout(adapter.velocity, method.plan, cond, noise, generator=gens if len(gens) > 1 else gens[0])
+    t1 = time.perf_counter()
+    leaf_prompt = tree.prompt[tree.leaves]  # (L,) row of `batch` of each leaf
+    images = adapter.decode(tree.x[tree.leaves])  # (L, 3, H, W)
+    rewards = compute_rewards(reward_fns, images, [batch[int(p)][1] for p in leaf_prompt])  # (L, K)
+    stats["time_rollout"] += t1 - t0
+    stats["time_reward"] += time.perf_counter() - t1
+    stats["nfe_rollout"] += tree.nfe
+    stats["samples"] += images.shape[0]  # scored samples (leaves): the unit of samples per CPU-minute
+    trees = split_tree(tree, len(batch)) if len(batch) > 1 else [tree]
+    rows = enumerate(zip(batch, gens, trees, strict=True))
+    return [(item, g, t, rewards[leaf_prompt == p]) for p, (item, g, t) in rows]
+
+
+def _credit(
+    cfg: ImageTrainConfig,
+    adapter: ImageAdapter,
+    method: FlowMethod,
+    index: int,
+    prompt: str,
+    gen: torch.Generator,
+    tree: Tree,
+    rewards: torch.Tensor,
+    iteration: int,
+    stats: dict[str, float],
+) -> list[PromptRollout]:
+    """One prompt's advantages and trained-edge mask (or forward-process rows); [] when a reward is NaN / inf."""
+    cond = adapter.encode([prompt])
+    if not torch.isfinite(rewards).all():
+        stats["skipped_prompts"] += 1
+        print(
+            f"[flowrl] iteration {iteration}: a reward returned NaN/inf for {prompt!r}; prompt skipped.",
+            file=sys.stderr,
+        )
+        return []
+    adv = leaf_advantages(cfg, method, tree, rewards)
+    if method.forward is not None:  # every sample is trained on; r is set once all advantages are known
+        fwd = forward_data(cfg, adapter, method, tree, cond, gen)
+        stats["nfe_rollout"] += fwd.rows.sample.numel()  # the sampling policy's velocity on every row
+        return [PromptRollout(index, prompt, cond, tree, rewards, adv, torch.ones_like(adv, dtype=bool), fwd)]
+    placeholder = torch.ones_like(adv) if global_scale(method) else adv  # global_credit masks zero advantages
+    mask = edge_mask(method, tree, placeholder, iteration=iteration, generator=gen)
+    return [PromptRollout(index, prompt, cond, tree, rewards, adv, mask)]
 
 
 def forward_data(

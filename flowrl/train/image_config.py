@@ -173,6 +173,11 @@ class TrainConfig:
     """Passes over each iteration's rollouts (PPO epochs); ratios move off 1 from the second pass on."""
     steps_per_epoch: int = 1
     """Optimizer steps per pass; each takes prompts_per_iteration / steps_per_epoch prompts' edges."""
+    rollout_batch: int = 8
+    """Most prompts rolled out together: one batched tree (each step one forward over all their states, CFG rows
+    included) and one reward call; 8 = all of the ShapeWorld recipe's prompts. Each prompt keeps its own noise
+    generators, so the samples do not depend on it (up to batched-forward numerics); memory grows with it (flow_grpo
+    samples 9 images per GPU per call at 512 px on SD3.5-M; the sd35m presets use 2, the FLUX ones 1)."""
     step_split: Literal["prompts", "denoising_step"] = "prompts"
     """How an inner epoch is cut into optimizer steps: "prompts" = steps_per_epoch steps over shares of the prompts;
     "denoising_step" = one step per denoising step, over every prompt's edges at that step (G2RPO: one optimizer
@@ -205,7 +210,14 @@ class TrainConfig:
     distributed_type is FSDP (configs/accelerate/fsdp_*.yaml) sets fsdp."""
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "prompts_per_iteration", "inner_epochs", "steps_per_epoch", "micro_batch_edges"):
+        for name in (
+            "iterations",
+            "prompts_per_iteration",
+            "inner_epochs",
+            "steps_per_epoch",
+            "micro_batch_edges",
+            "rollout_batch",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}.")
         if self.prompts_per_iteration % self.steps_per_epoch:
