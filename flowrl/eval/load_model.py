@@ -9,8 +9,8 @@ Three ways to name it, combinable as on the command line:
   overridden by ``--model``), the kind and the evaluation defaults (steps, guidance, resolution); its weights are
   ``lora/`` (LoRA, applied to the base), ``final/`` (a complete model folder, ShapeWorld full fine-tuning) or
   ``final/transformer/`` (SD3 / FLUX full fine-tuning, swapped into the base pipeline). When the run trained with
-  EMA (``train.ema_decay > 0``) the latest checkpoint's ``ema.safetensors`` is copied onto the trained parameters,
-  as the trainer does for its own evaluations (``--no-ema`` keeps the raw final weights).
+  EMA (``train.ema_decay > 0``) those saved weights are the EMA copy, the weights every evaluation of the trainer
+  used; ``--no-ema`` loads the raw (not averaged) trained weights of the latest checkpoint instead.
 
 Every model is wrapped in its `flowrl.models` adapter, so sampling goes through the same velocity, CFG and decoding
 code as training.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,7 +33,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 DEFAULT_SAMPLING = {"sd3": (40, 4.5), "flux": (28, 1.0)}
 DEFAULT_RESOLUTION = 512  # SD3 / FLUX, as the adapters' and the trainer's default
 EMBEDDED_GUIDANCE = 3.5  # FLUX.1-dev, when the transformer has a guidance embedding
-EMA_FILE = "ema.safetensors"
+RAW_FILE = "model.safetensors"  # a checkpoint's trained weights (LoRA peft keys, or the full transformer state)
 
 
 class LoadedModel(NamedTuple):
@@ -76,7 +75,7 @@ class _RunWeights(NamedTuple):
     guidance: float
     resolution: int
     embedded_guidance: float
-    ema: bool  # the run trained with EMA
+    ema_decay: float  # > 0: the run trained with EMA, and its final weights are the EMA copy
     grid: str  # the time grid the run evaluated on
 
 
@@ -122,7 +121,7 @@ def _run_weights(run: Path, model: str | Path | None) -> _RunWeights:
         guidance=cfg.eval.guidance_scale,
         resolution=resolution,
         embedded_guidance=m.embedded_guidance,
-        ema=cfg.train.ema_decay > 0,
+        ema_decay=cfg.train.ema_decay,
         grid=grid_name(cfg),
     )
 
@@ -199,49 +198,45 @@ def build_adapter(
     return FluxAdapter(pipe, embedded_guidance=embedded, **common)
 
 
-def _trained_parameters(transformer: torch.nn.Module, lora: bool) -> list[torch.nn.Parameter]:
-    """The trained parameters in the order the trainer's EMA stored them (`flowrl.train.ema.EMA.state_dict`)."""
-    if lora:
-        return [p for name, p in transformer.named_parameters() if "lora_" in name]
-    return list(transformer.parameters())
-
-
 @torch.no_grad()
-def apply_ema(transformer: torch.nn.Module, run: Path, *, lora: bool) -> str:
-    """Copy the latest checkpoint's EMA tensors onto the trained parameters of `transformer`.
+def load_raw_weights(transformer: torch.nn.Module, run: Path, *, lora: bool) -> str:
+    """Load the latest checkpoint's trained weights (not the EMA copy the trainer saves as the final weights) into
+    `transformer`: the LoRA weights into the loaded LoRA, or the full state dict.
 
     Returns:
-        `str`: a note for the source line (", EMA weights of <checkpoint>"), or "" with a warning on stderr when the
-        run has no EMA tensors or they do not match the trained parameters.
+        `str`: a note for the source line (", raw weights of <checkpoint>").
+
+    Raises:
+        FileNotFoundError: the run has no checkpoint with trained weights.
+        ValueError: the checkpoint's weights do not fit the model (e.g. a layer-tuning run), with what differs.
     """
     from safetensors.torch import load_file
 
+    from flowrl.models.lora import ADAPTER
     from flowrl.runtime.checkpoint import latest_checkpoint
 
     checkpoint = latest_checkpoint(run)
-    if checkpoint is None or not (checkpoint / EMA_FILE).is_file():
-        print(
-            f"flowrl: warning: {run} trained with EMA but its latest checkpoint holds no {EMA_FILE}; using the saved "
-            "final weights.",
-            file=sys.stderr,
+    if checkpoint is None or not (checkpoint / RAW_FILE).is_file():
+        raise FileNotFoundError(
+            f"--no-ema needs the raw trained weights of the latest checkpoint, but {run}/checkpoints holds none; drop "
+            "--no-ema to use the run's final (EMA) weights."
         )
-        return ""
-    ema = load_file(checkpoint / EMA_FILE)
-    targets = _trained_parameters(transformer, lora)
-    shadow = [ema.get(str(i)) for i in range(len(ema))]
-    matches = len(shadow) == len(targets) and all(
-        s is not None and s.shape == p.shape for s, p in zip(shadow, targets, strict=True)
-    )
-    if not matches:
-        print(
-            f"flowrl: warning: {checkpoint / EMA_FILE} holds {len(ema)} EMA tensors that do not match the "
-            f"{len(targets)} trained parameters (a layer-tuning run?); using the saved final weights instead.",
-            file=sys.stderr,
+    state = load_file(checkpoint / RAW_FILE)
+    if lora:
+        from peft.utils import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(transformer, state, adapter_name=ADAPTER)
+        unexpected = list(result.unexpected_keys)
+    else:
+        unexpected = list(transformer.load_state_dict(state, strict=False).unexpected_keys)
+        missing = [k for k in transformer.state_dict() if k not in state]
+        unexpected += [f"missing {k}" for k in missing]
+    if unexpected:
+        raise ValueError(
+            f"{checkpoint / RAW_FILE} does not fit the run's model ({len(unexpected)} keys, e.g. {unexpected[:3]}); "
+            "drop --no-ema to use the run's final weights."
         )
-        return ""
-    for p, s in zip(targets, shadow, strict=True):
-        p.copy_(s.to(p.device, p.dtype))
-    return f", EMA weights of {checkpoint.name}"
+    return f", raw weights of {checkpoint.name}"
 
 
 def load_model(
@@ -267,7 +262,8 @@ def load_model(
         run (`str | Path`, *optional*): a `flowrl train` run folder.
         trained (`bool`, defaults to True): with `run`, False loads the run's base model (with the run's sampling
             settings) instead of its trained weights: the "before" side of a comparison.
-        ema (`bool`, defaults to True): use the run's EMA weights when it trained with EMA.
+        ema (`bool`, defaults to True): with `run`: its final weights (the EMA copy when it trained with EMA); False
+            loads the raw trained weights of its latest checkpoint instead.
         device (`str`, defaults to "cpu"): torch device.
         dtype (`str`, defaults to "float32"): loading dtype of an SD3 / FLUX pipeline (a key of `DTYPES`).
         resolution (`int`, defaults to 0): SD3 / FLUX image size in pixels; 0 = the run's evaluation resolution,
@@ -295,7 +291,7 @@ def load_model(
         run = Path(run)
         w = _run_weights(run, model)
         if not trained:
-            w = w._replace(model_folder=w.base, transformer=None, lora=None, ema=False)
+            w = w._replace(model_folder=w.base, transformer=None, lora=None)
         if kind is not None and kind != w.kind:
             raise ValueError(f"--kind {kind} but {run}/config.yaml trained model.kind {w.kind!r}; drop --kind.")
         kind = w.kind
@@ -339,8 +335,11 @@ def load_model(
         from flowrl.models.lora import load_lora
 
         load_lora(adapter.transformer, lora, lora_alpha=lora_alpha)
-    if w is not None and w.ema and ema:
-        what += apply_ema(adapter.transformer, run, lora=w.lora is not None)
+    if w is not None and trained and w.ema_decay > 0:  # the saved final weights are the EMA copy
+        if ema:
+            what += f", EMA weights (train.ema_decay {w.ema_decay:g})"
+        else:
+            what += load_raw_weights(adapter.transformer, run, lora=w.lora is not None)
     adapter.transformer.eval()
     lora = Path(lora) if lora is not None else None
     return LoadedModel(adapter, kind, steps, guidance, image_size, what, grid, Path(model_folder), lora)
@@ -353,7 +352,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_help: str) -> 
     parser.add_argument("--lora", default=None, help="a diffusers-layout LoRA folder to load on --model")
     parser.add_argument("--lora-alpha", type=float, default=None, help="--lora: alpha, if the file has no metadata")
     parser.add_argument("--run", default=None, help="a `flowrl train` run folder: its config and final weights")
-    parser.add_argument("--no-ema", action="store_true", help="--run: the raw final weights even if EMA was on")
+    parser.add_argument(
+        "--no-ema", action="store_true", help="--run: the raw weights of its last checkpoint, not the EMA copy"
+    )
     parser.add_argument("--device", default="cpu", help="torch device for the model (and the rewards)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="SD3 / FLUX loading dtype")
     parser.add_argument("--resolution", type=int, default=0, help="SD3 / FLUX image size (0: the run's, else 512)")

@@ -19,16 +19,6 @@ TINY = {
 }
 
 
-def write_run_config(run: Path, model: Path, *, lora_rank: int = 0, ema_decay: float = 0.0) -> None:
-    """The ``config.yaml`` of a ShapeWorld run on `model` (what the loader reads: kind, path, LoRA, EMA)."""
-    from flowrl.config import dump_yaml
-    from flowrl.train.image_cli import load_config
-
-    overrides = [f"model.path={model}", f"model.lora_rank={lora_rank}", f"train.ema_decay={ema_decay}"]
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "config.yaml").write_text(dump_yaml(load_config(preset=None, overrides=overrides)))
-
-
 def real_runs():
     """tests/eval/real_runs.py as a module."""
     path = Path(__file__).resolve().parents[1] / "eval" / "real_runs.py"
@@ -66,6 +56,8 @@ def tiny_run_dir(tiny_model_dir, tmp_path_factory) -> Path:
     from flowrl.shapes.model import load_shapeworld
 
     run = tmp_path_factory.mktemp("runs") / "tiny-run"
+    from demo_runs import write_run_config
+
     write_run_config(run, tiny_model_dir)
     model = load_shapeworld(tiny_model_dir)
     generator = torch.Generator().manual_seed(1)

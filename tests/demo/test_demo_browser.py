@@ -82,6 +82,6 @@ def test_sd3_lora_run_in_chromium(sd3_lora_run):
             scores = page.locator(f"#{side}-scores").inner_text()
             assert "jpeg_compressibility:" in scores and "grader" not in scores, scores
         assert "base vs tuned SD3 model" in page.content()
-        assert "EMA weights of step_000001" in page.content()
+        assert "EMA weights (train.ema_decay 0.5)" in page.content()
         page.get_by_role("tab", name="Run").click()
         assert "eval/score/overall" in page.locator("#run-summary").inner_text()

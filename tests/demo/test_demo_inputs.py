@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import write_run_config
+from demo_runs import write_run_config
 from PIL import Image
 
 from flowrl.demo import upload
@@ -168,26 +168,31 @@ def test_lora_run_is_applied_to_the_base(tmp_path, tiny_model_dir):
     assert "grader score" in tuned_md and tuned_pic.tobytes() != base_pic.tobytes()
 
 
-def test_ema_weights_of_the_latest_checkpoint_are_preferred(tmp_path, tiny_model_dir, tiny_run_dir):
+def test_ema_run_shows_its_final_weights_and_no_ema_the_checkpoint_raw_weights(tmp_path, tiny_model_dir, tiny_run_dir):
+    # the trainer saves the EMA copy as final/; the raw trained weights stay in the last checkpoint's model state
     run = tmp_path / "run"
     shutil.copytree(tiny_run_dir / "final", run / "final")
     write_run_config(run, tiny_model_dir, ema_decay=0.9)
-    params = list(load_model(run / "final").adapter.transformer.parameters())
-    ema = {str(i): torch.full_like(p, 0.5) for i, p in enumerate(params)}
-    save_checkpoint(run, 3, {"model": {"x": torch.zeros(1)}, "ema": ema})
+    final = load_model(run / "final").adapter.transformer.state_dict()
+    raw = {k: torch.full_like(v, 0.5) for k, v in final.items()}
+    save_checkpoint(run, 3, {"model": raw})
     tuned = load_model(run=run)
-    assert "EMA weights of step_000003" in tuned.source
-    assert all(bool((p == 0.5).all()) for p in tuned.adapter.transformer.parameters())
-    assert "EMA" not in load_model(run=run, ema=False).source
+    assert "EMA weights (train.ema_decay 0.9)" in tuned.source
+    assert all(torch.equal(v, final[k]) for k, v in tuned.adapter.transformer.state_dict().items())
+    untuned = load_model(run=run, ema=False)
+    assert "raw weights of step_000003" in untuned.source
+    assert all(bool((p == 0.5).all()) for p in untuned.adapter.transformer.parameters())
 
 
-def test_mismatched_ema_is_ignored_with_a_warning(tmp_path, tiny_model_dir, tiny_run_dir, capsys):
+def test_no_ema_needs_fitting_raw_weights(tmp_path, tiny_model_dir, tiny_run_dir):
     run = tmp_path / "run"
     shutil.copytree(tiny_run_dir / "final", run / "final")
     write_run_config(run, tiny_model_dir, ema_decay=0.9)
-    save_checkpoint(run, 3, {"model": {"x": torch.zeros(1)}, "ema": {"0": torch.zeros(3)}})
-    tuned = load_model(run=run)
-    assert "EMA" not in tuned.source and "do not match" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="drop --no-ema"):
+        load_model(run=run, ema=False)
+    save_checkpoint(run, 3, {"model": {"x": torch.zeros(3)}})
+    with pytest.raises(ValueError, match="does not fit the run's model"):
+        load_model(run=run, ema=False)
 
 
 def test_run_view_reads_curves_grids_and_metrics(tiny_run_dir):

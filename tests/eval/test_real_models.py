@@ -66,35 +66,43 @@ def test_sample_and_eval_write_their_outputs(kind, sd3_dir, flux_dir, tmp_path, 
     assert f"{kind} model {folder}" in (tmp_path / "ev" / "report.md").read_text()
 
 
-def test_lora_run_with_ema(sd3_dir, sd3_lora_run, tmp_path, capsys):
-    ema = load_file(next((sd3_lora_run / "checkpoints").iterdir()) / "ema.safetensors")
+def _checkpoint(run, name):
+    return load_file(next((run / "checkpoints").iterdir()) / name)
+
+
+def test_lora_run_with_ema(sd3_dir, sd3_lora_run):
+    # the trainer saves the EMA copy as lora/ (the weights its evaluations used); the raw ones stay in the checkpoint
+    ema, raw_state = _checkpoint(sd3_lora_run, "ema.safetensors"), _checkpoint(sd3_lora_run, "model.safetensors")
     tuned = load_model(run=sd3_lora_run)
-    assert tuned.kind == "sd3" and "EMA weights of step_000001" in tuned.source
+    assert tuned.kind == "sd3" and "EMA weights (train.ema_decay 0.5)" in tuned.source
     lora = [p for n, p in tuned.adapter.transformer.named_parameters() if "lora_" in n]
     assert len(lora) == len(ema) and all(torch.equal(p, ema[str(i)]) for i, p in enumerate(lora))
     raw = load_model(run=sd3_lora_run, ema=False)
-    assert "EMA" not in raw.source
+    assert "raw weights of step_000001" in raw.source
+    raw_lora = {n: p for n, p in raw.adapter.transformer.named_parameters() if "lora_" in n}
+    assert len(raw_lora) == len(raw_state)
+    for key, value in raw_state.items():  # peft keys; the loaded adapter's parameters carry its name
+        assert torch.equal(raw_lora[key.replace(".weight", ".loaded_lora.weight")], value)
     same_lora = load_model(sd3_dir, lora=sd3_lora_run / "lora", resolution=32)
     base = load_model(run=sd3_lora_run, trained=False)
     assert base.num_inference_steps == 2 and base.image_size == 32  # the run's evaluation settings
     samples = {name: _samples(m) for name, m in [("ema", tuned), ("raw", raw), ("lora", same_lora), ("base", base)]}
-    torch.testing.assert_close(samples["lora"], samples["raw"])  # --lora run/lora is the run's raw final weights
-    assert (samples["raw"] - samples["base"]).abs().max() > 1e-4  # the LoRA changes the samples
-    assert (samples["ema"] - samples["raw"]).abs().max() > 1e-6  # EMA (decay 0.5) is not the final weights
+    torch.testing.assert_close(samples["lora"], samples["ema"])  # --lora run/lora is the run's final weights
+    assert (samples["ema"] - samples["base"]).abs().max() > 1e-4  # the LoRA changes the samples
+    assert (samples["raw"] - samples["ema"]).abs().max() > 1e-6  # EMA (decay 0.5) is not the raw weights
 
 
 def test_full_fine_tuning_run_with_ema(flux_dir, flux_full_run):
     tuned = load_model(run=flux_full_run)
     assert tuned.kind == "flux" and "full fine-tune" in tuned.source and "EMA" in tuned.source
-    ema = load_file(next((flux_full_run / "checkpoints").iterdir()) / "ema.safetensors")
+    ema = _checkpoint(flux_full_run, "ema.safetensors")
     params = list(tuned.adapter.transformer.parameters())
     assert len(params) == len(ema) and all(torch.equal(p, ema[str(i)]) for i, p in enumerate(params))
     raw = load_model(run=flux_full_run, ema=False)
-    final = load_file(flux_full_run / "final" / "transformer" / "diffusion_pytorch_model.safetensors")
     state = raw.adapter.transformer.state_dict()
-    assert all(torch.equal(state[k], v) for k, v in final.items())
+    assert all(torch.equal(state[k], v) for k, v in _checkpoint(flux_full_run, "model.safetensors").items())
     base = load_model(flux_dir, resolution=32)
-    assert any(not torch.equal(base.adapter.transformer.state_dict()[k], v) for k, v in final.items())
+    assert any(not torch.equal(base.adapter.transformer.state_dict()[k], v) for k, v in state.items())
 
 
 def test_eval_of_two_runs_and_compare(sd3_dir, sd3_lora_run, tmp_path, capsys):
