@@ -157,7 +157,10 @@ def write_model_card(
     weights = f"LoRA rank {m.lora_rank}, alpha {m.lora_alpha:g} (diffusers layout)" if m.lora_rank > 0 else "all"
     kwargs = ", ".join(f"{k}={v}" for k, v in method.kwargs.items()) or "the method's defaults"
     rewards = ", ".join(f"`{n}` × {w:g}" for n, w in zip(cfg.reward.names, cfg.reward.weights, strict=True))
-    ema = f"on, decay {t.ema_decay:g} (the evaluations used the EMA weights)" if t.ema_decay > 0 else "off"
+    ema = "off"
+    if t.ema_decay > 0:
+        ema = f"on, decay {t.ema_decay:g}: these weights are the EMA copy (every evaluation used it); the raw ones are "
+        ema += "in the last checkpoint (`flowrl sample --run ... --no-ema`)"
     preset = _preset(argv)
     launched = launch_command(argv)
     example = "a red circle" if m.kind == "shapeworld" else "a photo of a cat"
