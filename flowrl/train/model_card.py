@@ -159,8 +159,8 @@ def write_model_card(
     rewards = ", ".join(f"`{n}` × {w:g}" for n, w in zip(cfg.reward.names, cfg.reward.weights, strict=True))
     ema = "off"
     if t.ema_decay > 0:
-        ema = f"on, decay {t.ema_decay:g}: these weights are the EMA copy (every evaluation used it); the raw ones are "
-        ema += "in the last checkpoint (`flowrl sample --run ... --no-ema`)"
+        ema = f"on, decay {t.ema_decay:g}: these weights are the EMA copy (every evaluation used it); the raw "
+        ema += "ones are in the last checkpoint (`flowrl sample --run ... --no-ema`)"
     preset = _preset(argv)
     launched = launch_command(argv)
     example = "a red circle" if m.kind == "shapeworld" else "a photo of a cat"
