@@ -25,7 +25,7 @@ import contextlib
 import math
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -67,7 +67,7 @@ from flowrl.runtime.progress import progress
 from flowrl.runtime.run_dir import create_run_dir, write_config
 from flowrl.runtime.seeding import LORA_INIT, seeded_global_rng
 from flowrl.shapes.grader import grade
-from flowrl.train import sharding
+from flowrl.train import eval_cache, sharding
 from flowrl.train.ema import EMA
 from flowrl.train.image_config import ImageTrainConfig, OptimConfig
 from flowrl.train.layer_tuning import flow_matching_loss, prompt_weight, reward_adaptive_clip_bounds
@@ -1004,8 +1004,33 @@ def train(cfg: ImageTrainConfig, *, resume: Path | None = None, log_every_eval: 
             _save_grid(run_dir, iteration, held_out, images, cfg.eval.grid_prompts, graded)
         return summary
 
+    base_key = None
+    if (
+        base is None and cfg.eval.at_start and cfg.eval.cache_base and not sharded
+    ):  # same model + settings, same numbers
+        settings = {
+            "eval": asdict(cfg.eval),
+            "prompts": held_out,
+            "prefixes": prefixes,
+            "grid": grid_name(cfg),
+            "shift": adapter.default_shift,
+            "kind": cfg.model.kind,
+            "rewards": [cfg.reward.names, cfg.reward.weights],
+        }
+        base_key = eval_cache.cache_key(resolve_model_path(cfg.model.path), settings)
+        cached = eval_cache.load(cfg.run.root, base_key)
+        if cached is not None:
+            base = EvalSummary(cached["strict"], cached["score"], int(cached["count"]), cached["outcomes"])
+            if main_process:
+                logger.log(0, _eval_metrics(base))
+                print(
+                    f"[flowrl] base model evaluation reused from {cfg.run.root}/{eval_cache.CACHE_DIR}",
+                    file=sys.stderr,
+                )
     if base is None and (main_process or sharded) and cfg.eval.at_start:  # sharded: every rank runs the forwards
         base = run_eval(0)
+        if main_process and base_key is not None:
+            eval_cache.store(cfg.run.root, base_key, base._asdict())
         if main_process:
             logger.log(0, _eval_metrics(base))
             name, value = headline(base)

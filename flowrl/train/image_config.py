@@ -253,6 +253,9 @@ class EvalConfig:
     """Prompts shown in the sample grid of each evaluation."""
     at_start: bool = True
     """Evaluate the base model before training (the paired baseline of the final summary line)."""
+    cache_base: bool = True
+    """Reuse the base evaluation of an earlier run with the same model files and evaluation settings (kept under
+    ``<run.root>/.base_eval_cache/``, `flowrl.train.eval_cache`); the base's sample grid is then not redrawn."""
     prompts_file: str = ""
     """Evaluation prompts (one per line); '' = ShapeWorld's held-out and train-split sets. ShapeWorld prompts (from
     either) are graded by its grader (strict accuracy per family); for other models the score is the mean of the
