@@ -40,6 +40,14 @@ def sd3_lora_run(sd3_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def flux_full_run(tmp_path_factory) -> Path:
+    """One iteration of flux_mixgrpo at test size, full fine-tuning, EMA on."""
+    rr = real_runs()
+    flux = rr.tiny_pipelines().build_flux(tmp_path_factory.mktemp("tiny_flux"))
+    return rr.train_run("flux", flux, tmp_path_factory.mktemp("runs"), lora_rank=0, name="flux_full")
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved tiny random base model (2 sampling steps by default, to keep the tests fast)."""
     folder = tmp_path_factory.mktemp("base") / "shapeworld"

@@ -1,4 +1,5 @@
-"""The demo on a tiny random SD3 pipeline and a real one-iteration LoRA run on it (with EMA), without a browser."""
+"""The demo on tiny random SD3 / FLUX pipelines and real one-iteration runs on them (an SD3 LoRA, a FLUX full
+fine-tune, both with EMA), without a browser."""
 
 import pytest
 
@@ -32,6 +33,13 @@ def test_a_lora_run_shares_one_pipeline_and_its_base_side_is_the_base_model(sd3_
     assert app.generate(alone, None, [], "a photo of a cat", 2, 2, 4.5)[0].tobytes() == first[0].tobytes()
     again = app.generate(base, tuned, [], "a photo of a cat", 2, 2, 4.5)
     assert again[2].tobytes() == first[2].tobytes() != first[0].tobytes()  # the LoRA is back on for the tuned side
+
+
+def test_flux_full_fine_tune_against_its_base(flux_full_run):
+    base, tuned = load_model(run=flux_full_run, trained=False), load_model(run=flux_full_run)
+    assert base.adapter is not tuned.adapter and base.kind == "flux" and "full fine-tune" in tuned.source
+    base_pic, _, tuned_pic, tuned_md, status = app.generate(base, tuned, [], "a red car in the rain", 1, 2, 1.0)
+    assert base_pic.size == tuned_pic.size and tuned_pic.tobytes() != base_pic.tobytes() and "seed 1" in status
 
 
 def test_main_takes_a_run_or_a_lora(sd3_dir, sd3_lora_run, monkeypatch, capsys):
