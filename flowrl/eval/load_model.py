@@ -75,6 +75,7 @@ class _RunWeights(NamedTuple):
     guidance: float
     resolution: int
     embedded_guidance: float
+    max_sequence_length: int  # T5 tokens per prompt the run trained with (0 = the adapter's default)
     ema_decay: float  # > 0: the run trained with EMA, and its final weights are the EMA copy
     grid: str  # the time grid the run evaluated on
 
@@ -96,7 +97,13 @@ def _run_weights(run: Path, model: str | Path | None) -> _RunWeights:
     except ConfigError as e:
         raise ValueError(f"{e} (--run takes the folder `flowrl train` wrote, e.g. runs/<name>)") from None
     m = cfg.model
-    base = Path(model) if model is not None else resolve_model_path(m.path)
+    try:
+        base = Path(model) if model is not None else resolve_model_path(m.path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{run}/config.yaml trained on model.path {m.path!r}, which is not a folder here; pass --model with the "
+            "local folder of that base model."
+        ) from None
     final, lora = run / "final", run / "lora"
     transformer = None
     model_folder = base
@@ -121,6 +128,7 @@ def _run_weights(run: Path, model: str | Path | None) -> _RunWeights:
         guidance=cfg.eval.guidance_scale,
         resolution=resolution,
         embedded_guidance=m.embedded_guidance,
+        max_sequence_length=m.max_sequence_length,
         ema_decay=cfg.train.ema_decay,
         grid=grid_name(cfg),
     )
@@ -148,6 +156,7 @@ def build_adapter(
     dtype: torch.dtype,
     resolution: int,
     embedded_guidance: float = EMBEDDED_GUIDANCE,
+    max_sequence_length: int = 0,
 ):
     """The adapter of `kind` on a local folder, for sampling (no reference copy; the LoRA, if any, is loaded later).
 
@@ -160,6 +169,7 @@ def build_adapter(
         dtype (`torch.dtype`): the pipeline's loading dtype (sd3, flux); bfloat16 also runs under bf16 autocast.
         resolution (`int`): image size in pixels (sd3, flux; 0 = 512).
         embedded_guidance (`float`): FLUX.1-dev's guidance-embedding value (ignored without a guidance embedding).
+        max_sequence_length (`int`): T5 tokens per prompt (sd3, flux); 0 = the adapter's default.
     """
     if kind == "shapeworld":
         from flowrl.models.shapeworld import load_shapeworld_adapter
@@ -188,6 +198,8 @@ def build_adapter(
         mixed_precision="bf16" if dtype == torch.bfloat16 else "no",
         reference_copy=False,  # sampling only: no frozen copy of the transformer
     )
+    if max_sequence_length:
+        common["max_sequence_length"] = max_sequence_length
     if kind == "sd3":
         from flowrl.models.sd3 import SD3Adapter
 
@@ -297,11 +309,12 @@ def load_model(
         kind = w.kind
         model_folder, lora, lora_alpha = w.model_folder, w.lora, lora_alpha if lora_alpha is not None else w.lora_alpha
         steps, guidance, embedded, grid = w.steps, w.guidance, w.embedded_guidance, w.grid  # the run's evaluation
+        tokens = w.max_sequence_length
         resolution = 0 if kind == "shapeworld" else resolution or w.resolution
     else:
         model_folder = Path(model)
         kind = kind or detect_kind(model_folder)
-        w, embedded, grid = None, EMBEDDED_GUIDANCE, MODEL_GRIDS[kind]
+        w, embedded, grid, tokens = None, EMBEDDED_GUIDANCE, MODEL_GRIDS[kind], 0
         if kind == "shapeworld":
             steps, guidance, _ = _shapeworld_defaults(model_folder)
         else:
@@ -315,6 +328,7 @@ def load_model(
         dtype=torch_dtype,
         resolution=resolution,
         embedded_guidance=embedded,
+        max_sequence_length=tokens,
     )
     if kind == "shapeworld":
         image_size = _shapeworld_defaults(model_folder)[2]
