@@ -100,6 +100,8 @@ def _diffusers_snippet(cfg: ImageTrainConfig, folder: Path, pipeline: str, base:
         guidance = cfg.model.embedded_guidance  # FluxPipeline's guidance_scale is the distilled guidance
     call = f"num_inference_steps={steps}, guidance_scale={guidance:g}"
     call += f", height={size}, width={size}" if size else ""
+    if cfg.model.max_sequence_length:  # the T5 length the run trained and evaluated with
+        call += f", max_sequence_length={cfg.model.max_sequence_length}"
     meta = base / "flowrl_shapeworld.json"
     if meta.is_file():  # ShapeWorld: no T5, so the pipeline appends as many zero tokens as the model was trained with
         call += f", max_sequence_length={json.loads(meta.read_text()).get('max_sequence_length', 0)}"

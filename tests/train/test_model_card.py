@@ -64,7 +64,7 @@ def test_lora_card_fields_commands_and_snippet(runs, tmp_path):
     out = tmp_path / "card_sample.png"
     assert flowrl_main([*shlex.split(sample)[1:-2], "--out", str(out), "--no-progress"]) == 0 and out.is_file()
     (snippet,) = _blocks(card, "python")
-    assert "pipe.load_lora_weights(" in snippet
+    assert "pipe.load_lora_weights(" in snippet and "max_sequence_length=128" in snippet  # the preset's T5 length
     _run_snippet(snippet)
 
 
