@@ -1,11 +1,12 @@
-"""Summary statistics of scores: mean, std and a seeded percentile-bootstrap confidence interval of the mean;
+"""Summary statistics of scores: mean, std and a seeded bootstrap confidence interval of the mean (scipy);
 per-prompt win rates and the paired difference of two score sets."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
+import scipy.stats
 
 
 class Summary(NamedTuple):
@@ -19,11 +20,17 @@ class Summary(NamedTuple):
 
 
 def bootstrap_ci(
-    values: np.ndarray, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+    values: np.ndarray,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: Literal["percentile", "BCa", "basic"] = "percentile",
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean: resample `values` with replacement `n_resamples` times
-    (``numpy.random.default_rng(seed)``) and take the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles
-    of the resampled means.
+    """Bootstrap CI of the mean (`scipy.stats.bootstrap`): resample `values` with replacement `n_resamples` times
+    (``numpy.random.default_rng(seed)``); ``percentile`` takes the ``(1 - confidence) / 2`` and
+    ``(1 + confidence) / 2`` quantiles of the resampled means, ``BCa`` corrects them for bias and skew (NaN, with
+    scipy's DegenerateDataWarning, when every value is equal). One value gives ``(value, value)``.
 
     Example:
         >>> bootstrap_ci(np.array([2.0, 2.0, 2.0]))
@@ -34,11 +41,17 @@ def bootstrap_ci(
         raise ValueError(f"bootstrap_ci needs a non-empty 1-D array, got shape {values.shape}.")
     if not 0 < confidence < 1 or n_resamples < 1:
         raise ValueError(f"need 0 < confidence < 1 and n_resamples >= 1, got {confidence} and {n_resamples}.")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(n_resamples, len(values)))  # (R, N)
-    means = values[idx].mean(axis=1)  # (R,)
-    alpha = (1 - confidence) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+    if len(values) == 1:  # scipy needs two observations; every resample of one value is that value
+        return float(values[0]), float(values[0])
+    result = scipy.stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method=method,
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def summarize(values: np.ndarray, *, n_resamples: int = 1000, seed: int = 0) -> Summary:

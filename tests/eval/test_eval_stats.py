@@ -28,6 +28,29 @@ def test_bootstrap_is_seeded():
     assert bootstrap_ci(v, seed=3) == bootstrap_ci(v, seed=3) != bootstrap_ci(v, seed=4)
 
 
+def _numpy_percentile_ci(values, *, n_resamples, confidence, seed):
+    """The hand-written percentile bootstrap that `bootstrap_ci` replaced (scipy.stats.bootstrap now)."""
+    idx = np.random.default_rng(seed).integers(0, len(values), size=(n_resamples, len(values)))  # (R, N)
+    means = values[idx].mean(axis=1)  # (R,)
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+@pytest.mark.parametrize("n, resamples, confidence, seed", [(2, 10, 0.95, 0), (37, 1000, 0.95, 3), (400, 999, 0.8, 7)])
+def test_scipy_percentile_ci_is_the_hand_written_one(n, resamples, confidence, seed):
+    values = np.random.default_rng(n).standard_normal(n) ** 2  # skewed
+    ours = bootstrap_ci(values, n_resamples=resamples, confidence=confidence, seed=seed)
+    assert ours == _numpy_percentile_ci(values, n_resamples=resamples, confidence=confidence, seed=seed)
+
+
+def test_bca_shifts_a_skewed_interval_and_one_value_is_its_own_interval():
+    values = np.random.default_rng(0).exponential(size=60)  # right-skewed: BCa moves the interval up
+    low, high = bootstrap_ci(values, n_resamples=4000, method="BCa")
+    p_low, p_high = bootstrap_ci(values, n_resamples=4000)
+    assert low < values.mean() < high and low > p_low and high > p_high
+    assert bootstrap_ci(np.array([3.5])) == (3.5, 3.5)
+
+
 def test_summarize_drops_non_finite_and_uses_sample_std():
     s = summarize(np.array([1.0, 2.0, 3.0, np.nan, np.inf]))
     assert s.n == 3 and s.mean == 2.0 and s.std == 1.0  # sqrt(((1-2)^2 + 0 + (3-2)^2) / 2)
