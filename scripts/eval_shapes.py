@@ -19,7 +19,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from flowrl.shapes.evaluate import evaluate_model, stratified_prompts  # noqa: E402
+from flowrl.shapes.evaluate import evaluate_model, pass_at_k, stratified_prompts  # noqa: E402
 from flowrl.shapes.grader import grade  # noqa: E402
 from flowrl.shapes.grammar import FAMILIES, parse_prompt  # noqa: E402
 from flowrl.shapes.grid import image_grid  # noqa: E402
@@ -91,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         f"model {folder}: {len(prompts)} {args.split}-split prompts x {args.seeds} seeds, {args.steps} steps, "
         f"CFG {args.guidance}, shift {args.shift}, {seconds:.0f} s"
     )
-    print("| family | images | strict accuracy | mean partial credit |")
-    print("| --- | --- | --- | --- |")
+    at_k = pass_at_k(result)
+    print(f"| family | images | strict accuracy | mean partial credit | pass@{args.seeds} |")
+    print("| --- | --- | --- | --- | --- |")
     for key in (*FAMILIES, "overall"):
-        print(f"| {key} | {result.count[key]} | {100 * result.strict[key]:.1f}% | {result.score[key]:.3f} |")
+        print(
+            f"| {key} | {result.count[key]} | {100 * result.strict[key]:.1f}% | {result.score[key]:.3f} | "
+            f"{100 * at_k[key]:.1f}% |"
+        )
     if args.json is not None:
         record = {
             "model": str(folder),
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             "strict": result.strict,
             "score": result.score,
             "count": result.count,
+            f"pass_at_{args.seeds}": at_k,
             "eval_seconds": seconds,
             "distinct_prompts": len(set(prompts)),
         }

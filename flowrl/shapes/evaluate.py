@@ -6,7 +6,7 @@ from typing import NamedTuple
 import torch
 
 from flowrl.shapes.grader import grade
-from flowrl.shapes.grammar import FAMILIES, Split, format_prompt, split_prompts
+from flowrl.shapes.grammar import FAMILIES, Split, format_prompt, parse_prompt, split_prompts
 from flowrl.shapes.model import ShapeWorldModel
 from flowrl.shapes.sampling import sample_images
 
@@ -19,12 +19,14 @@ class EvalResult(NamedTuple):
         score (`dict[str, float]`): mean partial credit per family and under "overall".
         count (`dict[str, int]`): graded images per family and under "overall".
         prompts (`list[str]`): the evaluated prompts (each sampled once per seed).
+        passed (`list[list[bool]]`): strict pass of every sample, [seed][prompt].
     """
 
     strict: dict[str, float]
     score: dict[str, float]
     count: dict[str, int]
     prompts: list[str]
+    passed: list[list[bool]] | None = None  # [seed][prompt] strict pass, for pass@k (`pass_at_k`)
 
 
 def stratified_prompts(prompts_per_family: int, *, split: Split = "test", seed: int = 0) -> list[str]:
@@ -70,7 +72,9 @@ def evaluate_model(
     strict_sum: dict[str, float] = {}
     score_sum: dict[str, float] = {}
     count: dict[str, int] = {}
+    passed: list[list[bool]] = []
     for seed in seeds:
+        passed.append([])
         for start in range(0, len(prompts), batch_size):
             batch = prompts[start : start + batch_size]
             generator = torch.Generator().manual_seed(seed * 1_000_003 + start)
@@ -83,6 +87,7 @@ def evaluate_model(
                 shift=shift,
             )  # (b, 3, H, W)
             result = grade(images, batch)
+            passed[-1].extend(result.strict.tolist())
             for family, strict, score in zip(
                 result.family, result.strict.tolist(), result.score.tolist(), strict=True
             ):
@@ -95,4 +100,16 @@ def evaluate_model(
         score={key: score_sum[key] / count[key] for key in count},
         count=count,
         prompts=list(prompts),
+        passed=passed,
     )
+
+
+def pass_at_k(result: EvalResult) -> dict[str, float]:
+    """pass@k with k = the number of seeds: per family and overall, the fraction of prompt slots with at least one
+    strict pass among their k samples (an upper bound on what selecting by the grader could reach)."""
+    hits: dict[str, list[float]] = {}
+    for index, prompt in enumerate(result.prompts):
+        any_pass = float(any(seed_row[index] for seed_row in result.passed))
+        for key in (parse_prompt(prompt).family, "overall"):
+            hits.setdefault(key, []).append(any_pass)
+    return {key: sum(v) / len(v) for key, v in hits.items()}
