@@ -284,10 +284,9 @@ class FluxAdapter:
     def encode(self, prompts: list[str]) -> FluxCond:
         """Embeddings of `prompts` (`(P, L, 4096)`, `(P, 768)`), each prompt encoded once per adapter and cached."""
         missing = sorted({p for p in prompts if p not in self._cache})
-        if missing:
-            out = self._encode_uncached(missing)
-            for i, p in enumerate(missing):
-                self._cache[p] = (out.embeds[i], out.pooled[i])
+        for p in missing:  # one prompt per pass: BLAS rounds differently at other batch sizes, and a prompt's
+            out = self._encode_uncached([p])  # embedding must not depend on its batch (a resumed run meets others)
+            self._cache[p] = (out.embeds[0], out.pooled[0])
         rows = [self._cache[p] for p in prompts]
         return FluxCond(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]))
 

@@ -273,10 +273,9 @@ class SD3Adapter:
         missing = sorted({p for p in prompts if p not in self._cache})
         if missing and self.prompt_check is not None:
             self.prompt_check(missing)
-        if missing:
-            out = self._encode_uncached(missing)
-            for i, p in enumerate(missing):
-                self._cache[p] = (out.embeds[i], out.pooled[i])
+        for p in missing:  # one prompt per pass: BLAS rounds differently at other batch sizes, and a prompt's
+            out = self._encode_uncached([p])  # embedding must not depend on its batch (a resumed run meets others)
+            self._cache[p] = (out.embeds[0], out.pooled[0])
         rows = [self._cache[p] for p in prompts]
         return SD3Cond(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]))
 
