@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rewards.base import RewardFn, check_reward_output
+from rewards.control import UniformNoiseReward
 from rewards.jpeg import JpegReward
 from rewards.shapes import ShapesReward
 from rewards.text import ExactMatchReward, FormatReward, LengthReward
@@ -63,6 +64,7 @@ REWARDS: dict[str, Callable[..., RewardFn]] = {
     "shapes_strict": lambda **kw: ShapesReward(strict=True, **kw),
     "jpeg_compressibility": lambda **kw: JpegReward(compressible=True, **kw),
     "jpeg_incompressibility": lambda **kw: JpegReward(compressible=False, **kw),
+    "uniform_noise": UniformNoiseReward,  # the control: independent of the image's content
     "ocr": _ocr,
     # preference models (official checkpoints from a local path)
     "pickscore": _pickscore,

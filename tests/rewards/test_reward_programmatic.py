@@ -124,3 +124,17 @@ def test_multi_reward_total_components_and_advantages():
 
 def test_package_exports():
     assert callable(rewards.load_reward) and "RewardFn" in rewards.__all__
+
+
+def test_uniform_noise_control_is_deterministic_and_ignores_content():
+    from rewards import load_reward
+
+    reward = load_reward("uniform_noise")
+    images = torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    scores = reward(images, ["a red circle"] * 64)
+    assert scores.shape == (64,) and torch.equal(scores, reward(images, ["a red circle"] * 64))
+    assert 0.0 <= float(scores.min()) and float(scores.max()) < 1.0
+    assert 0.3 < float(scores.mean()) < 0.7  # uniform: mean 1/2, s.e. 0.036 over 64 samples
+    flipped = images.clone()
+    flipped[0, 0, 0, 0] = 1.0 - flipped[0, 0, 0, 0]  # one pixel changed: an independent score
+    assert float(reward(flipped[:1], ["a red circle"])) != float(scores[0])
