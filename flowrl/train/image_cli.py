@@ -12,7 +12,7 @@ from flowrl.runtime.cli import TrainerCli, run_cli
 from flowrl.train.image_config import ImageTrainConfig
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
-DEFAULT_PRESET = "shapes_flow_grpo"
+DEFAULT_PRESET = "shapes_diffusion_nft"
 
 CLI = TrainerCli(
     prog="flowrl train",
@@ -38,7 +38,7 @@ def preset_names() -> list[str]:
 
 
 def load_config(*, preset: str | None, overrides: list[str]) -> ImageTrainConfig:
-    """Defaults < preset (default: shapes_flow_grpo) < ``key.path=value`` overrides."""
+    """Defaults < preset (default: shapes_diffusion_nft) < ``key.path=value`` overrides."""
     return CLI.load_config(preset=preset, overrides=overrides)
 
 
