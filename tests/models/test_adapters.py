@@ -108,7 +108,8 @@ def test_resolution_decode_batches_and_errors(kind, folder):
     x = _x(a, B=3)
     one_by_one = a.decode(x)
     a.decode_batch_size = 8
-    torch.testing.assert_close(a.decode(x), one_by_one, atol=1e-6, rtol=1e-6)
+    # batch 8 vs 1: the same math, but MKL picks other GEMM / conv blockings (float32 rounding, ~1e-6 on [0, 1])
+    torch.testing.assert_close(a.decode(x), one_by_one, atol=1e-5, rtol=1e-5)
     latents = a.encode_images(one_by_one)
     assert latents.shape == (3, 16, 16, 16)
     a.set_resolution(height=16, width=48)  # evaluation resolution independent of the training one
