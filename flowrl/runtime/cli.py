@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ def run_cli(
     parser.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("overrides", nargs="*", help=f"key.path=value overrides (e.g. {cli.override_example})")
     args = parser.parse_args(argv)
+    # MKL (torch's CPU BLAS) picks kernels by memory alignment unless told not to: float results then differ in the
+    # last bits between two processes, and a CPU run would not repeat from its seed (read at MKL's first call)
+    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
     try:
         if args.resume is not None:
             cfg = cli.resume_config(args.resume, args.overrides)
