@@ -45,6 +45,7 @@ from flowrl.runtime.distributed import all_reduce_sum, clip_gradients, sync_grad
 from flowrl.runtime.metric_sums import MetricSums
 from flowrl.runtime.optim import make_optimizer
 from flowrl.runtime.paths import resolve_path
+from flowrl.runtime.seeding import LORA_INIT, seeded_global_rng
 from flowrl.text import hooks as H
 from flowrl.text.collect import StepData, TrainerHooks, collect, regularized
 from flowrl.text.config import TextTrainConfig
@@ -315,14 +316,15 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
     variant = build_variant(cfg)
     hooks = build_hooks(cfg)
     reference_kl = regularized(cfg) and cfg.hooks.regularizer == "reference_kl"
-    policy = load_policy(
-        resolve_path(cfg.model.path, what="model folder"),
-        dtype=cfg.model.dtype,
-        lora_rank=cfg.model.lora_rank,
-        lora_alpha=cfg.model.lora_alpha,
-        keep_reference=reference_kl and not cfg.hooks.reference_soup,
-        device=accelerator.device,
-    )
+    with seeded_global_rng(cfg.train.seed, LORA_INIT):  # peft's LoRA init draws from torch's global generator
+        policy = load_policy(
+            resolve_path(cfg.model.path, what="model folder"),
+            dtype=cfg.model.dtype,
+            lora_rank=cfg.model.lora_rank,
+            lora_alpha=cfg.model.lora_alpha,
+            keep_reference=reference_kl and not cfg.hooks.reference_soup,
+            device=accelerator.device,
+        )
     check_context(cfg, policy)
     if cfg.hooks.reference_soup:  # hook: SALSA's reference = a weight soup of model folders
         if policy.lora or not reference_kl:
