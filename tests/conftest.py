@@ -2,10 +2,15 @@
 
 import importlib.util
 import os
-from pathlib import Path
 
-import pytest
-import torch
+# MKL picks kernels by memory alignment unless told not to; the flowrl CLIs set this for bit-exact runs, and a test
+# process must set it before torch (and MKL) load, or in-process resumes differ in the last bits.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

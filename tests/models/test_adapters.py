@@ -31,7 +31,9 @@ def test_shapes_and_encode_cache(kind, folder):
     a.pipe.encode_prompt = lambda **kw: calls.append(kw["prompt"]) or encode_prompt(**kw)
     c1 = a.encode([PROMPTS[0], PROMPTS[1], PROMPTS[0]])
     c2 = a.encode([PROMPTS[1]])
-    assert calls == [sorted(PROMPTS)], "each prompt encoded once, the repeat and the second call served from the cache"
+    # each uncached prompt encoded once and alone (its embedding must not depend on its batch-mates), the repeat and
+    # the second call served from the cache
+    assert calls == [[p] for p in sorted(PROMPTS)]
     assert all(t.shape[0] == 3 for t in c1) and torch.equal(c1.embeds[0], c1.embeds[2])
     assert torch.equal(c2.embeds[0], c1.embeds[1]) and not c1.embeds.requires_grad
     v = a.velocity(_x(a), torch.tensor([0.9, 0.4]), a.encode(PROMPTS))

@@ -158,6 +158,8 @@ def test_two_processes_give_the_one_process_update(credit, tiny_model, tmp_path)
     import sys
 
     args = [
+        "--preset",
+        "shapes_flow_grpo",  # a step log-prob method (the default, DiffusionNFT, has its own 2-process test)
         f"model.path={tiny_model}",
         "train.iterations=1",
         "train.prompts_per_iteration=2",
@@ -225,6 +227,8 @@ def test_fsdp_two_processes_give_the_one_process_update_and_resume(tiny_model, t
     import sys
 
     args = [
+        "--preset",
+        "shapes_flow_grpo",  # FSDP runs the step log-prob methods (not the forward-process default)
         f"model.path={tiny_model}",
         "train.prompts_per_iteration=4",
         "train.steps_per_epoch=2",
@@ -291,8 +295,8 @@ def test_lora_weights_load_in_diffusers_and_change_the_output(tiny_model, tmp_pa
     lora = result.run_dir / "lora" / "pytorch_lora_weights.safetensors"
     assert lora.is_file() and all(k.startswith("transformer.") for k in load_file(lora))
     model = SD3Transformer2DModel.from_pretrained(tiny_model / "transformer").eval()
-    x, t = torch.randn(2, 3, 32, 32), torch.tensor([500.0, 250.0])
-    enc, pooled = torch.randn(2, 12, 16), torch.randn(2, 16)
+    x, t = torch.randn(2, 4, 8, 8), torch.tensor([500.0, 250.0])  # (B, C, h, w) latents of the v2 tiny model
+    enc, pooled = torch.randn(2, 12, 32), torch.randn(2, 32)  # two text encoders of width 16, concatenated
 
     def run():
         with torch.no_grad():

@@ -47,13 +47,14 @@ def test_flow_matching_loss_of_a_zero_velocity():
 
 
 def test_layer_tuning_trains_when_rl_has_no_signal(tmp_path, tiny_model):
-    # A random tiny model scores 0 on every ShapeWorld prompt: no advantage, so plain tree RL cannot move the weights.
+    # A constant reward gives no advantage anywhere, so plain tree RL cannot move the weights.
     # With LayerTuning-RL the flow-matching term on rendered targets still trains them.
     common = [
         f"model.path={tiny_model}",
         f"run.root={tmp_path}",
         "train.iterations=2",
         "train.prompts_per_iteration=2",
+        "reward.names=[toy_rewards:constant]",
         "eval.every=100",
         "eval.prompts_per_family=1",
         "eval.seeds=[0]",

@@ -48,13 +48,15 @@ def test_two_runs_of_one_seed_end_with_identical_lora_weights(tiny_model, tmp_pa
     runs = []
     for i, global_seed in enumerate((1, 2)):  # whatever the caller's global generator holds
         torch.manual_seed(global_seed)
-        cfg = load_config(preset=None, overrides=_args(tiny_model, tmp_path / str(i), "train.iterations=1"))
+        cfg = load_config(
+            preset="shapes_flow_grpo", overrides=_args(tiny_model, tmp_path / str(i), "train.iterations=1")
+        )
         runs.append(_weights(train(cfg).run_dir, "lora"))
     assert _equal(*runs)
     lora_a = [k for k in runs[0] if "lora_A" in k]
     assert lora_a  # the A matrices (random at initialisation; B starts at zero) are among the identical tensors
     other = load_config(
-        preset=None, overrides=_args(tiny_model, tmp_path / "s1", "train.iterations=1", "train.seed=1")
+        preset="shapes_flow_grpo", overrides=_args(tiny_model, tmp_path / "s1", "train.iterations=1", "train.seed=1")
     )
     assert not _equal(runs[0], _weights(train(other).run_dir, "lora"))  # the seed does matter
 

@@ -18,3 +18,15 @@ def nan_for_circles(**_):
 
 def wrong_shape(**_):
     return lambda images, prompts, metadata=None: torch.zeros(len(prompts), 2)
+
+
+def constant(**_):
+    """The same score for every image: no group has an advantage, so no policy-gradient signal."""
+
+    class Constant:
+        name = "constant"
+
+        def __call__(self, images, prompts, metadata=None):
+            return torch.zeros(images.shape[0])  # the LayerTuning-RL weight is base * (1 - mean reward)
+
+    return Constant()
