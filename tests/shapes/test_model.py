@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,9 +56,27 @@ def test_tokenizer_ids_and_round_trip(tmp_path):
     assert len(set(ids[0][1:4])) == 3
     # every grammar word is ONE token, so CLIP pools at the real end-of-text token (the first EOS)
     assert all(len(tokenizer(w, add_special_tokens=False).input_ids) == 1 for w in vocabulary())
-    assert build_tokenizer()(["two blue squares"]).input_ids == tokenizer(["two blue squares"]).input_ids
+    assert build_tokenizer().get_vocab() == tokenizer.get_vocab()  # deterministic within a process ...
+    code = "import json; from flowrl.shapes.tokenizer import build_tokenizer as b; print(json.dumps(b().get_vocab()))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(other) == tokenizer.get_vocab()  # ... and across processes (another hash seed)
     tokenizer.save_pretrained(tmp_path)
     assert CLIPTokenizer.from_pretrained(tmp_path)(["a red circle"]).input_ids[0] == ids[0][:5]
+
+
+def test_bpe_merges_by_hand():
+    from flowrl.shapes.tokenizer import bpe_merges
+
+    # a tie between two pairs of count 1 goes to the smaller text
+    assert bpe_merges(["ac", "ab"]) == [("a", "b</w>"), ("a", "c</w>")]
+    # red = r e d</w>, green = g r e e n</w>: (r, e) occurs twice; then the count-1 ties in text order
+    assert bpe_merges(["red", "green"]) == [
+        ("r", "e"),
+        ("e", "n</w>"),
+        ("g", "re"),
+        ("gre", "en</w>"),
+        ("re", "d</w>"),
+    ]
 
 
 def test_encode_shapes_and_unknown_word(tiny):
