@@ -37,3 +37,34 @@ def test_comparison_and_an_added_row(compare, monkeypatch, tmp_path, tiny_model)
 
     with pytest.raises(SystemExit, match="nfe_budget differ"):
         _run(compare, monkeypatch, "--presets", "shapes_awm", "--add-to", str(first), *common[:3], "301", *common[4:])
+
+
+def test_equal_wall_time_has_its_own_section_and_paired_changes(compare, monkeypatch, tmp_path, tiny_model):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "benchmarks.md").write_text(
+        "# Benchmarks\n\n<!-- compare-methods:start -->\nNFE table\n<!-- compare-methods:end -->\n"
+    )
+    argv = ["--model", str(tiny_model), "--minutes", "0.01", "--prompts-per-family", "1", "--seeds", "2"]
+    argv += [
+        "--eval-every",
+        "0",
+        "--out",
+        str(tmp_path / "runs"),
+        "--docs",
+        str(docs),
+        "train.prompts_per_iteration=2",
+    ]
+    _run(compare, monkeypatch, "--presets", "shapes_diffusion_nft", *argv)
+    (path,) = (tmp_path / "runs").glob("*/compare_methods.json")
+    data = json.loads(path.read_text())
+    (run,) = data["runs"]
+    assert data["minutes"] == 0.01 and run["iterations"] >= 1  # stops after the iteration that crosses the time
+    assert len(data["base_outcomes"]) == 5 * 2  # one per held-out prompt and seed, the pairing of the change
+    mean, se = run["change"]
+    final = run["final"]["overall"]
+    assert mean == pytest.approx(final - data["base"]["overall"]) and se >= 0
+    text = (docs / "benchmarks.md").read_text()
+    assert "NFE table" in text  # the equal-NFE section stays
+    assert "<!-- compare-methods-time:start -->" in text and "## Image methods at equal wall time" in text
+    assert (docs / "compare_methods_time.png").is_file()
