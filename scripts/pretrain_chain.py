@@ -1,0 +1,118 @@
+"""SFT of the shipped chain LM (`assets/chain_lm/`): the arithmetic LM fine-tuned to write a scratchpad.
+
+Starts from `assets/arith_lm` (same alphabet and tokenizer: the chain task needs no new token) and trains on a stream
+of chain problems (`flowrl.text.chain`: 3-4 two-digit operands, each partial result written before the next
+operation), loss on the completion and EOS only, with the same batch / optimiser as `scripts/pretrain_arith.py`
+(whose `sft_batch` it reuses). Every ``--eval-every`` steps it measures greedy exact match of the whole completion on
+the first ``--eval-size`` held-out problems, and stops at the first evaluation at or above ``--target`` (so the base
+model has a known accuracy with room to learn); the recorded accuracy is then measured on all 1000. Writes model,
+tokenizer, train.jsonl / test.jsonl and `sft_log.json` into ``--out``.
+
+    OMP_NUM_THREADS=1 nice -n 19 python scripts/pretrain_chain.py --out assets/chain_lm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, LlamaForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pretrain_arith import sft_batch  # noqa: E402  (scripts/ is not a package)
+
+from flowrl.text.chain import held_out_chains, train_chains, write_chains  # noqa: E402
+from flowrl.text.evaluate import greedy_accuracy  # noqa: E402
+
+MAX_NEW_TOKENS = 24  # the longest expected completion is 19 characters + EOS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--init", type=Path, default=Path("assets/arith_lm"), help="model folder to start from")
+    parser.add_argument("--out", type=Path, default=Path("assets/chain_lm"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--max-steps", type=int, default=4000)
+    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--min-steps", type=int, default=50, help="no evaluation before this step")
+    parser.add_argument("--target", type=float, default=0.20, help="stop at this held-out accuracy")
+    parser.add_argument("--train-jsonl", type=int, default=20000, help="training problems written to train.jsonl")
+    parser.add_argument("--eval-size", type=int, default=200, help="held-out problems checked while training")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(args.init)
+    model = LlamaForCausalLM.from_pretrained(args.init, dtype=torch.float32)
+    test = held_out_chains(1000)
+    prompts, answers = [p.prompt for p in test], [p.answer for p in test]
+    stream = train_chains(seed=args.seed, exclude=set(prompts))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup))
+
+    def evaluate(n: int) -> float:
+        return greedy_accuracy(
+            model, tokenizer, prompts[:n], answers[:n], max_new_tokens=MAX_NEW_TOKENS, max_prompt_length=16
+        )
+
+    base = evaluate(args.eval_size)
+    print(json.dumps({"step": 0, "held_out": base}), flush=True)
+    log, train_time, acc = [{"step": 0, "train_seconds": 0.0, "held_out": base}], 0.0, base
+    model.train()
+    for step in range(1, args.max_steps + 1):
+        t0 = time.perf_counter()
+        ids, mask, labels = sft_batch([next(stream) for _ in range(args.batch_size)], tokenizer)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        train_time += time.perf_counter() - t0
+        if step % args.eval_every == 0 and step >= args.min_steps:
+            acc = evaluate(args.eval_size)
+            log.append({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item(), "held_out": acc})
+            print(json.dumps(log[-1]), flush=True)
+            if acc >= args.target:
+                break
+        elif step % 10 == 0:
+            print(json.dumps({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item()}), flush=True)
+    else:
+        print(f"did not reach {args.target:.0%} in {args.max_steps} steps (last {acc:.1%})", file=sys.stderr)
+
+    acc = evaluate(len(prompts))  # the recorded accuracy: all 1000 held-out problems
+    print(json.dumps({"step": step, "held_out_1000": acc}), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(args.out, safe_serialization=True)
+    tokenizer.save_pretrained(args.out)
+    write_chains(test, args.out / "test.jsonl")
+    rest = train_chains(seed=args.seed + 1, exclude=set(prompts))
+    write_chains([next(rest) for _ in range(args.train_jsonl)], args.out / "train.jsonl")
+    summary = {
+        "init": str(args.init),
+        "steps": step,
+        "train_seconds": round(train_time, 1),
+        "held_out_accuracy_1000": acc,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "command": "OMP_NUM_THREADS=1 nice -n 19 python scripts/pretrain_chain.py " + " ".join(sys.argv[1:]),
+        "log": log,
+    }
+    (args.out / "sft_log.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"saved to {args.out}: {step} steps, {train_time / 60:.1f} min of training, held-out {acc:.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
