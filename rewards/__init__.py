@@ -52,6 +52,15 @@ def _image_reward(**kw: Any) -> RewardFn:
     return ImageRewardReward(**kw)
 
 
+def _geneval(output: str) -> Callable[..., RewardFn]:
+    def build(**kw: Any) -> RewardFn:
+        from rewards.geneval_reward import GenEvalReward
+
+        return GenEvalReward(output=output, **kw)
+
+    return build
+
+
 def _aesthetic(**kw: Any) -> RewardFn:
     from rewards.aesthetic import AestheticReward
 
@@ -66,6 +75,10 @@ REWARDS: dict[str, Callable[..., RewardFn]] = {
     "jpeg_incompressibility": lambda **kw: JpegReward(compressible=False, **kw),
     "uniform_noise": UniformNoiseReward,  # the control: independent of the image's content
     "ocr": _ocr,
+    # GenEval's rules on any detector (default: ShapeWorld's); docs/geneval.md
+    "geneval": _geneval("score"),  # Flow-GRPO's training reward (partial credit)
+    "geneval_strict": _geneval("strict"),
+    "geneval_correct": _geneval("correct"),  # GenEval's pass (the paper's accuracy)
     # preference models (official checkpoints from a local path)
     "pickscore": _pickscore,
     "clip_score": _clip_score,

@@ -79,6 +79,7 @@ def test_registry_is_complete_and_errors_list_valid_names():
     expected = {
         "shapes", "shapes_strict", "jpeg_compressibility", "jpeg_incompressibility", "ocr", "pickscore", "clip_score",
         "hpsv2", "hpsv2_v2_0", "image_reward", "aesthetic", "exact_match", "format", "length", "uniform_noise",
+        "geneval", "geneval_strict", "geneval_correct",
     }  # fmt: skip
     assert set(REWARDS) == expected
     with pytest.raises(ValueError, match="Valid:"):
