@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -41,14 +42,46 @@ def eval_prompts(prompts_per_family: int) -> list[str]:
     return stratified_prompts(prompts_per_family, split="test", seed=0)
 
 
+def _jsonl_prompts(path: Path) -> list[str]:
+    """The ``"prompt"`` of each JSON object line (blank lines skipped); bad lines are one error naming each."""
+    prompts, bad = [], []
+    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            bad.append(f"line {line}: invalid JSON ({err.msg})")
+            continue
+        prompt = obj.get("prompt") if isinstance(obj, dict) else None
+        if not isinstance(prompt, str) or not prompt.strip():
+            bad.append(f"line {line}: needs a non-empty string 'prompt', got {prompt!r}")
+        else:
+            prompts.append(prompt.strip())
+    if bad:
+        raise ValueError(
+            f"prompts file {str(path)!r} has {len(bad)} bad line(s): {'; '.join(bad[:10])}. Each line is one JSON "
+            'object with a "prompt" (and, for GenEval, its metadata: docs/geneval.md).'
+        )
+    return prompts
+
+
 def read_prompts_file(path: str | Path) -> list[str]:
-    """Non-empty, non-comment lines of a prompts file; an empty or missing file is an error that says so."""
+    """The prompts of a prompts file: a ``.txt`` file's non-empty, non-comment lines, or each line's ``"prompt"`` in
+    a ``.jsonl`` file (a GenEval metadata file is one, docs/geneval.md). An empty or missing file, or a bad JSONL
+    line (its number and why), is an error that says so."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"train.prompts_file {str(path)!r} does not exist.")
-    prompts = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        prompts = _jsonl_prompts(path)
+    else:
+        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
     if not prompts:
-        raise ValueError(f"train.prompts_file {str(path)!r} holds no prompts (one per line; '#' starts a comment).")
+        raise ValueError(
+            f"train.prompts_file {str(path)!r} holds no prompts (.txt: one per line, '#' starts a comment; .jsonl: "
+            'one {"prompt": ...} object per line).'
+        )
     return prompts
 
 
