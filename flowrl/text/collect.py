@@ -27,6 +27,7 @@ from flowrl.runtime.seeding import derive_seed
 from flowrl.text import hooks as H
 from flowrl.text.config import TextTrainConfig
 from flowrl.text.evaluate import completion_text
+from flowrl.text.latr import LatrParams, latr_groups
 from flowrl.text.logprobs import TokenLogProbs, completion_logprobs
 from flowrl.text.policy import TextPolicy
 from flowrl.text.prompts import left_pad
@@ -113,6 +114,15 @@ def sample(cfg: TextTrainConfig, policy: TextPolicy, prompts: list[list[int]], s
     kept = [j for j, n in enumerate(sizes) if n > 0]
     ro = concat_rollouts([run([prompts[j]], sizes[j]) for j in kept], pad_id=policy.tokenizer.pad_token_id)
     return ro._replace(group_ids=torch.tensor(kept, device=ro.group_ids.device)[ro.group_ids])  # prompt positions
+
+
+def latr_params(cfg: TextTrainConfig) -> LatrParams:
+    """The LATR knobs of `cfg.rollout`."""
+    r = cfg.rollout
+    return LatrParams(
+        r.latr_max_branch_per_token, r.latr_prob_abs, r.latr_prob_rel, r.latr_edit_dist, tuple(r.latr_lookahead),
+        r.latr_return_threshold, r.latr_return_decay, tuple((int(a), float(b)) for a, b in r.latr_mix_schedule),
+    )  # fmt: skip
 
 
 def score(reward_fns: list, texts: list[str], rows: list[dict], terminated: list[bool]) -> torch.Tensor:
@@ -353,7 +363,14 @@ def collect(
 
             budget = len(indices) * cfg.generation.group_size
             sizes = hooks.sizes.sizes(indices, budget=budget, presample=presample_n)
-        ro = sample(cfg, policy, [prompt_ids[i] for i in indices], sizes)
+        if cfg.rollout.kind == "latr":  # LATR: the group grown as a lookahead tree (flowrl/text/latr.py)
+            ro = latr_groups(
+                policy.model, policy.tokenizer, [prompt_ids[i] for i in indices], group_size=cfg.generation.group_size,
+                sampling=sampling_config(cfg), eos_ids=policy.eos_ids, params=latr_params(cfg), step=step,
+                prefill_once=cfg.generation.prefill_once,
+            ).rollout  # fmt: skip
+        else:
+            ro = sample(cfg, policy, [prompt_ids[i] for i in indices], sizes)
         guided, hinted_old = torch.zeros(ro.group_ids.numel(), dtype=torch.bool), None
         if hooks.hints is not None:  # hook: hinted second rollout for the groups that all failed
             rewards = decode_and_score(policy, reward_fns, rows, indices, ro)[1]

@@ -48,6 +48,9 @@ class RewardConfig:
     format, length, ...), or 'package.module:factory'."""
     weights: list[float] = field(default_factory=lambda: [1.0])
     """One weight per reward; the trained reward is the weighted sum."""
+    rubric: list[str] = field(default_factory=list)
+    """Items of the 'rubric' reward (RGR-GRPO; flowrl/text/rubric.py), each 'kind[:K][@weight]' with kind in result,
+    step, steps, length, eos; e.g. ['result@2', 'steps', 'eos']. Used only when 'rubric' is in reward.names."""
 
     def __post_init__(self) -> None:
         if not self.names or len(self.names) != len(self.weights):
@@ -55,6 +58,15 @@ class RewardConfig:
                 f"reward.names ({len(self.names)}) and reward.weights ({len(self.weights)}) must be non-empty and "
                 "of the same length: one weight per reward."
             )
+        if ("rubric" in self.names) != bool(self.rubric):
+            raise ValueError(
+                "reward.rubric and the 'rubric' reward go together: name 'rubric' in reward.names and give its items "
+                f"in reward.rubric (got names {self.names}, rubric {self.rubric})."
+            )
+        if self.rubric:
+            from flowrl.text.rubric import parse_rubric
+
+            parse_rubric(self.rubric)  # an item that does not parse names reward.rubric[i] and the valid kinds
 
 
 @dataclass
@@ -228,6 +240,46 @@ class HooksConfig:
 
 
 @dataclass
+class RolloutConfig:
+    """How a group's completions are generated (flowrl/text/latr.py; paper values in docs/papers_llm.md)."""
+
+    kind: Literal["sample", "latr"] = "sample"
+    """sample: G independent samples per prompt (`generate`); latr: LATR lookahead tree rollouts (branch at uncertain
+    tokens, prune branches whose lookahead stays close to their parent), the rest of the group sampled."""
+    latr_max_branch_per_token: int = 2
+    """LATR k: candidates considered per step (paper 2)."""
+    latr_prob_abs: float = 0.25
+    """LATR tau_abs: a candidate forks only if its probability exceeds this (paper 0.25)."""
+    latr_prob_rel: float = 0.15
+    """LATR tau_rel: ... and if the top probability exceeds it by less than this (paper 0.15)."""
+    latr_edit_dist: float = 0.4
+    """LATR tau_ed: prune a branch whose normalised edit distance to its parent over a lookahead is below it (0.4)."""
+    latr_lookahead: list[int] = field(default_factory=lambda: [20, 30, 50])
+    """LATR lookahead lengths in tokens at which a branch is compared with its parent (paper [20, 30, 50] for
+    1,024-token responses)."""
+    latr_return_threshold: float = 0.98
+    """LATR rho_0: the tree returns once this fraction of its branches exist (paper 0.98)."""
+    latr_return_decay: float = 0.05
+    """LATR rho_decay: the threshold falls linearly by this over max_new_tokens (paper 0.05)."""
+    latr_mix_schedule: list[list[float]] = field(
+        default_factory=lambda: [[0, 1.0], [10, 0.75], [20, 0.5], [80, 0.25], [200, 0.0]]
+    )
+    """[training step, LATR share of each group] pairs: from each step on, that share of a group comes from the tree
+    and the rest is sampled (paper {0: 1, 10: 0.75, 20: 0.5, 80: 0.25, 200: 0})."""
+
+    def __post_init__(self) -> None:
+        if self.latr_max_branch_per_token < 2:
+            raise ValueError(f"rollout.latr_max_branch_per_token must be >= 2, got {self.latr_max_branch_per_token}.")
+        if not self.latr_mix_schedule or any(len(e) != 2 or not 0 <= e[1] <= 1 for e in self.latr_mix_schedule):
+            raise ValueError(
+                f"rollout.latr_mix_schedule must be a non-empty list of [step, share] pairs with 0 <= share <= 1, got "
+                f"{self.latr_mix_schedule}."
+            )
+        if any(n < 1 for n in self.latr_lookahead):
+            raise ValueError(f"rollout.latr_lookahead lengths must be >= 1 token, got {self.latr_lookahead}.")
+
+
+@dataclass
 class RunConfig:
     root: str = "runs"
     """Folder under which run folders are created."""
@@ -263,6 +315,8 @@ class TextTrainConfig:
     """Held-out evaluation."""
     hooks: HooksConfig = field(default_factory=HooksConfig)
     """Extension points of the LLM variants (reward shaping, token weights, regularisers, whole losses, ...)."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """How groups are generated: independent samples or LATR trees."""
 
     def __post_init__(self) -> None:
         if self.hooks.whole_loss and self.train.micro_batch_size % self.generation.group_size:
@@ -275,6 +329,11 @@ class TextTrainConfig:
             raise ValueError(
                 "hooks.group_sizes=knapsack gives groups of different sizes; it cannot combine with "
                 "hooks.whole_loss (whole groups per micro-batch). Use one of them."
+            )
+        if self.rollout.kind == "latr" and (self.hooks.group_sizes != "fixed" or self.hooks.hints):
+            raise ValueError(
+                "rollout.kind=latr grows generation.group_size branches per prompt; it does not combine with "
+                "hooks.group_sizes (per-prompt sizes) or hooks.hints (a second rollout). Use rollout.kind=sample."
             )
 
     run: RunConfig = field(default_factory=RunConfig)

@@ -13,6 +13,7 @@ import torch
 
 import rewards as reward_lib
 from flowrl.text.evaluate import exact_match
+from flowrl.text.rubric import ChainResult, RubricReward
 
 
 class ExactMatchEOS:
@@ -34,11 +35,20 @@ class ExactMatchEOS:
         return torch.tensor(scores, dtype=torch.float32)
 
 
-TASK_REWARDS: dict[str, Callable[[], object]] = {"exact_match_eos": ExactMatchEOS}
+TASK_REWARDS: dict[str, Callable[[], object]] = {
+    "exact_match_eos": ExactMatchEOS,
+    "chain_result": ChainResult,
+    "rubric": RubricReward,  # needs the items of reward.rubric
+}
 
 
-def load_text_reward(name: str):
-    """A reward by name: `TASK_REWARDS`, else `rewards.load_reward` (its registry or ``package.module:factory``)."""
+def load_text_reward(name: str, *, rubric: list[str] | None = None):
+    """A reward by name: `TASK_REWARDS`, else `rewards.load_reward` (its registry or ``package.module:factory``).
+    ``rubric`` (RGR's items, config reward.rubric) is handed to the 'rubric' reward."""
+    if name == "rubric":
+        if not rubric:
+            raise ValueError("reward 'rubric' needs its items: set reward.rubric, e.g. ['result@2', 'steps'].")
+        return RubricReward(rubric)
     if name in TASK_REWARDS:
         return TASK_REWARDS[name]()
     try:

@@ -51,10 +51,13 @@ from flowrl.text.collect import StepData, TrainerHooks, collect, regularized
 from flowrl.text.config import TextTrainConfig
 from flowrl.text.data import load_jsonl, step_rows
 from flowrl.text.evaluate import greedy_accuracy
+from flowrl.text.latr import distinct_per_group
 from flowrl.text.logprobs import completion_logprobs
 from flowrl.text.policy import (
     TextPolicy,
     base_model,
+    bind_task_images,
+    is_vlm_policy,
     load_policy,
     load_teacher,
     reference_logprobs,
@@ -63,6 +66,7 @@ from flowrl.text.policy import (
 )
 from flowrl.text.prompts import encode_prompts
 from flowrl.text.task_rewards import load_text_reward
+from flowrl.vlm.rewards import extract_answer
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +264,9 @@ def rollout_metrics(cfg: TextTrainConfig, data: StepData, reward_names: list[str
         "num_tokens": float(lengths.sum()),
         "trained_groups_ratio": float(data.train_rows.numel() / max(len(groups), 1)),
         "guided_rows": float(data.guided.sum()),
+        "completions/distinct_per_group": distinct_per_group(
+            (ro.completion_ids * ro.completion_mask).tolist(), groups.tolist()
+        ),
     }
     for k, name in enumerate(reward_names):
         col = data.rewards[:, k]
@@ -340,7 +347,8 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
     schedule = None
     if cfg.hooks.kl_ramp_steps > 0:  # hook: regulariser coefficient schedule (GRPO-D, KDRL)
         schedule = LinearSchedule(cfg.loss.kl_beta, cfg.hooks.kl_beta_end, cfg.hooks.kl_ramp_steps)
-    rows = load_jsonl(resolve_path(cfg.task.train_file, what="training task file"), what="training task file")
+    train_path = resolve_path(cfg.task.train_file, what="training task file")
+    rows = bind_task_images(policy, load_jsonl(train_path, what="training task file"), train_path)  # VLM: image keys
     prompt_ids = encode_prompts(
         policy.tokenizer,
         [str(r["prompt"]) for r in rows],
@@ -351,7 +359,8 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
     if cfg.task.test_file:
         test_path = resolve_path(cfg.task.test_file, what="held-out task file")
         test_rows = load_jsonl(test_path, what="held-out task file")[: cfg.task.test_size]
-    reward_fns = [load_text_reward(name) for name in cfg.reward.names]
+        test_rows = bind_task_images(policy, test_rows, test_path)
+    reward_fns = [load_text_reward(name, rubric=cfg.reward.rubric) for name in cfg.reward.names]
     reward_names = [fn.name for fn in reward_fns]
     o = cfg.optim
     optimizer = make_optimizer(
@@ -369,6 +378,7 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
             max_new_tokens=cfg.eval.max_new_tokens,
             max_prompt_length=cfg.generation.max_prompt_length,
             system=cfg.task.system,
+            answer_of=extract_answer if is_vlm_policy(policy) else None,
         )
 
     start_step, base, train_seconds, last_eval_seconds = 0, None, 0.0, 0.0

@@ -148,3 +148,33 @@ def test_latr_groups_shapes(tiny_folder, step):
         for i in range(out.n_tree):
             prefix = out.tree.prefixes[j][i]
             assert ro.completion_ids[4 * j + i, : len(prefix)].tolist() == prefix
+
+
+def test_train_text_with_latr_and_rubric(tiny_folder, tmp_path):
+    """Two steps of `flowrl train-text` with LATR groups and the RGR rubric reward on chain rows: it trains, and the
+    LATR rows show in the diversity metric."""
+    import json
+
+    from flowrl.text.chain import held_out_chains, write_chains
+    from flowrl.text.cli import load_config
+    from flowrl.text.train import train
+
+    problems = held_out_chains(30, seed=3)
+    write_chains(problems[:20], tmp_path / "train.jsonl")
+    write_chains(problems[20:], tmp_path / "test.jsonl")
+    cfg = load_config(
+        preset="grpo",
+        overrides=[
+            f"model.path={tiny_folder}", f"task.train_file={tmp_path / 'train.jsonl'}",
+            f"task.test_file={tmp_path / 'test.jsonl'}", f"run.root={tmp_path / 'runs'}", "run.tensorboard=false",
+            "run.log_every=1", "train.steps=2", "optim.lr=1e-3", "eval.every_minutes=0", "eval.max_new_tokens=8",
+            "generation.max_new_tokens=8", "generation.group_size=4", "reward.names=[rubric]", "reward.weights=[1.0]",
+            "reward.rubric=[result@2,steps,eos]", "rollout.kind=latr", "rollout.latr_prob_abs=0.05",
+            "rollout.latr_prob_rel=0.5", "rollout.latr_lookahead=[2]",
+        ],
+    )  # fmt: skip
+    result = train(cfg)
+    records = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in records if "reward" in r]
+    assert len(trained) == 2 and all(1 <= r["completions/distinct_per_group"] <= 4 for r in trained)
+    assert all("rewards/rubric/mean" in r for r in trained)

@@ -19,5 +19,5 @@ def test_exact_match_eos_by_hand():
 
 def test_registry_names_and_errors():
     assert load_text_reward("exact_match").name == "exact_match"  # rewards.REWARDS' free-text version
-    with pytest.raises(ValueError, match="Text-task rewards here: \\['exact_match_eos'\\]"):
+    with pytest.raises(ValueError, match="Text-task rewards here: \\['chain_result', 'exact_match_eos', 'rubric'\\]"):
         load_text_reward("no_such_reward")
