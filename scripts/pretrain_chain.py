@@ -1,7 +1,7 @@
 """SFT of the shipped chain LM (`assets/chain_lm/`): the arithmetic LM fine-tuned to write a scratchpad.
 
 Starts from `assets/arith_lm` (same alphabet and tokenizer: the chain task needs no new token) and trains on a stream
-of chain problems (`flowrl.text.chain`: 3-4 two-digit operands, each partial result written before the next
+of chain problems (`flowrl.text.chain`: 3-5 one-digit operands, each partial result written before the next
 operation), loss on the completion and EOS only, with the same batch / optimiser as `scripts/pretrain_arith.py`
 (whose `sft_batch` it reuses). Every ``--eval-every`` steps it measures greedy exact match of the whole completion on
 the first ``--eval-size`` held-out problems, and stops at the first evaluation at or above ``--target`` (so the base
@@ -28,7 +28,7 @@ from pretrain_arith import sft_batch  # noqa: E402  (scripts/ is not a package)
 from flowrl.text.chain import held_out_chains, train_chains, write_chains  # noqa: E402
 from flowrl.text.evaluate import greedy_accuracy  # noqa: E402
 
-MAX_NEW_TOKENS = 24  # the longest expected completion is 19 characters + EOS
+MAX_NEW_TOKENS = 24  # the longest expected completion is 21 characters + EOS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.20, help="stop at this held-out accuracy")
     parser.add_argument("--train-jsonl", type=int, default=20000, help="training problems written to train.jsonl")
     parser.add_argument("--eval-size", type=int, default=200, help="held-out problems checked while training")
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="also stop after this much training time")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(log[-1]), flush=True)
             if acc >= args.target:
                 break
+        if args.max_minutes and train_time >= 60 * args.max_minutes:
+            print(f"stopping at the time limit of {args.max_minutes} min (last check {acc:.1%})", flush=True)
+            break
         elif step % 10 == 0:
             print(json.dumps({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item()}), flush=True)
     else:

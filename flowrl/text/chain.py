@@ -1,13 +1,16 @@
 """The chain task of the shipped text world: multi-step arithmetic with a written scratchpad before the answer.
 
-A problem chains 3 or 4 two-digit operands with + or - (``47+25-18+33=``). The expected completion writes every
-partial result from left to right, copying the next operator and operand after it, so each step is one 2-operand
-operation of the arithmetic task (`flowrl.text.arith`) and the last number is the answer::
+A problem chains 3 to 5 one-digit operands (1-9) with + or - (``7+5-8+3=``). The expected completion writes every
+partial result from left to right, copying the next operator and operand after it, so each step is one small 2-operand
+operation and the last number is the answer::
 
-    prompt   47+25-18+33=
-    answer   72-18=54+33=87          (the whole completion: scratchpad, then the result after the last '=')
-    result   87                      (column 'result')
-    steps    ["72", "54", "87"]      (column 'steps': the partial results, the rubric of checkable steps)
+    prompt   7+5-8+3=
+    answer   12-8=4+3=7              (the whole completion: scratchpad, then the result after the last '=')
+    result   7                       (column 'result')
+    steps    ["12", "4", "7"]        (column 'steps': the partial results, the rubric of checkable steps)
+
+One error anywhere ruins the answer, so a chain of 2-4 steps is much harder than one step, and a group's completions
+can differ early (a wrong partial result) or late.
 
 It uses the arithmetic alphabet (no new token), so a model of that world can be fine-tuned into it. The 'answer'
 column is the whole completion so that the trainer's strict exact match (`exact_match_eos`) and greedy held-out
@@ -37,17 +40,19 @@ __all__ = [
 
 
 class ChainProblem(NamedTuple):
-    prompt: str  # "47+25-18+33="
-    answer: str  # "72-18=54+33=87": the whole expected completion
-    result: str  # "87"
-    steps: list[str]  # ["72", "54", "87"]: partial results s_k = s_{k-1} op_k a_{k+1}
+    prompt: str  # "7+5-8+3="
+    answer: str  # "12-8=4+3=7": the whole expected completion
+    result: str  # "7"
+    steps: list[str]  # ["12", "4", "7"]: partial results s_k = s_{k-1} op_k a_{k+1}
 
 
-def sample_chain(rng: random.Random, *, min_operands: int = 3, max_operands: int = 4) -> ChainProblem:
-    """One problem: the operand count uniform in [min_operands, max_operands], operands uniform in 10..99, operators
-    uniform in {+, -}."""
+def sample_chain(
+    rng: random.Random, *, min_operands: int = 3, max_operands: int = 5, low: int = 1, high: int = 9
+) -> ChainProblem:
+    """One problem: the operand count uniform in [min_operands, max_operands], operands uniform in low..high,
+    operators uniform in {+, -}."""
     n = rng.randint(min_operands, max_operands)
-    nums = [rng.randint(10, 99) for _ in range(n)]
+    nums = [rng.randint(low, high) for _ in range(n)]
     ops = [rng.choice("+-") for _ in range(n - 1)]
     total, steps, parts = nums[0], [], []
     for op, b in zip(ops, nums[1:], strict=True):
@@ -62,7 +67,7 @@ def sample_chain(rng: random.Random, *, min_operands: int = 3, max_operands: int
 def split_steps(completion: str) -> list[str]:
     """The partial results a completion writes: the number before each '=' and after the last one.
 
-    ``"72-18=54+33=87"`` -> ``["72", "54", "87"]``: each segment between '=' is ``s_k op a``; its leading signed
+    ``"12-8=4+3=7"`` -> ``["12", "4", "7"]``: each segment between '=' is ``s_k op a``; its leading signed
     number is s_k (an empty or malformed segment gives '').
     """
     out = []

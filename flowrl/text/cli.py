@@ -20,6 +20,8 @@ LLM_PRESETS = (
     "think_short", "posterior_grpo", "tp_grpo", "mo_grpo", "dynamic_weighting", "disco", "drpo", "salsa", "knapsack",
     "gvm", "scaf_grpo", "guide", "segment_po",
 )  # fmt: skip
+# the chain task's methods (docs/text.md "The chain task"): GRPO, LATR tree rollouts, RGR rubric reward + guidance
+CHAIN_PRESETS = ("chain_grpo", "chain_latr", "chain_rgr")
 
 CLI = TrainerCli(
     prog="flowrl train-text",
@@ -30,7 +32,8 @@ CLI = TrainerCli(
     f"preset {DEFAULT_PRESET}, on CPU for 14 minutes. Override any field with key.path=value.",
     epilog="Examples: flowrl train-text --preset grpo train.time_limit_minutes=2 | flowrl train-text "
     "model.path=/my/model task.train_file=t.jsonl task.test_file=h.jsonl | flowrl train-text --resume runs/<name>",
-    preset_help=f"preset name ({', '.join(PRESETS)}; LLM variants: {', '.join(LLM_PRESETS)}) or a YAML file",
+    preset_help=f"preset name ({', '.join(PRESETS)}; LLM variants: {', '.join(LLM_PRESETS)}; chain task: "
+    f"{', '.join(CHAIN_PRESETS)}) or a YAML file",
     override_example="optim.lr=2e-5",
     what="text preset",
 )

@@ -21,7 +21,6 @@ def exact_match(text: str, answer: str, *, terminated: bool) -> float:
     return float(terminated and text.strip() == answer.strip())
 
 
-@torch.no_grad()
 def greedy_accuracy(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -34,12 +33,32 @@ def greedy_accuracy(
     system: str = "",
 ) -> float:
     """Fraction of `prompts` whose greedy completion exactly matches its answer (a missing EOS counts as wrong)."""
+    hits = greedy_hits(
+        model, tokenizer, prompts, answers, max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length,
+        batch_size=batch_size, system=system,
+    )  # fmt: skip
+    return sum(hits) / len(prompts)
+
+
+@torch.no_grad()
+def greedy_hits(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    answers: list[str],
+    *,
+    max_new_tokens: int,
+    max_prompt_length: int,
+    batch_size: int = 500,
+    system: str = "",
+) -> list[float]:
+    """Per prompt, 1.0 if its greedy completion exactly matches its answer (EOS required), else 0.0."""
     if not prompts:
         raise ValueError("The held-out set is empty: pass at least one (prompt, answer) pair.")
     was_training = model.training
     model.eval()
     eos_ids = eos_token_ids(model, tokenizer)
-    hits = 0.0
+    hits: list[float] = []
     try:
         for start in range(0, len(prompts), batch_size):
             rows = encode_prompts(
@@ -56,10 +75,10 @@ def greedy_accuracy(
             )[:, ids.shape[1] :].tolist()
             for row, answer in zip(out, answers[start : start + batch_size], strict=True):
                 text, done = completion_text(tokenizer, row, eos_ids=eos_ids)
-                hits += exact_match(text, answer, terminated=done)
+                hits.append(exact_match(text, answer, terminated=done))
     finally:
         model.train(was_training)
-    return hits / len(prompts)
+    return hits
 
 
 def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:

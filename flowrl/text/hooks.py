@@ -454,7 +454,17 @@ def answer_prefix(row: dict, tier: str) -> str:
     return {"knowledge": answer[:1], "planning": answer[:2], "solution": answer}[tier]
 
 
-HINT_TEXTS: dict[str, Callable[[dict, str], str]] = {"answer_prefix": answer_prefix}
+def rubric_steps(row: dict, tier: str) -> str:
+    """RGR-GRPO's rubric guidance on the chain task (flowrl/text/chain.py; our stand-in for its rubric-guided
+    self-refinement, which a char-level LM cannot read as text): the scratchpad up to and including the first
+    (knowledge), second (planning) or every (solution) checkable partial result of the rubric's 'steps'."""
+    answer = str(row["answer"])
+    cuts = [i + 1 for i, c in enumerate(answer) if c == "="]  # ends of "s_k op a=" segments
+    k = {"knowledge": 1, "planning": 2, "solution": len(cuts) + 1}[tier]
+    return answer if k > len(cuts) else answer[: cuts[k - 1]]
+
+
+HINT_TEXTS: dict[str, Callable[[dict, str], str]] = {"answer_prefix": answer_prefix, "rubric_steps": rubric_steps}
 
 
 class Hints(NamedTuple):

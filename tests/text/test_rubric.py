@@ -19,7 +19,7 @@ def test_chain_problem_by_hand():
     for p in (sample_chain(random.Random(s)) for s in range(50)):
         nums = [int(x) for x in p.prompt[:-1].replace("-", "+-").split("+")]
         assert int(p.result) == sum(nums) and p.steps[-1] == p.result and split_steps(p.answer) == p.steps
-        assert 2 <= len(p.steps) <= 3
+        assert 2 <= len(p.steps) <= 4
     assert split_steps("72-18=54+33=87") == ["72", "54", "87"]
     assert split_steps("-78+52=-26") == ["-78", "-26"]
     assert split_steps("7x=") == ["7", ""]
@@ -82,3 +82,23 @@ def test_config_bad_input_names_the_field():
         load_text_reward("rubric")
     cfg = resolve(TextTrainConfig, overrides=["rollout.kind=latr", "rollout.latr_lookahead=[2,4]"])
     assert cfg.rollout.kind == "latr" and cfg.rollout.latr_lookahead == [2, 4]
+
+
+def test_rubric_steps_hint_by_hand():
+    from flowrl.text.hooks import HINT_TEXTS
+
+    hint = HINT_TEXTS["rubric_steps"]
+    row = {"answer": "12-8=4+3=7"}
+    assert [hint(row, t) for t in ("knowledge", "planning", "solution")] == ["12-8=", "12-8=4+3=", "12-8=4+3=7"]
+    assert [hint({"answer": "6-5=1"}, t) for t in ("knowledge", "planning")] == ["6-5=", "6-5=1"]
+
+
+def test_pass_at_k_and_standard_errors_by_hand():
+    from flowrl.text.pass_at_k import mean_se, paired_diff, pass_at
+
+    p1, p8 = pass_at(torch.tensor([0, 8, 4]), 8)
+    assert p1.tolist() == [0.0, 1.0, 0.5] and p8.tolist() == [0.0, 1.0, 1.0]
+    m = mean_se(torch.tensor([0.0, 1.0, 0.5]))  # mean .5, unbiased var ((.25 + .25 + 0) / 2) = .25 -> se .5/sqrt 3
+    assert m.mean == pytest.approx(0.5) and m.se == pytest.approx(0.5 / 3**0.5)
+    d = paired_diff(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, 0.0]))  # diffs 0 1 0
+    assert d.mean == pytest.approx(1 / 3) and d.se == pytest.approx((1 / 3) ** 0.5 / 3**0.5)

@@ -10,7 +10,7 @@ import torch
 
 from flowrl.config import ConfigError
 from flowrl.runtime.checkpoint import latest_checkpoint, load_checkpoint
-from flowrl.text.cli import LLM_PRESETS, PRESETS, PRESETS_DIR, load_config, main
+from flowrl.text.cli import CHAIN_PRESETS, LLM_PRESETS, PRESETS, PRESETS_DIR, load_config, main
 from flowrl.text.train import train
 
 
@@ -38,7 +38,7 @@ def _weights(folder):
 
 
 def test_presets_are_the_core_and_llm_variants():
-    assert sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")) == sorted(PRESETS + LLM_PRESETS)
+    assert sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")) == sorted(PRESETS + LLM_PRESETS + CHAIN_PRESETS)
 
 
 @pytest.mark.parametrize("preset", ["grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo"])
