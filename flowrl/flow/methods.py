@@ -344,15 +344,23 @@ def branch_grpo(
     prob_weighted: bool = False,
     pruning: Pruning | None = None,
 ) -> FlowMethod:
-    """BranchGRPO (arXiv 2509.06040; BranchGRPO `train_branchgrpo_flux.py`, `finetune_flux_branchgrpo_8gpus.sh`):
-    20 steps, dance SDE eta = 0.3 on every step, binary splits at {0, 3, 6, 9} (16 leaves per root) sampled with
-    kappa = 4 times the std but scored with the std [reproduced as published; flagged]; leaf-mean reward fusion
-    (or log-prob softmax, alpha 1) and per-depth normalisation (eps 1e-8); every edge but the last trained; clip
-    1e-3. Shift 3 is the FastVideo FLUX default [?] (not restated in the BranchGRPO script we read)."""
+    """BranchGRPO (arXiv 2509.06040; Fredreic1849/BranchGRPO @ 19fbb9f `fastvideo/train_branchgrpo_flux.py`,
+    `scripts/finetune/finetune_flux_branchgrpo_8gpus.sh`: ``--sampling_steps 20 --shift 3 --eta 0.3 --h 720``):
+    dance SDE eta = 0.3 on steps 0..18, binary splits at {0, 3, 6, 9} (16 leaves per root) sampled with kappa = 4
+    times the std but scored with the std [reproduced as published; flagged]; the image is the last step's clean
+    prediction ``x - sigma v`` (the script decodes ``pred_original``, as DanceGRPO), an Euler step to 0, so the last
+    step is Euler; leaf-mean reward fusion (or log-prob softmax, alpha 1) and per-depth normalisation (eps 1e-8);
+    every edge but the last trained; clip 1e-3."""
     del iteration
     T = num_inference_steps
     steps = _chain(
-        T, "dance_sde", eta, set(range(T - 1)), branch_at={s: branch for s in split_points}, noise_scale=noise_scale
+        T,
+        "dance_sde",
+        eta,
+        set(range(T - 1)),
+        sde=set(range(T - 1)),
+        branch_at={s: branch for s in split_points},
+        noise_scale=noise_scale,
     )
     plan = RolloutPlan(named_grid(grid, T, shift=shift), steps, num_roots=1)
     name = "tree_depthwise_prob" if prob_weighted else "tree_depthwise"

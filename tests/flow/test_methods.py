@@ -168,6 +168,8 @@ def test_published_defaults_are_wired():
     m = build_method("branch_grpo")
     assert [i for i, s in enumerate(m.plan.steps) if s.branch == 2] == [0, 3, 6, 9] and m.clip_range == 1e-3
     assert m.plan.steps[0].noise_scale == 4.0 and m.plan.steps[1].noise_scale == 1.0
+    # BranchGRPO decodes the last step's pred_original (an Euler step to 0), as DanceGRPO: the last step is Euler
+    assert [s.kernel for s in m.plan.steps] == ["dance_sde"] * 19 + ["ode_euler"] and not m.plan.steps[-1].trained
     m = build_method("tree_grpo")
     assert [i for i, s in enumerate(m.plan.steps) if s.branch == 2] == [0, 1, 2, 3]
     m = build_method("flow_grpo", guard=True)
