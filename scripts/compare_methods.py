@@ -34,7 +34,9 @@ import torch  # noqa: E402
 from flowrl.models.shapeworld import load_shapeworld_adapter  # noqa: E402
 from flowrl.runtime.metrics import read_metrics  # noqa: E402
 from flowrl.runtime.run_dir import create_run_dir  # noqa: E402
-from flowrl.train.image import EvalSummary, evaluate, resolve_model_path, train  # noqa: E402
+from flowrl.train.adapters import resolve_model_path  # noqa: E402
+from flowrl.train.evaluation import EvalSummary, evaluate  # noqa: E402
+from flowrl.train.image import train  # noqa: E402
 from flowrl.train.image_cli import PRESETS_DIR, load_config  # noqa: E402
 from flowrl.train.shapes_eval import paired_change, shapeworld_eval_set  # noqa: E402
 

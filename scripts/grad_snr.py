@@ -28,10 +28,12 @@ from pathlib import Path
 import torch
 
 import rewards as reward_lib
-from flowrl.grpo import Normalizer, get_variant
-from flowrl.train.image import build_adapter, collect, make_method, optimizer_step_loss
+from flowrl.grpo import Normalizer
+from flowrl.train.adapters import build_adapter
+from flowrl.train.estimators import StepContext, make_estimator, make_method
 from flowrl.train.image_cli import load_config
 from flowrl.train.prompts import iteration_prompts
+from flowrl.train.rollouts import collect
 
 
 def parse_config(spec: str) -> tuple[str, str | None, list[str]]:
@@ -53,29 +55,21 @@ def gradient_estimates(preset: str | None, overrides: list[str], *, estimates: i
     cfg = load_config(preset=preset, overrides=overrides)
     adapter = build_adapter(cfg, torch.device("cpu"))
     method = make_method(cfg, 0, default_shift=adapter.default_shift)
-    variant = get_variant("flow_grpo", clip_range=method.clip_range, beta=method.kl_beta, guard=method.guard)
+    estimator = make_estimator(cfg, adapter, method, old=None)  # a step log-prob method (its edges' gradient)
     reward_fns = [reward_lib.load_reward(name) for name in cfg.reward.names]
     chosen = iteration_prompts(prompts, families=cfg.train.families, seed=cfg.train.seed, iteration=0)
     params = adapter.trainable_parameters()
     grads, reward_std, edges, seconds = [], [], [], []
     for k in range(estimates):
         begin = time.perf_counter()
-        rollouts, _ = collect(cfg, adapter, method, reward_fns, list(enumerate(chosen)), iteration=10_000 + k)
-        n = torch.tensor(float(sum(int(ro.mask.sum()) for ro in rollouts)))
+        units, _ = collect(cfg, adapter, estimator, reward_fns, list(enumerate(chosen)), iteration=10_000 + k)
+        n = torch.tensor(float(sum(estimator.trained_units(u) for u in units)))
         for p in params:
             p.grad = None
-        optimizer_step_loss(
-            cfg,
-            adapter,
-            method,
-            variant.objective,
-            rollouts,
-            Normalizer(num_tokens=n, num_sequences=n),
-            0,
-            torch.tensor(float(len(rollouts))),
-        )
+        norm = Normalizer(num_tokens=n, num_sequences=n)
+        estimator.step_loss(units, norm, StepContext(0, torch.tensor(float(len(units))), units))
         grads.append(torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]))
-        reward_std.append(float(torch.stack([ro.rewards[:, 0].std() for ro in rollouts]).mean()))
+        reward_std.append(float(torch.stack([u.rollout.rewards[:, 0].std() for u in units]).mean()))
         edges.append(int(n))
         seconds.append(time.perf_counter() - begin)
     return {"grads": grads, "reward_std": reward_std, "edges": edges, "seconds": seconds}

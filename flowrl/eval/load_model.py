@@ -47,7 +47,7 @@ class LoadedModel(NamedTuple):
         image_size (`int`): image height and width in pixels.
         source (`str`): one line saying where the weights came from (shown in reports and the demo).
         grid (`str`): time grid of the sampler (`flowrl.flow.grid.GRIDS`): the run's ``method.grid``, else the
-            pipeline's own (`flowrl.train.image.MODEL_GRIDS`: 'sd3' for SD3 and ShapeWorld, 'linear' for FLUX).
+            pipeline's own (`flowrl.train.estimators.MODEL_GRIDS`: 'sd3' for SD3 and ShapeWorld, 'linear' for FLUX).
         folder (`Path`): the model folder the adapter loaded (the base of a LoRA, or a run's complete ``final/``).
         lora (`Path`, *optional*): the LoRA loaded on the transformer (switch it off with
             ``adapter.transformer.disable_adapters()`` to sample the base model), None when there is none.
@@ -87,7 +87,8 @@ def _model_folder(folder: Path) -> bool:
 def _run_weights(run: Path, model: str | Path | None) -> _RunWeights:
     """What a run folder's config and files say to load."""
     from flowrl.config import ConfigError
-    from flowrl.train.image import grid_name, resolve_model_path
+    from flowrl.train.adapters import resolve_model_path
+    from flowrl.train.estimators import grid_name
     from flowrl.train.image_cli import resume_config
 
     if not run.is_dir():
@@ -288,7 +289,7 @@ def load_model(
         FileNotFoundError: a folder or weights file is missing (the message says which and how to get it).
         ValueError: conflicting or invalid options.
     """
-    from flowrl.train.image import MODEL_GRIDS
+    from flowrl.train.estimators import MODEL_GRIDS
 
     if dtype not in DTYPES:
         raise ValueError(f"Unknown dtype {dtype!r}. Valid: {sorted(DTYPES)}.")

@@ -1,4 +1,5 @@
-"""Scalar metrics of a run: one JSON line per `MetricsLogger.log` call in `metrics.jsonl`, mirrored to TensorBoard.
+"""Scalar metrics of a run: one JSON line per `MetricsLogger.log` call in `metrics.jsonl`, mirrored to the run's
+experiment trackers (TensorBoard by default, W&B, Trackio: `flowrl.runtime.trackers`).
 
 Library code keeps metrics as tensors (style rule 3.6.10: no `.item()` in math); `MetricsLogger.log` is the one place
 where they are brought to the host. Each line is `{"step": int, "wall_time": float, <key>: number | null, ...}`;
@@ -16,12 +17,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+import numpy as np
 import torch
 
 from flowrl.runtime.run_dir import atomic_write_bytes
+from flowrl.runtime.trackers import log_image, log_scalars, open_trackers
 
 METRICS_FILE = "metrics.jsonl"
-TB_DIR = "tb"
 _RESERVED = ("step", "wall_time")
 
 
@@ -55,6 +57,14 @@ def read_metrics(path: str | Path) -> list[dict]:
     return records
 
 
+def print_and_append(path: str | Path, record: dict) -> None:
+    """Print `record` as one JSON line and append it to the JSONL file `path` (a script's progress log)."""
+    line = json.dumps(record)
+    print(line, flush=True)
+    with Path(path).open("a") as handle:
+        handle.write(line + "\n")
+
+
 def _to_number(key: str, value: object) -> float | int | None:
     # The single host sync of the training loop happens here, through `.item()`.
     if isinstance(value, torch.Tensor):
@@ -77,14 +87,17 @@ def _to_number(key: str, value: object) -> float | int | None:
 
 
 class MetricsLogger:
-    """Append-only scalar logger for one run folder: `metrics.jsonl` plus TensorBoard under `run_dir/tb/`.
+    """Append-only scalar logger for one run folder: `metrics.jsonl` plus the trackers (TensorBoard: `run_dir/tb/`).
 
     Args:
         run_dir (`str` or `Path`):
             The run folder (from `create_run_dir`).
         tensorboard (`bool`, defaults to `True`):
-            Also write TensorBoard scalars with `torch.utils.tensorboard.SummaryWriter` (needs the `tensorboard`
-            package).
+            Also write TensorBoard scalars (needs the `tensorboard` package); ignored when `report_to` is given.
+        report_to (`list[str]`, *optional*):
+            Trackers of `flowrl.runtime.trackers.TRACKERS` (``run.report_to``); None = TensorBoard per `tensorboard`.
+        config (`dict`, *optional*):
+            Flat hyper-parameters stored by W&B and Trackio.
         resume_step (`int`, *optional*, defaults to `None`):
             When resuming from the checkpoint of step `resume_step`, drop every existing line with
             `step >= resume_step` (those steps are about to be recomputed) and tell TensorBoard to purge its events
@@ -92,7 +105,7 @@ class MetricsLogger:
 
     Raises:
         FileExistsError: `resume_step=None` but `metrics.jsonl` already holds lines.
-        ImportError: `tensorboard=True` but the `tensorboard` package is not installed.
+        ImportError: a tracker's package (tensorboard, wandb, trackio) is not installed.
 
     Example::
 
@@ -103,7 +116,15 @@ class MetricsLogger:
         logger.close()
     """
 
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        tensorboard: bool = True,
+        resume_step: int | None = None,
+        report_to: list[str] | None = None,
+        config: dict | None = None,
+    ) -> None:
         self.path = Path(run_dir) / METRICS_FILE
         if resume_step is None:
             if self.path.exists() and self.path.stat().st_size > 0:
@@ -116,16 +137,8 @@ class MetricsLogger:
             atomic_write_bytes(self.path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept).encode())
         self._last_step = 0 if resume_step is None else resume_step  # lowest step allowed next
         self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
-        self._tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                raise ImportError(
-                    "MetricsLogger(tensorboard=True) needs the `tensorboard` package: "
-                    "`pip install 'tensorboard>=2.21,<3'`, or pass tensorboard=False to log only metrics.jsonl."
-                ) from e
-            self._tb = SummaryWriter(log_dir=str(Path(run_dir) / TB_DIR), purge_step=resume_step)
+        names = report_to if report_to is not None else (["tensorboard"] if tensorboard else [])
+        self.trackers = open_trackers(names, run_dir, config=config, resume_step=resume_step)
 
     def log(self, step: int, metrics: Mapping[str, float | int | torch.Tensor]) -> dict[str, float | int | None]:
         """Append one line `{"step": step, "wall_time": ..., **metrics}` and the TensorBoard scalars of `step`.
@@ -155,21 +168,26 @@ class MetricsLogger:
         record = {"step": int(step), "wall_time": time.time(), **values}
         self._file.write(json.dumps(record, allow_nan=False) + "\n")
         self._file.flush()
-        if self._tb is not None:
-            for k, v in values.items():
-                if v is not None:
-                    self._tb.add_scalar(k, v, global_step=step, walltime=record["wall_time"])
+        finite = {k: v for k, v in values.items() if v is not None}
+        log_scalars(self.trackers, finite, step, walltime=record["wall_time"])
         self._last_step = step
         return values
+
+    def log_image(self, step: int, key: str, path: str | Path) -> None:
+        """The PNG at `path` (a sample grid) to every tracker, as `key` at `step`."""
+        if self.trackers:
+            from PIL import Image
+
+            log_image(self.trackers, key, np.asarray(Image.open(path).convert("RGB")), step)
 
     def close(self) -> None:
         """Flush and close `metrics.jsonl` and the TensorBoard writer (idempotent)."""
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        for tracker in self.trackers:
+            tracker.finish()
+        self.trackers = []
 
     def __enter__(self) -> MetricsLogger:
         return self

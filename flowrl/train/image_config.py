@@ -274,8 +274,23 @@ class RunConfig:
     """Write a checkpoint every this many iterations (and at the end)."""
     keep_last: int = 2
     """Checkpoints kept."""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Experiment trackers (accelerate's, `flowrl.runtime.trackers`): any of tensorboard (under ``<run>/tb``), wandb,
+    trackio; each gets every metric and the sample grid of each evaluation. [] = metrics.jsonl only."""
     tensorboard: bool = True
-    """Also write TensorBoard scalars."""
+    """false = leave tensorboard out of report_to (the earlier switch, kept for existing configs)."""
+
+    def __post_init__(self) -> None:
+        from flowrl.runtime.trackers import TRACKERS  # no model library: the CLI's --help stays fast
+
+        unknown = [n for n in self.report_to if n not in TRACKERS]
+        if unknown:
+            raise ValueError(f"run.report_to names unknown tracker(s) {unknown}; valid: {list(TRACKERS)}.")
+
+    @property
+    def trackers(self) -> list[str]:
+        """`report_to`, without tensorboard when `tensorboard` is false."""
+        return [n for n in self.report_to if self.tensorboard or n != "tensorboard"]
 
 
 @dataclass

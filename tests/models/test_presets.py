@@ -36,7 +36,7 @@ def test_every_published_recipe_has_a_preset():
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_validates_and_builds_its_method(name):
-    from flowrl.train.image import make_method
+    from flowrl.train.estimators import make_method
 
     cfg = load_config(preset=name, overrides=[])
     method = make_method(cfg, 0)

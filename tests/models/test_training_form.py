@@ -9,7 +9,7 @@ import torch
 from adapter_checks import load
 from tiny_pipelines import PROMPTS
 
-from flowrl.train.image import build_adapter
+from flowrl.train.adapters import build_adapter
 from flowrl.train.image_cli import load_config
 
 

@@ -10,14 +10,8 @@ import torch
 
 from flowrl.config import ConfigError, resolve
 from flowrl.flow import build_method, edge_leaf_map, rollout
-from flowrl.train.image import (
-    PromptRollout,
-    edge_mask,
-    global_credit,
-    leaf_advantages,
-    make_method,
-    step_chunks,
-)
+from flowrl.train.estimators import EdgeCredit, PromptRollout, StepLogProb, make_method
+from flowrl.train.estimators.step_logprob import edge_mask
 from flowrl.train.image_config import ImageTrainConfig
 
 
@@ -27,7 +21,7 @@ def _rollouts(method, rewards):
         tree = rollout(lambda x, s, c: torch.zeros_like(x), method.plan, None, torch.randn(1, 2, 1, 2, 2))
         adv = torch.zeros(tree.edges.parent.numel())
         mask = edge_mask(method, tree, torch.ones_like(adv), iteration=0, generator=torch.Generator())
-        out.append(PromptRollout(index, f"p{index}", None, tree, torch.tensor(r)[:, None], adv, mask))
+        out.append(EdgeCredit(PromptRollout(index, f"p{index}", None, tree, torch.tensor(r)[:, None]), adv, mask))
     return out
 
 
@@ -38,10 +32,10 @@ def test_global_std_advantages_by_hand():
     cfg = resolve(ImageTrainConfig, overrides=["train.advantage_std=global", "train.unbiased_std=false"])
     method = make_method(cfg, 0)._replace(plan=build_method("flow_grpo", num_inference_steps=3, group_size=2).plan)
     assert method.advantage_kwargs["scale"] == "batch" and method.advantage_kwargs["unbiased"] is False
-    out = global_credit(cfg, method, _rollouts(method, [[1.0, 3.0], [2.0, 6.0]]), world=1)
+    out = StepLogProb(cfg, None, method).finish_credit(_rollouts(method, [[1.0, 3.0], [2.0, 6.0]]), world=1)
     denom = math.sqrt(3.5) + 1e-4
     for ro, expected in zip(out, ([-1.0, 1.0], [-2.0, 2.0]), strict=True):
-        roots = ro.tree.edges.root
+        roots = ro.rollout.tree.edges.root
         assert roots.numel() == 4  # 2 chains x 2 trained steps
         got = torch.stack([ro.adv[roots == root].unique() for root in roots.unique()])  # one value per chain
         torch.testing.assert_close(got.flatten(), torch.tensor(expected) / denom)
@@ -73,7 +67,7 @@ def test_normalize_then_sum_clamps_the_sum_of_unclipped_advantages():
     tree = rollout(lambda x, s, c: torch.zeros_like(x), method.plan, None, torch.randn(1, 8, 1, 2, 2))
     rewards = torch.zeros(8, 3)
     rewards[7] = 1.0
-    adv = leaf_advantages(cfg, method, tree, rewards)  # (E,): one trained step, one edge per chain
+    adv = StepLogProb(cfg, None, method).advantages(tree, rewards)  # (E,): one trained step, one edge per chain
     leaf = edge_leaf_map(tree).float().argmax(dim=1)
     assert adv[leaf == 7].item() == pytest.approx(5.0)
     torch.testing.assert_close(adv[leaf != 7], torch.full((7,), -3 * 0.125 / (math.sqrt(1 / 8) + 1e-4)))
@@ -87,10 +81,12 @@ def test_denoising_step_split_gives_one_optimizer_step_per_probe_step():
     )
     tree = rollout(lambda x, s, c: torch.zeros_like(x), method.plan, None, torch.randn(1, 1, 1, 2, 2))
     mask = torch.ones(tree.edges.parent.numel(), dtype=torch.bool)
-    ro = PromptRollout(0, "p", None, tree, torch.zeros(0, 1), torch.zeros_like(mask, dtype=torch.float), mask)
-    chunks = step_chunks(cfg, method, [ro], {0: 0})
+    ro = EdgeCredit(
+        PromptRollout(0, "p", None, tree, torch.zeros(0, 1)), torch.zeros_like(mask, dtype=torch.float), mask
+    )
+    chunks = StepLogProb(cfg, None, method).step_chunks([ro], {0: 0})
     assert len(chunks) == 4  # one per denoising step; steps 2 and 3 have no edge and are skipped by update()
     assert [int(c[0].mask.sum()) for c in chunks] == [2, 2, 0, 0]  # the 2 probes of steps 0 and 1
-    assert all(bool((c[0].tree.edges.step[c[0].mask] == s).all()) for s, c in enumerate(chunks))
+    assert all(bool((c[0].rollout.tree.edges.step[c[0].mask] == s).all()) for s, c in enumerate(chunks))
     with pytest.raises(ValueError, match="train.steps_per_epoch=1"):
         resolve(ImageTrainConfig, overrides=["train.step_split=denoising_step", "train.steps_per_epoch=2"])

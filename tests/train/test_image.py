@@ -143,7 +143,7 @@ def test_bad_input_gives_clear_errors(tiny_model, tmp_path, capsys):
     assert main(["train.iteratoins=3"]) == 2
     assert "Unknown key 'iteratoins' in `train`" in capsys.readouterr().err
     assert main([f"model.path={tmp_path / 'missing'}", f"run.root={tmp_path}"]) == 2
-    assert "Model folder" in capsys.readouterr().err
+    assert "model folder" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="method.kwargs"):
         train(_cfg(tiny_model, tmp_path, "method.kwargs.window=3"))
 

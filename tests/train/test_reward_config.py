@@ -5,8 +5,8 @@ import torch
 
 import rewards
 from flowrl.config import ConfigError, resolve
-from flowrl.train.image import load_rewards
 from flowrl.train.image_config import ImageTrainConfig
+from flowrl.train.reward_fns import load_rewards
 
 
 def _recording(monkeypatch, name):
