@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -31,11 +33,13 @@ def greedy_accuracy(
     max_prompt_length: int,
     batch_size: int = 500,
     system: str = "",
+    answer_of: Callable[[str], str | None] | None = None,
 ) -> float:
-    """Fraction of `prompts` whose greedy completion exactly matches its answer (a missing EOS counts as wrong)."""
+    """Fraction of `prompts` whose greedy completion exactly matches its answer (a missing EOS counts as wrong);
+    `answer_of` extracts the answer from the completion first (None from it counts as wrong)."""
     hits = greedy_hits(
         model, tokenizer, prompts, answers, max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length,
-        batch_size=batch_size, system=system,
+        batch_size=batch_size, system=system, answer_of=answer_of,
     )  # fmt: skip
     return sum(hits) / len(prompts)
 
@@ -51,8 +55,9 @@ def greedy_hits(
     max_prompt_length: int,
     batch_size: int = 500,
     system: str = "",
+    answer_of: Callable[[str], str | None] | None = None,
 ) -> list[float]:
-    """Per prompt, 1.0 if its greedy completion exactly matches its answer (EOS required), else 0.0."""
+    """Per prompt, 1.0 if its greedy completion (or `answer_of` of it) exactly matches its answer (EOS required)."""
     if not prompts:
         raise ValueError("The held-out set is empty: pass at least one (prompt, answer) pair.")
     was_training = model.training
@@ -75,6 +80,9 @@ def greedy_hits(
             )[:, ids.shape[1] :].tolist()
             for row, answer in zip(out, answers[start : start + batch_size], strict=True):
                 text, done = completion_text(tokenizer, row, eos_ids=eos_ids)
+                if answer_of is not None:
+                    got = answer_of(text)
+                    text, done = ("", False) if got is None else (got, done)
                 hits.append(exact_match(text, answer, terminated=done))
     finally:
         model.train(was_training)
