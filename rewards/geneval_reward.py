@@ -12,7 +12,7 @@ grammar (``"shapeworld"`` detector only).
 from __future__ import annotations
 
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,8 +45,9 @@ class GenEvalReward:
             factory gets the non-None of `device`, `dtype`, `path` as keyword arguments.
         colour_classifier (`str | ColourClassifier`, *optional*): likewise; default: ShapeWorld's palette classifier
             with the ShapeWorld detector, none otherwise (a ``color`` clause is then an error).
-        metadata_file (`str | Path`, *optional*): a GenEval prompts file (`rewards.geneval_prompts`) looked up by
-            prompt when the caller passes no metadata (training passes none).
+        metadata_file (`str | Path | Sequence`, *optional*): GenEval prompts file(s) (`rewards.geneval_prompts`)
+            looked up by prompt when the caller passes no metadata (training passes none; give the train and the
+            evaluation file).
         threshold, counting_threshold, max_objects, nms_threshold, position_threshold, position_quirk: GenEval's
             and the reward server's settings (`rewards.geneval.geneval_score`).
     """
@@ -57,7 +58,7 @@ class GenEvalReward:
         output: Output = "score",
         detector: str | Detector = _SHAPEWORLD,
         colour_classifier: str | ColourClassifier | None = None,
-        metadata_file: str | Path | None = None,
+        metadata_file: str | Path | Sequence[str | Path] | None = None,
         device: str | None = None,
         dtype: torch.dtype | None = None,
         path: str | None = None,
@@ -84,8 +85,15 @@ class GenEvalReward:
             colour_classifier, "colour_classifier", device=device, dtype=dtype
         )
         self._by_prompt: dict[str, dict] = {}
-        if metadata_file is not None:
-            self._by_prompt = {row.prompt: row.metadata for row in read_geneval_prompts(metadata_file)}
+        files = [metadata_file] if isinstance(metadata_file, str | Path) else list(metadata_file or [])
+        for file in files:
+            for row in read_geneval_prompts(file):
+                seen = self._by_prompt.setdefault(row.prompt, row.metadata)
+                if seen != row.metadata:
+                    raise ValueError(
+                        f"{self.name}: prompt {row.prompt!r} has two different metadata ({file} line {row.line}); "
+                        "a prompt must mean one thing across metadata_file."
+                    )
         self._settings = dict(
             threshold=threshold,
             counting_threshold=counting_threshold,

@@ -382,3 +382,13 @@ def test_shipped_prompt_files_load_and_the_shapeworld_one_is_the_grammar_mapping
     assert all(row.metadata == shapes_metadata(row.prompt) for row in shapes)
     reward = load_reward("geneval", metadata_file=str(PROMPTS / "geneval_shapes_test.jsonl"))
     assert reward._by_prompt[shapes[0].prompt] == shapes[0].metadata
+
+
+def test_metadata_files_merge_and_conflicts_are_errors(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    one = {"prompt": "a red circle", "tag": "single_object", "include": [{"class": "circle", "count": 1}]}
+    a.write_text(json.dumps(one) + "\n" + json.dumps(one) + "\n")  # a repeat with equal metadata is fine
+    b.write_text(json.dumps(one | {"include": [{"class": "circle", "count": 2}]}) + "\n")
+    assert len(load_reward("geneval", metadata_file=[str(a)])._by_prompt) == 1
+    with pytest.raises(ValueError, match="two different metadata"):
+        load_reward("geneval", metadata_file=[a, b])
