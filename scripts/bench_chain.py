@@ -44,6 +44,55 @@ def evaluate(folder: Path, rows: list[dict], *, seed: int) -> dict[str, torch.Te
     return {"greedy": greedy.double(), "pass@1": p1, f"pass@{K}": pk}
 
 
+def group_diversity(folder: Path, rows: list[dict], *, seed: int, step: int = 0) -> dict[str, dict]:
+    """Groups of 8 on the same prompts from plain sampling and from LATR (chain_latr's knobs, training step `step`):
+    distinct completions per group, the fraction of groups holding a correct completion, the mean reward, and for
+    LATR the tree's forwards (prefixes evaluated) per generated token."""
+    from flowrl.text.collect import latr_params
+    from flowrl.text.evaluate import completion_text, eos_token_ids, exact_match
+    from flowrl.text.latr import distinct_per_group, latr_groups
+    from flowrl.text.prompts import encode_prompts
+    from flowrl.text.rollout import sample_groups
+
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    eos = eos_token_ids(model, tok)
+    params = latr_params(load_config(preset="chain_latr", overrides=[]))
+    out = {}
+    for kind in ("sample", "latr"):
+        torch.manual_seed(seed)
+        distinct, solved, reward, forwards, tokens = [], [], [], 0, 0
+        for s in range(0, len(rows), 25):
+            chunk = rows[s : s + 25]
+            ids = encode_prompts(tok, [str(r["prompt"]) for r in chunk], max_prompt_length=16)
+            if kind == "sample":
+                ro = sample_groups(model, tok, ids, group_size=K, sampling=SamplingConfig(24), eos_ids=eos)
+            else:
+                lr = latr_groups(model, tok, ids, group_size=K, sampling=SamplingConfig(24), eos_ids=eos,
+                                 params=params, step=step)  # fmt: skip
+                ro, forwards = lr.rollout, forwards + lr.tree.forwards
+            comp = (ro.completion_ids * ro.completion_mask).tolist()
+            lengths = ro.completion_mask.sum(-1).tolist()
+            tokens += sum(lengths)
+            hits = []
+            for r, (c, n) in enumerate(zip(comp, lengths, strict=True)):
+                text, done = completion_text(tok, c[:n], eos_ids=eos)
+                hits.append(exact_match(text, str(chunk[r // K]["answer"]), terminated=done))
+            h = torch.tensor(hits).view(-1, K)
+            distinct += [distinct_per_group(comp[g * K : (g + 1) * K], [0] * K) for g in range(len(chunk))]
+            solved += (h.sum(-1) > 0).double().tolist()
+            reward += h.mean(-1).double().tolist()
+        out[kind] = {
+            "distinct_per_group": mean_se(torch.tensor(distinct))._asdict(),
+            "group_solved": mean_se(torch.tensor(solved))._asdict(),
+            "mean_reward": mean_se(torch.tensor(reward))._asdict(),
+            "generated_tokens": tokens,
+        }
+        if kind == "latr":
+            out[kind]["tree_forwards"] = forwards
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=["chain_grpo", "chain_latr", "chain_rgr"])
@@ -51,11 +100,16 @@ def main() -> None:
     ap.add_argument("--test-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_chain"))
+    ap.add_argument("--diversity", type=int, default=200, help="held-out prompts of the group-diversity table")
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = load_jsonl("assets/chain_lm/test.jsonl")[: args.test_size]
     results: dict[str, dict] = {}
+    if args.diversity:
+        results["diversity_base"] = group_diversity(Path("assets/chain_lm"), rows[: args.diversity], seed=args.seed)
+        print(json.dumps(results["diversity_base"], indent=1), flush=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     base = evaluate(Path("assets/chain_lm"), rows, seed=args.seed)
     results["base"] = {k: mean_se(v)._asdict() for k, v in base.items()}
     per_problem = {"base": base}
@@ -93,6 +147,8 @@ def main() -> None:
     print(f"| model | {' | '.join(cols)} | steps | s/step | tokens | distinct/group |")
     print("|---|" + "---:|" * (len(cols) + 4))
     for name, r in results.items():
+        if name.startswith("diversity"):
+            continue
         cells = [f"{100 * r[c]['mean']:.1f} +- {100 * r[c]['se']:.1f}" for c in cols]
         extra = (
             ["", "", "", ""]

@@ -150,6 +150,36 @@ def test_latr_groups_shapes(tiny_folder, step):
             assert ro.completion_ids[4 * j + i, : len(prefix)].tolist() == prefix
 
 
+@pytest.mark.parametrize("preset", ["chain_grpo", "chain_latr", "chain_rgr"])
+def test_chain_presets_train(tiny_folder, tmp_path, preset):
+    """Each chain preset runs two steps end to end on chain rows (a tiny random model stands in for assets/chain_lm;
+    chain_rgr's hinted rollouts fire because a random model fails every group)."""
+    import json
+
+    from flowrl.text.chain import held_out_chains, write_chains
+    from flowrl.text.cli import load_config
+    from flowrl.text.train import train
+
+    problems = held_out_chains(30, seed=3)
+    write_chains(problems[:20], tmp_path / "train.jsonl")
+    write_chains(problems[20:], tmp_path / "test.jsonl")
+    cfg = load_config(
+        preset=preset,
+        overrides=[
+            f"model.path={tiny_folder}", f"task.train_file={tmp_path / 'train.jsonl'}",
+            f"task.test_file={tmp_path / 'test.jsonl'}", f"run.root={tmp_path / 'runs'}", "run.tensorboard=false",
+            "run.log_every=1", "train.steps=2", "eval.every_minutes=0", "task.test_size=4", "generation.group_size=4",
+            "train.prompts_per_step=2",
+        ],
+    )  # fmt: skip
+    result = train(cfg)
+    records = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in records if "reward" in r]
+    assert len(trained) == 2
+    if preset == "chain_rgr":
+        assert sum(r["guided_rows"] for r in trained) > 0 and all("rewards/rubric/mean" in r for r in trained)
+
+
 def test_train_text_with_latr_and_rubric(tiny_folder, tmp_path):
     """Two steps of `flowrl train-text` with LATR groups and the RGR rubric reward on chain rows: it trains, and the
     LATR rows show in the diversity metric."""
