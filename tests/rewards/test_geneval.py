@@ -392,3 +392,16 @@ def test_metadata_files_merge_and_conflicts_are_errors(tmp_path):
     assert len(load_reward("geneval", metadata_file=[str(a)])._by_prompt) == 1
     with pytest.raises(ValueError, match="two different metadata"):
         load_reward("geneval", metadata_file=[a, b])
+
+
+def test_crop_object_is_genevals_masked_grey_crop():
+    from rewards.geneval import crop_object
+
+    image = torch.ones(3, 8, 8)
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2:4, 2:4] = True
+    crop = crop_object(image, Detection("cat", (1.0, 2.0, 5.0, 4.0), 1.0, mask))  # x 1..4, y 2..3 (x1, y1 exclusive)
+    assert crop.shape == (3, 2, 4)
+    expected = torch.tensor([[0.6, 1.0, 1.0, 0.6], [0.6, 1.0, 1.0, 0.6]])  # grey #999 outside the mask
+    torch.testing.assert_close(crop[0], expected)
+    assert crop_object(image, Detection("cat", (1.0, 2.0, 5.0, 4.0), 1.0)).eq(1).all()  # no mask: the plain crop
