@@ -27,7 +27,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import random
 import statistics
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from flowrl.runtime.metrics import print_and_append
+from flowrl.runtime.run_dir import atomic_torch_save
 from flowrl.shapes.evaluate import evaluate_model, stratified_prompts
 from flowrl.shapes.grammar import FAMILIES, format_prompt
 from flowrl.shapes.model import (
@@ -166,12 +167,6 @@ def parameters(model: ShapeWorldModel) -> list[torch.nn.Parameter]:
     return [p for module in trained_modules(model).values() for p in module.parameters()]
 
 
-def atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def model_state(model: ShapeWorldModel) -> dict:
     return {name: module.state_dict() for name, module in trained_modules(model).items()}
 
@@ -209,12 +204,6 @@ def build(args: argparse.Namespace) -> ShapeWorldModel:
     return model
 
 
-def log(path: Path, record: dict) -> None:
-    print(json.dumps(record), flush=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
 def run_eval(ema: ShapeWorldModel, args: argparse.Namespace, per_family: int, seeds: list[int]) -> dict:
     prompts = stratified_prompts(per_family, split="test", seed=0)
     start = time.time()
@@ -245,6 +234,18 @@ def main(argv: list[str] | None = None) -> int:
     generator = torch.Generator().manual_seed(args.seed)
     step, train_seconds = 0, 0.0
     checkpoint_path = out / "last.pt"
+
+    def checkpoint() -> dict:  # what --resume restores: weights, EMA, optimizer, data generator, counters
+        return {
+            "model": model_state(model),
+            "ema": model_state(ema),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "step": step,
+            "train_seconds": train_seconds,
+            "args": vars(args),
+        }
+
     if args.resume or args.export_only:
         if not checkpoint_path.exists():
             raise SystemExit(f"--resume/--export-only need {checkpoint_path}; run without them to start fresh.")
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = out / "log.jsonl"
     if not args.export_only:
         (out / "args.json").write_text(json.dumps(vars(args), indent=2) + "\n")
-        log(log_path, {"event": "start", "step": step, "params": n_params, "args": vars(args)})
+        print_and_append(log_path, {"event": "start", "step": step, "params": n_params, "args": vars(args)})
         set_train(model, True)
         last_checkpoint = last_eval = time.time()
         segment_start, segment_steps_start = time.time(), step
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             losses.append(loss.item())
             if step % args.log_every == 0:
                 rate = (time.time() - segment_start) / max(1, step - segment_steps_start)
-                log(
+                print_and_append(
                     log_path,
                     {
                         "step": step,
@@ -328,38 +329,16 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 losses = []
             if time.time() - last_checkpoint >= 60 * args.checkpoint_minutes or step == args.max_steps:
-                atomic_save(
-                    {
-                        "model": model_state(model),
-                        "ema": model_state(ema),
-                        "optimizer": optimizer.state_dict(),
-                        "generator": generator.get_state(),
-                        "step": step,
-                        "train_seconds": train_seconds,
-                        "args": vars(args),
-                    },
-                    checkpoint_path,
-                )
+                atomic_torch_save(checkpoint(), checkpoint_path)
                 last_checkpoint = time.time()
             if args.quick_eval_minutes and time.time() - last_eval >= 60 * args.quick_eval_minutes:
                 metrics = run_eval(ema, args, per_family=40, seeds=[0])
-                log(
+                print_and_append(
                     log_path,
                     {"event": "quick_eval", "step": step, "train_min": round(train_seconds / 60, 2), **metrics},
                 )
                 last_eval = time.time()
-        atomic_save(
-            {
-                "model": model_state(model),
-                "ema": model_state(ema),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "step": step,
-                "train_seconds": train_seconds,
-                "args": vars(args),
-            },
-            checkpoint_path,
-        )
+        atomic_torch_save(checkpoint(), checkpoint_path)
     set_train(ema, False)
     provenance = {
         "train_steps": step,
@@ -369,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     save_shapeworld(ema, out / "model", extra_meta={"training": provenance})
     metrics = run_eval(ema, args, per_family=args.eval_per_family, seeds=list(range(args.eval_seeds)))
-    log(log_path, {"event": "final_eval", "step": step, "train_min": round(train_seconds / 60, 2), **metrics})
+    print_and_append(
+        log_path, {"event": "final_eval", "step": step, "train_min": round(train_seconds / 60, 2), **metrics}
+    )
     return 0
 
 

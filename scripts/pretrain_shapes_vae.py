@@ -17,7 +17,6 @@ z = (mode - shift_factor) * scaling_factor has mean 0, std 1). It exports `<out>
 import argparse
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from flowrl.runtime.metrics import print_and_append
+from flowrl.runtime.run_dir import atomic_torch_save
 from flowrl.shapes.grader import grade
 from flowrl.shapes.grammar import FAMILIES, format_prompt
 from flowrl.shapes.model import build_vae
@@ -71,18 +72,6 @@ def lr_at(step: int, args: argparse.Namespace, train_seconds: float) -> float:
     return args.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-def atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def log(path: Path, record: dict) -> None:
-    print(json.dumps(record), flush=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
 @torch.no_grad()
 def evaluate(vae: torch.nn.Module, args: argparse.Namespace) -> dict:
     """Strict grader pass rate of decoded test-split renders and the latent mean / std (posterior mode)."""
@@ -123,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = out / "log.jsonl"
 
     def save() -> None:
-        atomic_save(
+        atomic_torch_save(
             {
                 "vae": vae.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -135,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if not args.export_only:
-        log(log_path, {"event": "start", "step": step, "params": sum(p.numel() for p in vae.parameters())})
+        print_and_append(
+            log_path, {"event": "start", "step": step, "params": sum(p.numel() for p in vae.parameters())}
+        )
         vae.train()
         last_checkpoint, losses = time.time(), []
         while step < args.max_steps and not (args.max_minutes and train_seconds >= 60 * args.max_minutes):
@@ -156,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             train_seconds += time.time() - begin
             losses.append(loss.item())
             if step % args.log_every == 0:
-                log(log_path, {"step": step, "loss": sum(losses) / len(losses), "train_min": train_seconds / 60})
+                print_and_append(
+                    log_path, {"step": step, "loss": sum(losses) / len(losses), "train_min": train_seconds / 60}
+                )
                 losses = []
             if time.time() - last_checkpoint >= 60 * args.checkpoint_minutes:
                 save()
@@ -172,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         **metrics,
     }
     (out / "vae" / "flowrl_training.json").write_text(json.dumps(provenance, indent=2) + "\n")
-    log(log_path, {"event": "final_eval", **provenance})
+    print_and_append(log_path, {"event": "final_eval", **provenance})
     return 0
 
 

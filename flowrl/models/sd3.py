@@ -19,16 +19,13 @@ The rollout resolution (`height`, `width`, what `latent_shape` reports) can be c
 
 from __future__ import annotations
 
-import contextlib
-import copy
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 
 from flowrl.flow.grid import sd3_time_grid
-from flowrl.models.weights import load_trained_state, trained_state
+from flowrl.flow.guidance import cfg_rows, guide
+from flowrl.models.pipeline_adapter import PipelineAdapter
 
 # Flow-GRPO `scripts/train_sd3.py` (yifan123/flow_grpo): LoraConfig(r=32, lora_alpha=64, init_lora_weights="gaussian",
 # target_modules=["attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out", "attn.to_k",
@@ -46,8 +43,6 @@ LORA_TARGETS = (
 LORA_RANK = 32  # Flow-GRPO SD3.5-M
 LORA_ALPHA = 64.0  # Flow-GRPO SD3.5-M
 
-MixedPrecision = Literal["no", "bf16"]
-
 
 class SD3Cond(NamedTuple):
     """Conditioning rows, one per prompt (the sampler selects rows with `take_rows`)."""
@@ -56,158 +51,26 @@ class SD3Cond(NamedTuple):
     pooled: torch.Tensor  # (P, 2048): CLIP-L and CLIP-G pooled projections concatenated
 
 
-def check_mixed_precision(mixed_precision: str) -> None:
-    """Raise unless `mixed_precision` is one of the supported modes."""
-    if mixed_precision not in ("no", "bf16"):
-        raise ValueError(
-            f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}. fp16 autocast needs a gradient "
-            "scaler, which the flowrl trainer does not run; use 'bf16' (or load the weights in fp16 with 'no')."
-        )
+class SD3Adapter(PipelineAdapter):
+    """A `StableDiffusion3Pipeline` as a policy (satisfies `flowrl.models.base.ImageAdapter`; the shared methods in
+    `flowrl.models.pipeline_adapter`).
 
-
-class SD3Adapter:
-    """A `StableDiffusion3Pipeline` as a policy (satisfies `flowrl.models.base.ImageAdapter`).
-
-    Args:
-        pipe: a loaded `StableDiffusion3Pipeline` (all components on the device to run on).
-        guidance_scale: CFG scale of `velocity` (Flow-GRPO SD3.5-M: 4.5; 1 = conditional only, one forward).
-        height, width: rollout resolution in pixels (Flow-GRPO trains SD3.5-M at 512); multiples of
-            ``8 * patch_size`` (16 for SD3).
-        lora_rank: 0 = full fine-tuning; > 0 = LoRA of this rank on `lora_targets` (Flow-GRPO: 32).
-        lora_alpha: LoRA scale numerator, scale = alpha / rank (Flow-GRPO: 64).
-        lora_targets: module name suffixes that receive LoRA (default: Flow-GRPO's SD3 list, `LORA_TARGETS`).
-        gradient_checkpointing: recompute the transformer blocks' activations in the backward pass (saves memory
-            at ~30 % more compute).
-        mixed_precision: 'bf16' = run the transformer under bf16 autocast on the pipeline's device; 'no' = run in
-            the weights' dtype.
-        max_sequence_length: T5 tokens per prompt (diffusers' SD3 default 256; flow_grpo `train_sd3.py` encodes at
-            128). SD3 attends to the padding tokens, so the length changes the conditioning and the cost.
-        detach_uncond: the unconditional half of the CFG velocity carries no gradient (flow_grpo `train_sd3.py`
-            `compute_log_prob`: ``noise_pred_uncond.detach()``); the policy gradient then flows through the
-            conditional branch only. Values are unchanged.
-        decode_batch_size: images per VAE decode call (bounds the decoder's activation memory).
-        reference_copy: full fine-tuning only: keep a frozen copy of the initial transformer as the reference
-            policy. False saves that copy (24 GB for FLUX.1-dev in bf16) when the method has no KL term
-            (kl_beta = 0, e.g. every published FLUX recipe); `reference()` then raises.
-        prompt_check: called with every prompt list before it is encoded; raises on prompts the model cannot
-            take (the ShapeWorld model checks its grammar's words). None = no check.
-        final_writer: full fine-tuning only: writes the complete trained model into the folder it is given
-            (ShapeWorld: the whole pipeline folder). None = `save_trained` writes `final/transformer/` only.
+    Flow-GRPO's values: guidance_scale 4.5 (SD3.5-M), LoRA r 32 alpha 64 on `LORA_TARGETS`, resolution 512 (sizes
+    are multiples of ``8 * patch_size`` = 16), max_sequence_length 256 (diffusers' default; flow_grpo
+    `train_sd3.py` encodes at 128). The arguments are `PipelineAdapter`'s.
     """
 
-    def __init__(
-        self,
-        pipe,
-        *,
-        guidance_scale: float,
-        height: int = 512,
-        width: int = 512,
-        lora_rank: int = 0,
-        lora_alpha: float = LORA_ALPHA,
-        lora_targets: tuple[str, ...] = LORA_TARGETS,
-        gradient_checkpointing: bool = False,
-        mixed_precision: MixedPrecision = "no",
-        max_sequence_length: int = 256,
-        decode_batch_size: int = 8,
-        reference_copy: bool = True,
-        detach_uncond: bool = False,
-        prompt_check: Callable[[list[str]], None] | None = None,
-        final_writer: Callable[[Path], None] | None = None,
-    ) -> None:
-        if lora_rank < 0:
-            raise ValueError(f"lora_rank must be >= 0 (0 = full fine-tuning), got {lora_rank}.")
-        if decode_batch_size < 1:
-            raise ValueError(f"decode_batch_size must be >= 1, got {decode_batch_size}.")
-        check_mixed_precision(mixed_precision)
-        self.pipe = pipe
-        self.guidance_scale = guidance_scale
-        self.lora_rank = lora_rank
-        self.mixed_precision = mixed_precision
-        self.max_sequence_length = max_sequence_length
-        self.detach_uncond = detach_uncond
-        self.decode_batch_size = decode_batch_size
-        self.device = pipe.transformer.device
-        self.vae_scale_factor = int(pipe.vae_scale_factor)
-        self.patch_size = int(pipe.transformer.config.patch_size)
-        self.set_resolution(height=height, width=width)
-        self.prompt_check = prompt_check
-        self.final_writer = final_writer
-        for module in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3, pipe.vae):
-            if module is not None:  # T5 may be absent (text_encoder_3=None), as in the ShapeWorld pipeline
-                module.requires_grad_(False).eval()
-        if pipe.vae.dtype != torch.float32:
-            pipe.vae.to(torch.float32)  # decode in fp32, as Flow-GRPO does
-        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._released = False
-        self._uncond = self._encode_uncached([""])  # SD3's default negative prompt is the empty string
-        self.transformer = pipe.transformer
-        base_dtype = self.transformer.dtype
-        if lora_rank > 0:
-            from peft import LoraConfig
+    PIPELINE = "StableDiffusion3Pipeline"
+    TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
+    DOWNLOAD_HINT = "`hf download stabilityai/stable-diffusion-3.5-medium --local-dir <folder>`"
 
-            self.transformer.requires_grad_(False)
-            self.transformer.add_adapter(
-                LoraConfig(
-                    r=lora_rank, lora_alpha=lora_alpha, init_lora_weights="gaussian", target_modules=list(lora_targets)
-                )
-            )
-            for p in self.transformer.parameters():  # LoRA weights in fp32 (the base stays in its loading dtype)
-                if p.requires_grad:
-                    p.data = p.data.float()
-            self.reference_transformer = None
-        else:
-            self.reference_transformer = (
-                copy.deepcopy(self.transformer).requires_grad_(False).eval() if reference_copy else None
-            )
-            if base_dtype != torch.float32:
-                self.transformer.to(torch.float32)  # fp32 master weights
-            self.transformer.requires_grad_(True)
-        self._dtype = base_dtype if lora_rank > 0 else torch.float32  # input dtype of the trained module
-        self._reference_dtype = base_dtype
-        if gradient_checkpointing:
-            self.transformer.enable_gradient_checkpointing()
+    LORA_TARGETS = LORA_TARGETS
+    LORA_ALPHA = LORA_ALPHA
+    MAX_SEQUENCE_LENGTH = 256
 
-    @classmethod
-    def from_folder(
-        cls,
-        folder: str | Path,
-        *,
-        guidance_scale: float,
-        dtype: torch.dtype = torch.float32,
-        device: str | torch.device = "cpu",
-        **kwargs,
-    ) -> SD3Adapter:
-        """Load a local `StableDiffusion3Pipeline` folder (`model_index.json`, `transformer/`, `vae/`, ...) without
-        contacting the hub, and wrap it. `kwargs` are the constructor's keywords (resolution, LoRA, ...)."""
-        from diffusers import StableDiffusion3Pipeline
-
-        folder = Path(folder)
-        if not (folder / "model_index.json").is_file():
-            raise FileNotFoundError(
-                f"{folder} is not a diffusers pipeline folder (no model_index.json). Download it once, e.g. "
-                "`hf download stabilityai/stable-diffusion-3.5-medium --local-dir <folder>`, or pass a hub id "
-                "explicitly to SD3Adapter.from_hub."
-            )
-        pipe = StableDiffusion3Pipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
-        return cls(pipe.to(device), guidance_scale=guidance_scale, **kwargs)
-
-    @classmethod
-    def from_hub(
-        cls,
-        repo_id: str,
-        *,
-        guidance_scale: float,
-        revision: str | None = None,
-        dtype: torch.dtype = torch.bfloat16,
-        device: str | torch.device = "cpu",
-        **kwargs,
-    ) -> SD3Adapter:
-        """Download (or reuse the hub cache of) `repo_id`, e.g. 'stabilityai/stable-diffusion-3.5-medium'. Only
-        called when the user names a hub id; `from_folder` never touches the network."""
-        from diffusers import StableDiffusion3Pipeline
-
-        pipe = StableDiffusion3Pipeline.from_pretrained(repo_id, revision=revision, dtype=dtype)
-        return cls(pipe.to(device), guidance_scale=guidance_scale, **kwargs)
+    @property
+    def patch_size(self) -> int:
+        return int(self.pipe.transformer.config.patch_size)
 
     # ------------------------------------------------------------------------------------------------ geometry
 
@@ -246,18 +109,10 @@ class SD3Adapter:
             num_inference_steps, shift=self.default_shift, num_train_timesteps=int(c.num_train_timesteps)
         )
 
-    def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.transformer.parameters() if p.requires_grad]
-
     # ------------------------------------------------------------------------------------------------ prompts
 
     @torch.no_grad()
     def _encode_uncached(self, prompts: list[str]) -> SD3Cond:
-        if self._released:
-            raise RuntimeError(
-                f"Cannot encode {prompts[:3]}...: the text encoders were released (release_text_encoders). Encode "
-                "every prompt before releasing them."
-            )
         embeds, _, pooled, _ = self.pipe.encode_prompt(
             prompt=prompts,
             prompt_2=None,
@@ -267,23 +122,6 @@ class SD3Adapter:
             max_sequence_length=self.max_sequence_length,
         )
         return SD3Cond(embeds, pooled)  # (P, L, D), (P, D')
-
-    def encode(self, prompts: list[str]) -> SD3Cond:
-        """Embeddings of `prompts` (`(P, L, 4096)`, `(P, 2048)`), each prompt encoded once per adapter and cached."""
-        missing = sorted({p for p in prompts if p not in self._cache})
-        if missing and self.prompt_check is not None:
-            self.prompt_check(missing)
-        for p in missing:  # one prompt per pass: BLAS rounds differently at other batch sizes, and a prompt's
-            out = self._encode_uncached([p])  # embedding must not depend on its batch (a resumed run meets others)
-            self._cache[p] = (out.embeds[0], out.pooled[0])
-        rows = [self._cache[p] for p in prompts]
-        return SD3Cond(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]))
-
-    def release_text_encoders(self) -> None:
-        """Drop the three text encoders (T5-XXL alone is 4.7B parameters) once every prompt is cached; `encode`
-        then serves cached prompts only."""
-        self.pipe.text_encoder = self.pipe.text_encoder_2 = self.pipe.text_encoder_3 = None
-        self._released = True
 
     # ------------------------------------------------------------------------------------------------ velocity
 
@@ -302,8 +140,7 @@ class SD3Adapter:
         if guidance_scale == 1.0:
             embeds, pooled, hidden, timestep = cond.embeds, cond.pooled, x, t
         else:
-            embeds = torch.cat([self._uncond.embeds.expand(B, -1, -1), cond.embeds])  # (2B, L, D)
-            pooled = torch.cat([self._uncond.pooled.expand(B, -1), cond.pooled])  # (2B, D')
+            embeds, pooled = cfg_rows(self._uncond, cond)  # (2B, L, D), (2B, D')
             hidden, timestep = torch.cat([x, x]), torch.cat([t, t])  # (2B, 16, h, w), (2B,)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision == "bf16"):
             out = transformer(
@@ -315,105 +152,4 @@ class SD3Adapter:
             )[0].float()  # guidance arithmetic and the sampler's kernels run in fp32
         if guidance_scale == 1.0:
             return out
-        v_uncond, v_cond = out.chunk(2)  # (B, 16, h, w) each
-        if self.detach_uncond:  # flow_grpo: the gradient flows through the conditional half only
-            v_uncond = v_uncond.detach()
-        return v_uncond + guidance_scale * (v_cond - v_uncond)
-
-    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: SD3Cond) -> torch.Tensor:
-        """The policy's guided velocity `(B, 16, h, w)` fp32 (a `flowrl.flow.VelocityModel`)."""
-        return self._velocity(self.transformer, self._dtype, x, sigma, cond, self.guidance_scale)
-
-    def conditional_velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: SD3Cond) -> torch.Tensor:
-        """The policy's velocity without guidance (the pretraining objective's velocity)."""
-        return self._velocity(self.transformer, self._dtype, x, sigma, cond, 1.0)
-
-    @contextlib.contextmanager
-    def reference(self) -> Iterator[None]:
-        """Inside this context `reference_velocity` is the frozen initial policy (LoRA: adapter disabled)."""
-        if self.lora_rank == 0 and self.reference_transformer is None:
-            raise _no_reference()
-        if self.reference_transformer is None:
-            self.transformer.disable_adapters()
-            try:
-                yield
-            finally:
-                self.transformer.enable_adapters()
-        else:
-            yield
-
-    @torch.no_grad()
-    def reference_velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: SD3Cond) -> torch.Tensor:
-        """The reference policy's guided velocity (call inside `reference()` when using LoRA)."""
-        if self.lora_rank > 0:  # inside `reference()` the adapter is disabled
-            return self._velocity(self.transformer, self._dtype, x, sigma, cond, self.guidance_scale)
-        if self.reference_transformer is None:
-            raise _no_reference()
-        return self._velocity(self.reference_transformer, self._reference_dtype, x, sigma, cond, self.guidance_scale)
-
-    # ------------------------------------------------------------------------------------------------ images
-
-    @torch.no_grad()
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Latents `(B, 16, h, w)` -> images `(B, 3, 8h, 8w)` float32 in [0, 1] on the CPU, `decode_batch_size` at a
-        time; ``z = x / scaling_factor + shift_factor`` undoes the VAE normalisation."""
-        vae = self.pipe.vae
-        scale, shift = float(vae.config.scaling_factor), float(vae.config.shift_factor)
-        images = []
-        for chunk in x.split(self.decode_batch_size):
-            z = chunk.to(self.device, torch.float32) / scale + shift
-            images.append(((vae.decode(z, return_dict=False)[0].float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0))
-        return torch.cat(images)  # (B, 3, H, W)
-
-    @torch.no_grad()
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Images `(B, 3, H, W)` in [0, 1] -> latents `(B, 16, H / 8, W / 8)` in model space (posterior mean,
-        ``(z - shift_factor) * scaling_factor``), e.g. targets of a flow-matching (SFT) term."""
-        vae = self.pipe.vae
-        scale, shift = float(vae.config.scaling_factor), float(vae.config.shift_factor)
-        latents = []
-        for chunk in images.split(self.decode_batch_size):
-            z = vae.encode(chunk.to(self.device, torch.float32) * 2.0 - 1.0).latent_dist.mode()
-            latents.append((z - shift) * scale)
-        return torch.cat(latents)
-
-    # ------------------------------------------------------------------------------------------------ weights
-
-    def trained_state(self) -> dict[str, torch.Tensor]:
-        """The LoRA weights (peft keys) or the full transformer state dict, detached copies."""
-        return trained_state(self.transformer, lora=self.lora_rank > 0)
-
-    def load_trained_state(self, state: dict[str, torch.Tensor]) -> None:
-        load_trained_state(self.transformer, state, lora=self.lora_rank > 0)
-
-    def save_trained(self, run_dir: Path) -> Path:
-        """LoRA: `lora/pytorch_lora_weights.safetensors` in diffusers' layout (load it with
-        ``StableDiffusion3Pipeline.load_lora_weights(run_dir / "lora")``). Full fine-tuning: `final/transformer/`
-        (load with ``SD3Transformer2DModel.from_pretrained`` and pass it as the pipeline's `transformer=`)."""
-        if self.lora_rank > 0:
-            from diffusers import StableDiffusion3Pipeline
-            from peft.utils import get_peft_model_state_dict
-
-            out = Path(run_dir) / "lora"
-            StableDiffusion3Pipeline.save_lora_weights(
-                out,
-                transformer_lora_layers=get_peft_model_state_dict(self.transformer),
-                # rank and alpha travel with the weights: without them a loader assumes alpha = rank (scale 1)
-                transformer_lora_adapter_metadata=self.transformer.peft_config["default"].to_dict(),
-                safe_serialization=True,
-            )
-            return out
-        if self.final_writer is not None:
-            out = Path(run_dir) / "final"
-            self.final_writer(out)
-            return out
-        out = Path(run_dir) / "final" / "transformer"
-        self.transformer.save_pretrained(out)
-        return out
-
-
-def _no_reference() -> RuntimeError:
-    return RuntimeError(
-        "This adapter was built with reference_copy=False (full fine-tuning without a reference policy): build it "
-        "with reference_copy=True, or train with kl_beta = 0 (then no reference velocity is needed)."
-    )
+        return guide(out, guidance_scale, detach_uncond=self.detach_uncond)  # (B, 16, h, w)

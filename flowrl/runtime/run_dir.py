@@ -100,6 +100,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def atomic_torch_save(obj: object, path: str | Path) -> Path:
+    """`torch.save(obj)` to `path` atomically (`atomic_write_bytes`): a crash leaves the previous file whole."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def write_config(run_dir: str | Path, yaml_text: str) -> Path:
     """Write the resolved config as `run_dir/config.yaml` (atomically; replaces an earlier one on resume).
 

@@ -36,6 +36,7 @@ import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
+from flowrl.flow.guidance import cfg_rows, guide
 from flowrl.shapes.tokenizer import DEFAULT_MAX_LENGTH, build_tokenizer, check_words
 
 META_FILE = "flowrl_shapeworld.json"
@@ -325,22 +326,16 @@ def velocity(
     if guidance_scale == 1.0:
         embeds, pooled, hidden, timestep = cond.embeds, cond.pooled, x, 1000.0 * sigma
     else:
-        if uncond is None:
-            uncond = encode_prompts(model, [""])
-        embeds = torch.cat([uncond.embeds.expand(batch, -1, -1), cond.embeds])  # (2B, L, D)
-        pooled = torch.cat([uncond.pooled.expand(batch, -1), cond.pooled])  # (2B, P)
-        hidden = torch.cat([x, x])  # (2B, C, h, w)
-        timestep = torch.cat([1000.0 * sigma, 1000.0 * sigma])  # (2B,)
+        uncond = encode_prompts(model, [""]) if uncond is None else uncond
+        embeds, pooled = cfg_rows(uncond, cond)  # (2B, L, D), (2B, P)
+        hidden, timestep = torch.cat([x, x]), torch.cat([1000.0 * sigma, 1000.0 * sigma])  # (2B, C, h, w), (2B,)
     out = model.transformer(
         hidden_states=hidden.to(dtype),
         encoder_hidden_states=embeds.to(dtype),
         pooled_projections=pooled.to(dtype),
         timestep=timestep.to(dtype),
     ).sample.float()  # fp32 for the guidance combination and the ODE step
-    if guidance_scale == 1.0:
-        return out
-    v_uncond, v_cond = out.chunk(2)  # (B, C, h, w) each
-    return v_uncond + guidance_scale * (v_cond - v_uncond)
+    return out if guidance_scale == 1.0 else guide(out, guidance_scale)  # (B, C, h, w)
 
 
 @torch.no_grad()

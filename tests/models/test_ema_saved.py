@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from safetensors.torch import load_file
-from tiny_pipelines import PROMPTS
+from tiny_pipelines import tiny_run_overrides
 
 from flowrl.runtime.checkpoint import latest_checkpoint
 from flowrl.train.image import train
@@ -16,30 +16,17 @@ from flowrl.train.image_cli import load_config
 
 
 def _run(folder, tmp_path, lora_rank: int):
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("\n".join(PROMPTS) + "\n")
-    overrides = [
-        f"model.path={folder}",
-        "model.resolution=32",
-        "eval.resolution=32",
-        "model.mixed_precision='no'",
+    overrides = tiny_run_overrides(folder, tmp_path) + [
         "model.gradient_checkpointing=false",
         f"model.lora_rank={lora_rank}",
-        "method.kwargs.num_inference_steps=3",
         "method.kwargs.group_size=2",
-        f"train.prompts_file={prompts}",
-        f"eval.prompts_file={prompts}",
         "train.iterations=2",
         "train.prompts_per_iteration=1",
         "train.steps_per_epoch=1",
         "train.ema_decay=0.5",  # far from both the raw and the initial weights after 2 steps
         "eval.every=2",
-        "eval.num_inference_steps=2",
         "eval.at_start=false",
-        "reward.names=[toy_image_rewards:brightness]",
         "optim.lr=1e-2",
-        "run.tensorboard=false",
-        f"run.root={tmp_path}",
         "run.name=r",
     ]
     result = train(load_config(preset="sd35m_flow_grpo_pickscore", overrides=overrides))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_pipelines import PROMPTS
+from tiny_pipelines import tiny_run_overrides
 
 from flowrl.runtime.metrics import read_metrics
 from flowrl.train.image import train
@@ -76,28 +76,15 @@ def test_every_image_preset_has_a_tiny_run():
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_preset_trains_two_iterations_on_a_tiny_pipeline(name, sd3_folder, flux_folder, tmp_path):
     folder = sd3_folder if name.startswith("sd35m_") else flux_folder
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("\n".join(PROMPTS) + "\n")
-    overrides = [
-        f"model.path={folder}",
-        "model.resolution=32",
-        "eval.resolution=32",
-        "model.mixed_precision='no'",  # quoted: YAML reads a bare no as False
+    overrides = tiny_run_overrides(folder, tmp_path) + [
         "model.gradient_checkpointing=false",
-        "method.kwargs.num_inference_steps=3",
-        f"train.prompts_file={prompts}",
-        f"eval.prompts_file={prompts}",
         "train.iterations=2",
         "train.prompts_per_iteration=1",
         "train.micro_batch_edges=4",
         "eval.every=2",
-        "eval.num_inference_steps=2",
         "eval.grid_prompts=2",
-        "reward.names=[toy_image_rewards:brightness]",
         "reward.weights=[1.0]",
         "optim.lr=1e-3",
-        "run.tensorboard=false",
-        f"run.root={tmp_path}",
         "run.name=r",
         *TINY[name],
     ]

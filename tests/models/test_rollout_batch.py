@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 from safetensors.torch import load_file
-from tiny_pipelines import PROMPTS
+from tiny_pipelines import tiny_run_overrides
 
 from flowrl.runtime.metrics import read_metrics
 from flowrl.train.image import train
@@ -15,29 +15,16 @@ from flowrl.train.image_cli import load_config
 
 
 def _run(folder, tmp_path, batch: int):
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("\n".join(PROMPTS) + "\n")
-    overrides = [
-        f"model.path={folder}",
-        "model.resolution=32",
-        "eval.resolution=32",
-        "model.mixed_precision='no'",
+    overrides = tiny_run_overrides(folder, tmp_path) + [
         "model.gradient_checkpointing=false",
-        "method.kwargs.num_inference_steps=3",
         "method.kwargs.group_size=2",
-        f"train.prompts_file={prompts}",
-        f"eval.prompts_file={prompts}",
         "train.iterations=1",
         "train.prompts_per_iteration=2",
         "train.steps_per_epoch=1",
         f"train.rollout_batch={batch}",
         "eval.every=5",
         "eval.at_start=false",
-        "eval.num_inference_steps=2",
-        "reward.names=[toy_image_rewards:brightness]",
         "optim.lr=1e-2",
-        "run.tensorboard=false",
-        f"run.root={tmp_path}",
         f"run.name=b{batch}",
     ]
     result = train(load_config(preset="sd35m_flow_grpo_pickscore", overrides=overrides))

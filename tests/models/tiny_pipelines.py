@@ -10,6 +10,29 @@ import torch
 
 CORPUS = ["a photo of a cat", "a painting of a dog on the moon", "a red car in the rain", "two blue squares"] * 50
 PROMPTS = ["a photo of a cat", "a red car in the rain"]
+
+
+def tiny_run_overrides(folder: Path, tmp_path: Path) -> list[str]:
+    """`flowrl train` overrides that fit a preset to a tiny pipeline at 32 px: `PROMPTS` (written to
+    ``tmp_path/prompts.txt``) for training and evaluation, 3 denoising steps, the toy brightness reward, runs under
+    `tmp_path`. A test adds what it varies."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS) + "\n")
+    return [
+        f"model.path={folder}",
+        "model.resolution=32",
+        "eval.resolution=32",
+        "model.mixed_precision='no'",  # quoted: YAML reads a bare no as False
+        "method.kwargs.num_inference_steps=3",
+        f"train.prompts_file={prompts}",
+        f"eval.prompts_file={prompts}",
+        "eval.num_inference_steps=2",
+        "reward.names=[toy_image_rewards:brightness]",
+        "run.tensorboard=false",
+        f"run.root={tmp_path}",
+    ]
+
+
 T5_TOKENS = 16  # max_sequence_length used with these pipelines
 
 

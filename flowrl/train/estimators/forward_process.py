@@ -23,14 +23,7 @@ from flowrl.flow.velocity import take_rows
 from flowrl.grpo import Normalizer, group_advantages
 from flowrl.models.base import ImageAdapter
 from flowrl.train.ema import EMA
-from flowrl.train.estimators.base import (
-    PromptRollout,
-    StepContext,
-    global_scale,
-    iteration_reward_std,
-    prompt_chunks,
-    reward_advantages,
-)
+from flowrl.train.estimators import base
 from flowrl.train.image_config import ImageTrainConfig
 
 
@@ -45,7 +38,7 @@ class ForwardData(NamedTuple):
 class SampleCredit(NamedTuple):
     """A prompt's rollout with an advantage per sample (leaf) and the noised rows trained on."""
 
-    rollout: PromptRollout
+    rollout: base.PromptRollout
     adv: torch.Tensor  # (L,) per leaf of rollout.tree
     data: ForwardData
 
@@ -61,16 +54,16 @@ class ForwardProcess:
         return self.old.swapped()
 
     def advantages(self, tree: Tree, rewards: torch.Tensor, batch_std: list[float] | None = None) -> torch.Tensor:
-        """`(L,)` group advantages of the leaves from their `(L, K)` rewards (`reward_advantages`)."""
+        """`(L,)` group advantages of the leaves from their `(L, K)` rewards (`base.reward_advantages`)."""
         estimate = partial(group_advantages, group_ids=tree.prompt[tree.leaves])
-        return reward_advantages(self.cfg, self.method, estimate, rewards, batch_std=batch_std)
+        return base.reward_advantages(self.cfg, self.method, estimate, rewards, batch_std=batch_std)
 
-    def credit(self, rollout: PromptRollout, *, generator: torch.Generator, iteration: int) -> SampleCredit:
+    def credit(self, rollout: base.PromptRollout, *, generator: torch.Generator, iteration: int) -> SampleCredit:
         """Every sample is trained on; its rows' r is set once all advantages are known (`finish_credit`)."""
         adv = self.advantages(rollout.tree, rollout.rewards)
         return SampleCredit(rollout, adv, self._forward_data(rollout, generator))
 
-    def _forward_data(self, ro: PromptRollout, generator: torch.Generator) -> ForwardData:
+    def _forward_data(self, ro: base.PromptRollout, generator: torch.Generator) -> ForwardData:
         """Noised rows of the prompt's samples and the sampling policy's velocity on them (under `sampling`)."""
         tree = ro.tree
         rows = forward_rows(
@@ -94,8 +87,8 @@ class ForwardProcess:
     def finish_credit(self, units: list[SampleCredit], world: int) -> list[SampleCredit]:
         """Advantages over the iteration's reward std (with the batch scale), then every row's optimality
         probability `r` from its sample's advantage."""
-        if global_scale(self.method):
-            stds = iteration_reward_std(self.cfg, [u.rollout for u in units], world)
+        if base.global_scale(self.method):
+            stds = base.iteration_reward_std(self.cfg, [u.rollout for u in units], world)
             units = [u._replace(adv=self.advantages(u.rollout.tree, u.rollout.rewards, stds)) for u in units]
         out = []
         for u in units:
@@ -107,7 +100,7 @@ class ForwardProcess:
         return unit.data.rows.sample.numel()
 
     def step_chunks(self, units: list[SampleCredit], position: dict[int, int]) -> list[list[SampleCredit]]:
-        return prompt_chunks(units, position, self.cfg.train.steps_per_epoch)
+        return base.prompt_chunks(units, position, self.cfg.train.steps_per_epoch)
 
     def has_auxiliary_loss(self, iteration: int) -> bool:
         return False
@@ -115,7 +108,7 @@ class ForwardProcess:
     def after_step(self, step: int) -> None:
         self.old.update(decay=self.method.forward.old_decay(step))
 
-    def step_loss(self, chunk: list[SampleCredit], norm: Normalizer, ctx: StepContext) -> dict[str, torch.Tensor]:
+    def step_loss(self, chunk: list[SampleCredit], norm: Normalizer, ctx: base.StepContext) -> dict[str, torch.Tensor]:
         """``sum_rows loss / global rows``, plus ``kl_beta *`` the velocity MSE to the reference; summed metrics
         ("edges" counts the rows)."""
         sums: dict[str, torch.Tensor] = {}
