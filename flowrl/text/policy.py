@@ -36,9 +36,17 @@ def load_policy(
 ) -> TextPolicy:
     """Load a causal LM and its tokenizer from `path` (offline).
 
+    A LLaVA folder (`flowrl.vlm.model.is_vlm_folder`) loads as an image-conditioned policy: the model is a
+    `flowrl.vlm.model.KeyedImageVLM`, called like a causal LM, whose prompts name their images by key tokens
+    (`bind_task_images` puts them in the task rows).
+
     Raises:
         ValueError: the tokenizer has no pad token (needed to batch prompts), or no EOS token is defined.
     """
+    from flowrl.vlm.model import is_vlm_folder
+
+    if is_vlm_folder(path):
+        return _load_vlm_policy(path, dtype=dtype, lora_rank=lora_rank, keep_reference=keep_reference, device=device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         raise ValueError(
@@ -61,6 +69,49 @@ def load_policy(
         reference = copy.deepcopy(model).eval().requires_grad_(False)
     model.train()
     return TextPolicy(model, tokenizer, eos_ids, reference, lora_rank > 0)
+
+
+def _load_vlm_policy(
+    path: str | Path, *, dtype: str, lora_rank: int, keep_reference: bool, device: torch.device | str
+) -> TextPolicy:
+    """The image-conditioned policy of a LLaVA folder (full fine-tuning; reference = a frozen copy when kept)."""
+    from flowrl.vlm.model import load_vlm
+
+    if lora_rank > 0:
+        raise ValueError(
+            f"model.lora_rank={lora_rank}: LoRA is not wired for the VLM policy ({path}); train it fully "
+            "(model.lora_rank=0: the shipped VLM has 0.75M parameters)."
+        )
+    model, tokenizer = load_vlm(path, dtype=getattr(torch, dtype))
+    model = model.to(device)
+    eos_ids = eos_token_ids(model, tokenizer)
+    reference = copy.deepcopy(model).eval().requires_grad_(False) if keep_reference else None
+    model.train()
+    return TextPolicy(model, tokenizer, eos_ids, reference, False)
+
+
+def is_vlm_policy(policy: TextPolicy) -> bool:
+    """Whether the policy sees images (a `flowrl.vlm.model.KeyedImageVLM`)."""
+    return hasattr(policy.model, "swap_keys")
+
+
+def bind_task_images(policy: TextPolicy, rows: list[dict], path: str | Path) -> list[dict]:
+    """Task rows ready for the policy: for a VLM, each row's image registered and its key tokens in the prompt
+    (`flowrl.vlm.tasks.bind_images`, images relative to the task file `path`); text rows unchanged.
+
+    Raises:
+        ValueError: rows with images ('scene' / 'image' columns) for a policy that is not a VLM.
+    """
+    if is_vlm_policy(policy):
+        from flowrl.vlm.tasks import bind_images
+
+        return bind_images(policy.model, rows, base=Path(path).parent, shapeworld=all("scene" in r for r in rows))
+    if any("scene" in r or "image" in r for r in rows):
+        raise ValueError(
+            f"The task file {path} has image rows ('scene' / 'image' columns) but the model is a text-only causal LM: "
+            "set model.path to a VLM folder (e.g. assets/shapeworld_vlm) or use flowrl train-vlm."
+        )
+    return rows
 
 
 def soup_model(model: PreTrainedModel, paths: list[str | Path]) -> PreTrainedModel:
@@ -114,6 +165,8 @@ def base_model(policy: TextPolicy) -> PreTrainedModel:
 __all__ = [
     "TextPolicy",
     "base_model",
+    "bind_task_images",
+    "is_vlm_policy",
     "load_policy",
     "load_teacher",
     "reference_logprobs",

@@ -1,0 +1,51 @@
+"""Question rewards: answer extraction, exact match, TW-GRPO's partial credit, the think format."""
+
+import pytest
+import torch
+
+from flowrl.vlm.rewards import ThinkFormat, VQAExact, VQAPartial, choice_credit, extract_answer, extract_think
+
+
+def test_extraction():
+    text = "<think> red circle blue square </think> <answer>  a   c </answer>"
+    assert extract_answer(text) == "a c"
+    assert extract_think(text) == "red circle blue square"
+    assert extract_think("<think> </think> <answer> two </answer>") == ""
+    assert extract_answer("<answer> two") is None
+    assert extract_think("two </think> <answer> two </answer>") is None
+
+
+@pytest.mark.parametrize(
+    "pred, gold, credit",
+    [
+        ("a c", "a c", 1.0),  # all correct options
+        ("a", "a c", 0.5),  # |P| / |G| = 1 / 2
+        ("c", "a b c d", 0.25),  # 1 / 4
+        ("a b", "a c", 0.0),  # b is wrong: 0
+        ("none", "none", 1.0),
+        ("a", "none", 0.0),
+        (None, "a", 0.0),
+    ],
+)
+def test_choice_credit_hand_cases(pred, gold, credit):
+    assert choice_credit(pred, gold) == credit
+
+
+def test_rewards_read_answer_family_and_termination():
+    comps = [
+        "<think> red circle </think> <answer> two </answer>",
+        "<think> red circle </think> <answer> two </answer>",
+        "<think> </think> <answer> a </answer>",
+        "<answer> three </answer>",
+    ]
+    meta = [
+        {"answer": "two", "family": "count", "terminated": True},
+        {"answer": "two", "family": "count", "terminated": False},  # did not end: 0
+        {"answer": "a c", "family": "choice", "terminated": True},
+        {"answer": "three", "family": "count", "terminated": True},
+    ]
+    assert torch.equal(VQAExact()(comps, [""] * 4, meta), torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    assert torch.equal(VQAPartial()(comps, [""] * 4, meta), torch.tensor([1.0, 0.0, 0.5, 1.0]))
+    assert torch.equal(ThinkFormat()(comps, [""] * 4, meta), torch.tensor([1.0, 1.0, 1.0, 0.0]))
+    with pytest.raises(ValueError, match="metadata"):
+        VQAExact()(comps, [""] * 4, None)
