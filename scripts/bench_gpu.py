@@ -33,6 +33,9 @@ from pathlib import Path
 
 import torch
 
+from flowrl.models.flux import LORA_TARGETS as FLUX_LORA_TARGETS
+from flowrl.models.sd3 import LORA_TARGETS as SD3_LORA_TARGETS
+
 # stabilityai/stable-diffusion-3.5-medium transformer/config.json
 SD35M = dict(
     sample_size=128,
@@ -85,17 +88,8 @@ FLUX_TINY = dict(
     pooled_projection_dim=32,
     axes_dims_rope=(4, 6, 6),
 )
-SD3_LORA = (
-    "attn.to_q",
-    "attn.to_k",
-    "attn.to_v",
-    "attn.to_out.0",
-    "attn.add_q_proj",
-    "attn.add_k_proj",
-    "attn.add_v_proj",
-    "attn.to_add_out",
-)  # flowrl.models.sd3.LORA_TARGETS (Flow-GRPO)
-FLUX_LORA = SD3_LORA + ("ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2")  # flowrl.models.flux
+SD3_LORA = SD3_LORA_TARGETS  # Flow-GRPO's attention projections
+FLUX_LORA = FLUX_LORA_TARGETS  # plus the feed-forward layers
 
 
 def _sync(device: torch.device) -> None:

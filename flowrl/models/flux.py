@@ -28,23 +28,11 @@ import torch
 from flowrl.flow.grid import flux_mu
 from flowrl.flow.guidance import cfg_rows, guide
 from flowrl.models.pipeline_adapter import PipelineAdapter
+from flowrl.models.sd3 import LORA_TARGETS as SD3_LORA_TARGETS
 
 # Flow-GRPO `scripts/train_flux.py` (research/flowgrpo_anchors.md 1.3): "FLUX r=64, alpha=128, same attention targets
 # plus ff.net.0.proj, ff.net.2, ff_context.*". The attention suffixes also match the single-stream blocks' attention.
-LORA_TARGETS = (
-    "attn.to_q",
-    "attn.to_k",
-    "attn.to_v",
-    "attn.to_out.0",
-    "attn.add_q_proj",
-    "attn.add_k_proj",
-    "attn.add_v_proj",
-    "attn.to_add_out",
-    "ff.net.0.proj",
-    "ff.net.2",
-    "ff_context.net.0.proj",
-    "ff_context.net.2",
-)
+LORA_TARGETS = (*SD3_LORA_TARGETS, "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2")
 LORA_RANK = 64  # Flow-GRPO FLUX
 LORA_ALPHA = 128.0  # Flow-GRPO FLUX
 
