@@ -126,6 +126,10 @@ class RewardConfig:
     paths: dict[str, str] = field(default_factory=dict)
     """Checkpoint path per reward name, e.g. {hpsv2: /ckpt/HPS_v2.1_compressed.pt} (model-based rewards and user
     factories, passed as ``path=``); unset ones use $FLOWRL_REWARDS_HOME (docs/rewards.md)."""
+    args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Other constructor keyword arguments per reward name, e.g. {geneval: {detector: mypkg.det:make,
+    metadata_file: [prompts/geneval_train.jsonl, prompts/geneval_test.jsonl]}} (docs/geneval.md); they win over
+    reward.device / dtype / paths."""
 
     def __post_init__(self) -> None:
         if not self.names or len(self.names) != len(self.weights):
@@ -138,6 +142,12 @@ class RewardConfig:
             raise ValueError(
                 f"reward.paths names {unknown}, which are not in reward.names {self.names}: a path belongs to one of "
                 "the configured rewards (key = its name)."
+            )
+        unknown = sorted(set(self.args) - set(self.names))
+        if unknown:
+            raise ValueError(
+                f"reward.args names {unknown}, which are not in reward.names {self.names}: keyword arguments belong "
+                "to one of the configured rewards (key = its name)."
             )
 
 

@@ -15,7 +15,8 @@ REWARD_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16"
 
 def load_rewards(cfg: ImageTrainConfig, device: torch.device) -> list:
     """The configured rewards: model-based ones (`rewards.MODEL_REWARDS`) on `reward.device` (default: the trainer's
-    `device`) in `reward.dtype`; `reward.paths` gives a reward its checkpoint (``path=``)."""
+    `device`) in `reward.dtype`; `reward.paths` gives a reward its checkpoint (``path=``), `reward.args` any other
+    constructor keyword argument."""
     r = cfg.reward
     fns = []
     for name in r.names:
@@ -29,6 +30,7 @@ def load_rewards(cfg: ImageTrainConfig, device: torch.device) -> list:
                     f"{list(reward_lib.MODEL_REWARDS)} and 'package.module:factory' rewards). Remove the entry."
                 )
             kwargs["path"] = r.paths[name]
+        kwargs.update(r.args.get(name, {}))
         fns.append(reward_lib.load_reward(name, **kwargs))
     return fns
 

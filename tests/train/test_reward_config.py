@@ -1,5 +1,7 @@
 """reward.device, reward.dtype and reward.paths reach the reward constructors. Run: pytest tests/train -q"""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -45,3 +47,20 @@ def test_paths_are_checked():
     cfg = resolve(ImageTrainConfig, overrides=["reward.paths={shapes: /x}"])
     with pytest.raises(ConfigError, match="loads none"):
         load_rewards(cfg, torch.device("cpu"))
+
+
+def test_args_reach_the_constructor_and_are_checked(monkeypatch):
+    seen = _recording(monkeypatch, "geneval")
+    overrides = ["reward.names=[geneval]", "reward.args={geneval: {detector: 'pkg.mod:make', position_quirk: false}}"]
+    load_rewards(resolve(ImageTrainConfig, overrides=overrides), torch.device("cpu"))
+    assert seen == {"detector": "pkg.mod:make", "position_quirk": False}
+    with pytest.raises((ConfigError, ValueError), match="reward.args names \\['ocr'\\]"):
+        resolve(ImageTrainConfig, overrides=["reward.args={ocr: {x: 1}}"])
+
+
+def test_geneval_with_metadata_files_from_the_config():
+    path = Path(__file__).resolve().parents[2] / "prompts" / "geneval_shapes_test.jsonl"
+    args = f"reward.args={{geneval_correct: {{metadata_file: [{path}]}}}}"
+    cfg = resolve(ImageTrainConfig, overrides=["reward.names=[geneval_correct]", args])
+    (fn,) = load_rewards(cfg, torch.device("cpu"))
+    assert fn.name == "geneval_correct" and "a yellow triangle" in fn._by_prompt
