@@ -236,7 +236,7 @@ def describe(scene: Scene) -> str:
 # ----------------------------------------------------------------------------------------------------- sampling
 
 
-def _candidates(family: str, scene: Scene, rng: random.Random) -> Question | None:
+def sample_question(family: str, scene: Scene, rng: random.Random) -> Question | None:
     """A random question of `family` that is decidable on `scene`, or None."""
     objs = scene.objects
     if family == "count":
@@ -308,7 +308,7 @@ def sample_items(
         order = list(families)
         rng.shuffle(order)
         for family in order:
-            q = _candidates(family, scene, rng)
+            q = sample_question(family, scene, rng)
             if q is not None:
                 out.append(QuestionItem(scene, q, answer_question(q, scene), image_family, format_prompt(spec)))
                 break

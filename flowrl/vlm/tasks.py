@@ -58,6 +58,8 @@ def row_image(row: dict, *, base: Path | None = None) -> np.ndarray:
         ValueError: the row has neither ``scene`` nor ``image``.
         FileNotFoundError: the image file does not exist.
     """
+    if "pixels" in row:  # a synthesised image (flowrl.vlm.synth)
+        return np.asarray(row["pixels"], dtype=np.uint8)
     if "scene" in row:
         return (draw_scene(row_scene(row)).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     if "image" in row:
