@@ -165,6 +165,11 @@ def _sources(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `flowrl eval`; returns the exit code (0 success, 2 bad usage or bad prompt rows)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--vlm"]:  # a vision-language model on ShapeWorld questions (flowrl/vlm/eval_cli.py)
+        from flowrl.vlm.eval_cli import main as vlm_main
+
+        return vlm_main(argv[1:])
     args = build_parser().parse_args(argv)
     mode = _sources(args)
     if mode is None:
