@@ -85,7 +85,10 @@ def _load_vlm_policy(
     model, tokenizer = load_vlm(path, dtype=getattr(torch, dtype))
     model = model.to(device)
     eos_ids = eos_token_ids(model, tokenizer)
-    reference = copy.deepcopy(model).eval().requires_grad_(False) if keep_reference else None
+    reference = None
+    if keep_reference:
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
+        reference.images = model.images  # one image store: images bound later reach the reference too
     model.train()
     return TextPolicy(model, tokenizer, eos_ids, reference, False)
 
