@@ -44,10 +44,21 @@ def evaluate(folder: Path, rows: list[dict], *, seed: int) -> dict[str, torch.Te
     return {"greedy": greedy.double(), "pass@1": p1, f"pass@{K}": pk}
 
 
-def group_diversity(folder: Path, rows: list[dict], *, seed: int, step: int = 0) -> dict[str, dict]:
-    """Groups of 8 on the same prompts from plain sampling and from LATR (chain_latr's knobs, training step `step`):
-    distinct completions per group, the fraction of groups holding a correct completion, the mean reward, and for
-    LATR the tree's forwards (prefixes evaluated) per generated token."""
+def parse_method(item: str) -> tuple[str, str, list[str]]:
+    """``preset`` or ``label=preset:key=value,key=value`` -> (label, preset, overrides)."""
+    if "=" not in item.split(":")[0]:
+        return item, item, []
+    label, rest = item.split("=", 1)
+    preset, _, ov = rest.partition(":")
+    return label, preset, [o for o in ov.split(",") if o]
+
+
+def group_diversity(
+    folder: Path, rows: list[dict], *, seed: int, latr: dict[str, list[str]], step: int = 0
+) -> dict[str, dict]:
+    """Groups of 8 on the same prompts from plain sampling and from LATR (chain_latr plus each entry's overrides,
+    training step `step`): distinct completions per group, the fraction of groups holding a correct completion, the
+    mean reward, and for LATR the tree's forwards (prefixes evaluated)."""
     from flowrl.text.collect import latr_params
     from flowrl.text.evaluate import completion_text, eos_token_ids, exact_match
     from flowrl.text.latr import distinct_per_group, latr_groups
@@ -57,9 +68,10 @@ def group_diversity(folder: Path, rows: list[dict], *, seed: int, step: int = 0)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tok = AutoTokenizer.from_pretrained(folder)
     eos = eos_token_ids(model, tok)
-    params = latr_params(load_config(preset="chain_latr", overrides=[]))
     out = {}
-    for kind in ("sample", "latr"):
+    for kind in ["sample", *latr]:
+        if kind != "sample":
+            params = latr_params(load_config(preset="chain_latr", overrides=latr[kind]))
         torch.manual_seed(seed)
         distinct, solved, reward, forwards, tokens = [], [], [], 0, 0
         for s in range(0, len(rows), 25):
@@ -88,14 +100,19 @@ def group_diversity(folder: Path, rows: list[dict], *, seed: int, step: int = 0)
             "mean_reward": mean_se(torch.tensor(reward))._asdict(),
             "generated_tokens": tokens,
         }
-        if kind == "latr":
+        if kind != "sample":
             out[kind]["tree_forwards"] = forwards
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", nargs="+", default=["chain_grpo", "chain_latr", "chain_rgr"])
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=["chain_grpo", "chain_latr", "chain_rgr"],
+        help="presets, or label=preset:key=value,key=value (the first is the reference of the paired differences)",
+    )
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--test-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
@@ -107,16 +124,22 @@ def main() -> None:
     rows = load_jsonl("assets/chain_lm/test.jsonl")[: args.test_size]
     results: dict[str, dict] = {}
     if args.diversity:
-        results["diversity_base"] = group_diversity(Path("assets/chain_lm"), rows[: args.diversity], seed=args.seed)
+        latr = {label: ov for label, preset, ov in map(parse_method, args.methods) if preset == "chain_latr"}
+        results["diversity_base"] = group_diversity(
+            Path("assets/chain_lm"), rows[: args.diversity], seed=args.seed, latr=latr
+        )
         print(json.dumps(results["diversity_base"], indent=1), flush=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     base = evaluate(Path("assets/chain_lm"), rows, seed=args.seed)
     results["base"] = {k: mean_se(v)._asdict() for k, v in base.items()}
     per_problem = {"base": base}
-    for name in args.methods:
+    first = parse_method(args.methods[0])[0]
+    for label, preset, extra in map(parse_method, args.methods):
+        name = label
         cfg = load_config(
-            preset=name,
-            overrides=[
+            preset=preset,
+            overrides=extra
+            + [
                 f"train.steps={args.steps}", "train.time_limit_minutes=0", f"train.seed={args.seed}",
                 "eval.every_minutes=0", "task.test_size=200", f"run.root={args.out}", f"run.name={name}",
                 "run.tensorboard=false", "run.log_every=1",
@@ -139,8 +162,8 @@ def main() -> None:
             distinct_per_group=statistics.mean(r["completions/distinct_per_group"] for r in trained),
             train_reward=statistics.mean(r["reward"] for r in trained),
         )
-        if name != args.methods[0]:
-            ref = per_problem[args.methods[0]]
+        if name != first:
+            ref = per_problem[first]
             results[name]["vs_first"] = {k: paired_diff(ref[k], ev[k])._asdict() for k in ev}
         (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     cols = ["greedy", "pass@1", f"pass@{K}"]
