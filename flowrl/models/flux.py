@@ -107,21 +107,15 @@ class FluxAdapter(PipelineAdapter):
 
     # ------------------------------------------------------------------------------------------------ geometry
 
-    def set_resolution(self, *, height: int, width: int) -> None:
-        """Set the rollout resolution in pixels (changes `latent_shape` and `default_shift`)."""
-        step = 2 * self.vae_scale_factor
-        if height <= 0 or width <= 0 or height % step or width % step:
-            raise ValueError(
-                f"height and width must be positive multiples of 2 * vae_scale_factor = {step} (2x2 latent "
-                f"packing), got {height}x{width}. Round them to multiples of {step}."
-            )
-        self.height, self.width = height, width
+    @property
+    def size_step(self) -> int:
+        """Sizes are multiples of ``2 * vae_scale_factor`` (2x2 latent packing); `default_shift` follows the size."""
+        return 2 * self.vae_scale_factor
 
     @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        """`(16, H / 8, W / 8)`: unpacked latents (packing happens inside `velocity`)."""
-        c = int(self.pipe.transformer.config.in_channels) // 4
-        return (c, self.height // self.vae_scale_factor, self.width // self.vae_scale_factor)
+    def latent_channels(self) -> int:
+        """Unpacked latent channels (packing happens inside `velocity`)."""
+        return int(self.pipe.transformer.config.in_channels) // 4
 
     @property
     def image_seq_len(self) -> int:

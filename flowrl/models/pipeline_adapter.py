@@ -109,6 +109,26 @@ class PipelineAdapter:
         self.transformer = pipe.transformer
         self.reference_transformer = self.trained.reference_module
 
+    # -------------------------------------------------------------------------------------------- geometry
+
+    size_step: int  # a subclass's property: heights and widths are multiples of it
+    latent_channels: int  # a subclass's property
+
+    def set_resolution(self, *, height: int, width: int) -> None:
+        """Set the rollout resolution in pixels (changes `latent_shape`); e.g. train at 512, evaluate at 1024."""
+        step = self.size_step
+        if height <= 0 or width <= 0 or height % step or width % step:
+            raise ValueError(
+                f"height and width must be positive multiples of {step} for {type(self).__name__} (VAE factor "
+                f"{self.vae_scale_factor} x patch), got {height}x{width}. Round them to multiples of {step}."
+            )
+        self.height, self.width = height, width
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """`(C, H / 8, W / 8)` latents (FLUX: unpacked) for the current resolution."""
+        return (self.latent_channels, self.height // self.vae_scale_factor, self.width // self.vae_scale_factor)
+
     # -------------------------------------------------------------------------------------------- loading
 
     @classmethod

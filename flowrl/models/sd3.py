@@ -74,21 +74,14 @@ class SD3Adapter(PipelineAdapter):
 
     # ------------------------------------------------------------------------------------------------ geometry
 
-    def set_resolution(self, *, height: int, width: int) -> None:
-        """Set the rollout resolution in pixels (changes `latent_shape`); e.g. train at 512, evaluate at 1024."""
-        step = self.vae_scale_factor * self.patch_size
-        if height <= 0 or width <= 0 or height % step or width % step:
-            raise ValueError(
-                f"height and width must be positive multiples of vae_scale_factor * patch_size = {step}, got "
-                f"{height}x{width}. Round them to multiples of {step} (SD3.5-M is trained at 512 and 1024)."
-            )
-        self.height, self.width = height, width
+    @property
+    def size_step(self) -> int:
+        """Sizes are multiples of ``vae_scale_factor * patch_size`` (SD3.5-M is trained at 512 and 1024)."""
+        return self.vae_scale_factor * self.patch_size
 
     @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        """`(16, H / 8, W / 8)` for the current resolution."""
-        c = int(self.pipe.transformer.config.in_channels)
-        return (c, self.height // self.vae_scale_factor, self.width // self.vae_scale_factor)
+    def latent_channels(self) -> int:
+        return int(self.pipe.transformer.config.in_channels)
 
     @property
     def default_shift(self) -> float:
