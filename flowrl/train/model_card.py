@@ -22,7 +22,7 @@ TRANSFORMERS = {"StableDiffusion3Pipeline": "SD3Transformer2DModel", "FluxPipeli
 
 
 class Summary(Protocol):
-    """An evaluation of the trainer (`flowrl.train.evaluation.EvalSummary`): strict accuracies, mean scores, samples."""
+    """An evaluation (`flowrl.train.evaluation.EvalSummary`): strict accuracies, mean scores, samples."""
 
     strict: Mapping[str, float]
     score: Mapping[str, float]
