@@ -20,11 +20,15 @@ that noise,
 (`soft_logprob`) and the importance ratio of a soft step is exp(log pi_theta(q') - log pi_old(q')), clipped as
 GRPO's. Answer tokens are discrete: log pi_theta(o_t) = log p^theta(o_t) and the usual ratio (`token_logprob`).
 
-Values (keyword arguments here; the config keys are `soft_thinking.*` when wired):
-- tau, the Gumbel-Softmax temperature: 0.5 (run_sample_gumbel_grpo.sh, `--gumbel_softmax_temperature 0.5`).
-- beta, the Gumbel noise scale: 1.0 (`--noise_factor 1`).
-- top_k: 30 (`--top_k 30`, `--max_topk 30`); top_p: 0.95 (`--top_p 0.95`); T: 0.6 (`--temperature 0.6`); these are
-  the evaluation script's values; whether training uses the same ones is [?] here.
+Values (keyword arguments here; the config keys are `soft_thinking.*` when wired). Training values are the official
+training script's (SofT-GRPO-deepscaler-8k.sh, `actor_rollout_ref.rollout.*`); the evaluation scripts differ:
+- tau, the Gumbel-Softmax temperature: 0.1 in training (`gumbel_softmax_temperature=0.1`); 0.5 in evaluation
+  (run_sample_gumbel_grpo.sh).
+- beta, the Gumbel noise scale: 1.0 (`noise_factor=1`), noise added to the logits (`noise_on_logits=True`).
+- top_k: 5 in training (`top_k=5`; 30 in evaluation); top_p: 0.95 (`top_p=0.95`); T: 1.0 in training
+  (`temperature=1`; 0.6 in evaluation). The answer part after thinking samples discrete tokens with the same
+  values (`after_thinking_*`).
+- Group size 8 (`rollout.n=8`), lr 1e-6, KL 0.002 (low_var_kl), batch 64 prompts: the GRPO side, unchanged.
 - Whether log p in q' is the restricted-and-renormalised distribution or the full one: [?] (renormalised here, so
   the density above is over S only and p sums to one on S).
 """
@@ -82,10 +86,10 @@ def soft_step(
     embedding: torch.Tensor,
     *,
     noise: torch.Tensor | None = None,
-    tau: float = 0.5,
+    tau: float = 0.1,
     scale: float = 1.0,
     temperature: float = 1.0,
-    top_k: int | None = 30,
+    top_k: int | None = 5,
     top_p: float | None = 0.95,
     generator: torch.Generator | None = None,
 ) -> SoftStep:

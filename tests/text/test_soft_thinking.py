@@ -124,3 +124,31 @@ def test_token_logprob_and_clipped_ratio():
     adv = torch.tensor([1.0, 1.0, -1.0])
     # r = 1.5 clipped to 1.2 for A > 0; r = 1.1 inside; r = .5 with A < 0 -> min(-.5, -.8) = -.8
     assert torch.allclose(clipped_ratio_loss(new, old, adv), torch.tensor([-1.2, -1.1, 0.8]))
+
+
+def test_soft_rollout_on_the_chain_lm_and_recomputed_logprobs():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from flowrl.text.prompts import encode_prompts
+    from flowrl.text.soft_rollout import SoftParams, sequence_logprobs, soft_rollout
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained("assets/chain_lm").eval()
+    tok = AutoTokenizer.from_pretrained("assets/chain_lm")
+    rows = encode_prompts(tok, ["7+5-8+3=", "2+2="], max_prompt_length=16)
+    params = SoftParams(think_steps=3)
+    eos = {tok.eos_token_id}
+    ro = soft_rollout(
+        model, rows, group_size=2, max_answer_tokens=6, eos_ids=eos, pad_id=tok.pad_token_id, params=params,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    N, V = 4, model.get_input_embeddings().weight.shape[0]
+    assert ro.weights.shape == (N, 3, V) and ro.answer_ids.shape[0] == N
+    assert torch.allclose(ro.weights.sum(-1), torch.ones(N, 3))
+    assert (ro.support.sum(-1) <= 5).all() and (ro.weights[~ro.support] == 0).all()
+    soft, toks = sequence_logprobs(model, ro, params)  # the full forward reproduces the cached rollout's values
+    assert torch.allclose(soft, ro.old_soft_logp, atol=1e-3), (soft, ro.old_soft_logp)
+    assert torch.allclose(toks, ro.old_token_logp, atol=1e-4)
+    model.zero_grad()
+    (soft.sum() + toks.sum()).backward()
+    assert model.get_input_embeddings().weight.grad.abs().sum() > 0
