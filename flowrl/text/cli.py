@@ -20,8 +20,9 @@ LLM_PRESETS = (
     "think_short", "posterior_grpo", "tp_grpo", "mo_grpo", "dynamic_weighting", "disco", "drpo", "salsa", "knapsack",
     "gvm", "scaf_grpo", "guide", "segment_po",
 )  # fmt: skip
-# the chain task's methods (docs/text.md "The chain task"): GRPO, LATR tree rollouts, RGR rubric reward + guidance
-CHAIN_PRESETS = ("chain_grpo", "chain_latr", "chain_rgr")
+# the chain task's methods (docs/text.md "The chain task"): GRPO, LATR tree rollouts, RGR rubric reward + guidance,
+# SofT-GRPO soft-thinking rollouts
+CHAIN_PRESETS = ("chain_grpo", "chain_latr", "chain_rgr", "chain_soft")
 
 CLI = TrainerCli(
     prog="flowrl train-text",

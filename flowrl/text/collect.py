@@ -32,6 +32,7 @@ from flowrl.text.logprobs import TokenLogProbs, completion_logprobs
 from flowrl.text.policy import TextPolicy
 from flowrl.text.prompts import left_pad
 from flowrl.text.rollout import Rollout, SamplingConfig, concat_rollouts, position_ids, sample_groups
+from flowrl.text.soft_rollout import SoftParams, SoftRollout, as_rollout, soft_rollout
 from flowrl.text.task_rewards import score_completions
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class StepData(NamedTuple):
     pos_weights: torch.Tensor | None  # (N,) weights of the correct completions (a whole-loss plugin's)
     guided: torch.Tensor  # (N,) bool: the row is a hint-guided completion (hooks.hints)
     old_logp: torch.Tensor | None  # (N, C) Guide: the hinted sampler's log-probs of the guided rows
+    soft: SoftRollout | None = None  # SofT-GRPO (rollout.kind=soft): the soft steps behind `rollout`'s rows
 
 
 class Decoded(NamedTuple):
@@ -123,6 +125,14 @@ def latr_params(cfg: TextTrainConfig) -> LatrParams:
         r.latr_max_branch_per_token, r.latr_prob_abs, r.latr_prob_rel, r.latr_edit_dist, tuple(r.latr_lookahead),
         r.latr_return_threshold, r.latr_return_decay, tuple((int(a), float(b)) for a, b in r.latr_mix_schedule),
     )  # fmt: skip
+
+
+def soft_params(cfg: TextTrainConfig) -> SoftParams:
+    """The SofT-GRPO knobs of `cfg.rollout` (temperature: generation.temperature)."""
+    r = cfg.rollout
+    return SoftParams(
+        r.soft_think_steps, r.soft_tau, r.soft_scale, cfg.generation.temperature, r.soft_top_k, r.soft_top_p
+    )
 
 
 def score(reward_fns: list, texts: list[str], rows: list[dict], terminated: list[bool]) -> torch.Tensor:
@@ -353,7 +363,7 @@ def collect(
     """Sample the groups of `indices`, score them, shape the rewards, and build advantages, token weights and the
     loss mask (the hooks of `cfg.hooks` are called here, in this order)."""
     torch.manual_seed(derive_seed(cfg.train.seed, step, rank))
-    rewards = None
+    rewards, soft = None, None
     with eval_mode(policy.model):
         sizes = None
         if hooks.sizes is not None:  # hook: per-prompt group sizes
@@ -369,6 +379,14 @@ def collect(
                 sampling=sampling_config(cfg), eos_ids=policy.eos_ids, params=latr_params(cfg), step=step,
                 prefill_once=cfg.generation.prefill_once,
             ).rollout  # fmt: skip
+        elif cfg.rollout.kind == "soft":  # SofT-GRPO: soft thinking steps, then a discrete answer
+            G = cfg.generation.group_size
+            soft = soft_rollout(
+                policy.model, [prompt_ids[i] for i in indices], group_size=G,
+                max_answer_tokens=cfg.generation.max_new_tokens - cfg.rollout.soft_think_steps,
+                eos_ids=policy.eos_ids, pad_id=policy.tokenizer.pad_token_id, params=soft_params(cfg),
+            )  # fmt: skip
+            ro = as_rollout(soft, group_size=G, eos_ids=policy.eos_ids)
         else:
             ro = sample(cfg, policy, [prompt_ids[i] for i in indices], sizes)
         guided, hinted_old = torch.zeros(ro.group_ids.numel(), dtype=torch.bool), None
@@ -398,7 +416,7 @@ def collect(
         )  # fmt: skip
         total, token_adv = shaped.total.float().cpu(), shaped.token_adv
     return credit(cfg, variant, hooks, ro, rewards, total, token_adv, keys, mask, probes, indices, step=step)._replace(
-        guided=guided, old_logp=hinted_old
+        guided=guided, old_logp=hinted_old, soft=soft
     )
 
 

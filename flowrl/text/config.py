@@ -243,9 +243,20 @@ class HooksConfig:
 class RolloutConfig:
     """How a group's completions are generated (flowrl/text/latr.py; paper values in docs/papers_llm.md)."""
 
-    kind: Literal["sample", "latr"] = "sample"
+    kind: Literal["sample", "latr", "soft"] = "sample"
     """sample: G independent samples per prompt (`generate`); latr: LATR lookahead tree rollouts (branch at uncertain
-    tokens, prune branches whose lookahead stays close to their parent), the rest of the group sampled."""
+    tokens, prune branches whose lookahead stays close to their parent), the rest of the group sampled; soft:
+    SofT-GRPO, soft_think_steps Gumbel-Softmax soft tokens then a discrete answer (flowrl/text/soft_rollout.py)."""
+    soft_think_steps: int = 4
+    """SofT-GRPO: soft tokens before the discrete answer [ours; the paper thinks until </think>]."""
+    soft_tau: float = 0.1
+    """SofT-GRPO Gumbel-Softmax temperature tau (official training script 0.1)."""
+    soft_scale: float = 1.0
+    """SofT-GRPO Gumbel noise scale beta (noise_factor 1)."""
+    soft_top_k: int = 5
+    """SofT-GRPO top-k of the soft mixture and of the answer tokens (training script 5)."""
+    soft_top_p: float = 0.95
+    """SofT-GRPO top-p of the soft mixture and of the answer tokens (0.95)."""
     latr_max_branch_per_token: int = 2
     """LATR k: candidates considered per step (paper 2)."""
     latr_prob_abs: float = 0.25
@@ -329,6 +340,14 @@ class TextTrainConfig:
             raise ValueError(
                 "hooks.group_sizes=knapsack gives groups of different sizes; it cannot combine with "
                 "hooks.whole_loss (whole groups per micro-batch). Use one of them."
+            )
+        if self.rollout.kind == "soft" and (
+            self.hooks.group_sizes != "fixed" or self.hooks.hints or self.hooks.whole_loss
+            or self.train.inner_epochs != 1 or self.loss.kl_beta > 0 or self.hooks.kl_beta_end > 0
+        ):  # fmt: skip
+            raise ValueError(
+                "rollout.kind=soft (SofT-GRPO) scores soft steps by their Gumbel log-density in the update only; it "
+                "needs train.inner_epochs=1, loss.kl_beta=0 and no hooks.group_sizes / hints / whole_loss."
             )
         if self.rollout.kind == "latr" and (self.hooks.group_sizes != "fixed" or self.hooks.hints):
             raise ValueError(

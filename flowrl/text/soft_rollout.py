@@ -19,8 +19,9 @@ from typing import NamedTuple
 import torch
 from transformers import PreTrainedModel
 
+from flowrl.text.logprobs import TokenLogProbs
 from flowrl.text.prompts import left_pad
-from flowrl.text.rollout import position_ids
+from flowrl.text.rollout import Rollout, position_ids
 from flowrl.text.soft_thinking import restricted_logprobs, soft_logprob, soft_step, support_mask, token_logprob
 from flowrl.text.step_lm import CachedLM
 
@@ -130,9 +131,10 @@ def _upto_eos(answer: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:
 
 def sequence_logprobs(
     model: PreTrainedModel, ro: SoftRollout, params: SoftParams
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(N, S) log pi_theta(q'_s) of the soft steps and (N, A) log pi_theta(o_t) of the answer tokens (0 where
-    masked), from one forward over [prompt, y_1 E .. y_S E, answer embeddings], with grad."""
+    masked), from one forward over [prompt, y_1 E .. y_S E, answer embeddings], with grad; and the (N, S + A)
+    entropy of the tempered next-token distribution at each position (detached)."""
     emb = model.get_input_embeddings()
     E = emb.weight
     S, A = ro.weights.shape[1], ro.answer_ids.shape[1]
@@ -147,4 +149,30 @@ def sequence_logprobs(
     )  # (N, S)
     tok = token_logprob(step_logits[:, S:].reshape(-1, E.shape[0]), ro.answer_ids.reshape(-1),
                         temperature=params.temperature).view_as(ro.answer_ids)  # fmt: skip
-    return soft, tok * ro.answer_mask
+    with torch.no_grad():
+        logp_all = torch.log_softmax(step_logits / params.temperature, dim=-1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return soft, tok * ro.answer_mask, entropy
+
+
+def as_rollout(ro: SoftRollout, *, group_size: int, eos_ids: set[int]) -> Rollout:
+    """The trainer's `Rollout` of a soft rollout: the completion is [argmax token of each soft step (a stand-in,
+    for decoding and rewards), answer tokens]; the mask covers every soft step and the answer up to its EOS."""
+    N, S = ro.weights.shape[:2]
+    stand_in = ro.weights.argmax(-1) if S else ro.answer_ids[:, :0]
+    ids = torch.cat([stand_in, ro.answer_ids], dim=1)
+    mask = torch.cat([torch.ones_like(stand_in), ro.answer_mask], dim=1)
+    ended = torch.isin(ro.answer_ids, torch.tensor(sorted(eos_ids), device=ids.device)).any(1)
+    groups = torch.arange(N // group_size, device=ids.device).repeat_interleave(group_size)
+    return Rollout(ro.prompt_ids, ro.prompt_mask, ids, mask, ~ended, groups)
+
+
+def rows_logprobs(
+    model: PreTrainedModel, ro: SoftRollout, rows: torch.Tensor, p_ids: torch.Tensor, p_mask: torch.Tensor,
+    width: int, params: SoftParams,
+) -> TokenLogProbs:  # fmt: skip
+    """`TokenLogProbs` of rows `rows` of a soft rollout aligned with `as_rollout`'s completion (first `width`
+    columns), the prompts given trimmed (`p_ids`, `p_mask`): the trainer's numerator for SofT-GRPO rows."""
+    sub = SoftRollout(*(t[rows.to(t.device)] for t in ro))._replace(prompt_ids=p_ids, prompt_mask=p_mask)
+    soft, tok, entropy = sequence_logprobs(model, sub, params)
+    return TokenLogProbs(torch.cat([soft, tok], dim=1)[:, :width], entropy[:, :width])

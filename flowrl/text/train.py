@@ -47,7 +47,7 @@ from flowrl.runtime.optim import make_optimizer
 from flowrl.runtime.paths import resolve_path
 from flowrl.runtime.seeding import LORA_INIT, seeded_global_rng
 from flowrl.text import hooks as H
-from flowrl.text.collect import StepData, TrainerHooks, collect, regularized
+from flowrl.text.collect import StepData, TrainerHooks, collect, regularized, soft_params
 from flowrl.text.config import TextTrainConfig
 from flowrl.text.data import load_jsonl, step_rows
 from flowrl.text.evaluate import greedy_accuracy
@@ -65,6 +65,7 @@ from flowrl.text.policy import (
     trainable_parameters,
 )
 from flowrl.text.prompts import encode_prompts
+from flowrl.text.soft_rollout import rows_logprobs
 from flowrl.text.task_rewards import load_text_reward
 from flowrl.vlm.rewards import extract_answer
 
@@ -204,7 +205,10 @@ def update(
         optimizer.zero_grad(set_to_none=False)
         for i, mb in enumerate(mbs):
             p_ids, p_mask, c_ids, c_mask, loss_mask = _trimmed(data, mb)
-            lp = completion_logprobs(model, p_ids, p_mask, c_ids, c_mask, temperature=temp, chunk_size=chunk)
+            if data.soft is None:
+                lp = completion_logprobs(model, p_ids, p_mask, c_ids, c_mask, temperature=temp, chunk_size=chunk)
+            else:  # SofT-GRPO: soft steps' Gumbel log-density, answer tokens' log-prob (flowrl/text/soft_rollout.py)
+                lp = rows_logprobs(model, data.soft, mb, p_ids, p_mask, c_ids.shape[1], soft_params(cfg))
             dev, width = lp.logp.device, c_ids.shape[1]
             tok_mask = loss_mask.to(dev)
             if cfg.loss.top_entropy_quantile < 1.0:

@@ -70,7 +70,7 @@ def test_rubric_items_that_do_not_parse(items, match):
 
 
 def test_config_bad_input_names_the_field():
-    with pytest.raises(ConfigError, match=r"rollout.kind.*'beam'.*\['sample', 'latr'\]"):
+    with pytest.raises(ConfigError, match=r"rollout.kind.*'beam'.*\['sample', 'latr', 'soft'\]"):
         resolve(TextTrainConfig, overrides=["rollout.kind=beam"])
     with pytest.raises((ConfigError, ValueError), match=r"reward.rubric\[0\].*Valid kinds"):
         resolve(TextTrainConfig, overrides=["reward.names=[rubric]", "reward.rubric=[finale]"])

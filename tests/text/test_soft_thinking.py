@@ -146,9 +146,49 @@ def test_soft_rollout_on_the_chain_lm_and_recomputed_logprobs():
     assert ro.weights.shape == (N, 3, V) and ro.answer_ids.shape[0] == N
     assert torch.allclose(ro.weights.sum(-1), torch.ones(N, 3))
     assert (ro.support.sum(-1) <= 5).all() and (ro.weights[~ro.support] == 0).all()
-    soft, toks = sequence_logprobs(model, ro, params)  # the full forward reproduces the cached rollout's values
+    soft, toks, _ = sequence_logprobs(model, ro, params)  # the full forward reproduces the cached rollout's values
     assert torch.allclose(soft, ro.old_soft_logp, atol=1e-3), (soft, ro.old_soft_logp)
     assert torch.allclose(toks, ro.old_token_logp, atol=1e-4)
     model.zero_grad()
     (soft.sum() + toks.sum()).backward()
     assert model.get_input_embeddings().weight.grad.abs().sum() > 0
+
+
+def test_chain_soft_preset_trains_two_steps(tmp_path):
+    """chain_soft runs two steps end to end on assets/chain_lm (soft rollouts, the Gumbel log-density in the
+    update); seeded, so the first step's groups have reward spread and are trained."""
+    import json
+
+    from flowrl.text.chain import held_out_chains, write_chains
+    from flowrl.text.cli import load_config
+    from flowrl.text.train import train
+
+    problems = held_out_chains(30, seed=3)
+    write_chains(problems[:20], tmp_path / "train.jsonl")
+    write_chains(problems[20:], tmp_path / "test.jsonl")
+    cfg = load_config(
+        preset="chain_soft",
+        overrides=[
+            f"task.train_file={tmp_path / 'train.jsonl'}", f"task.test_file={tmp_path / 'test.jsonl'}",
+            f"run.root={tmp_path / 'runs'}", "run.tensorboard=false", "run.log_every=1", "train.steps=2",
+            "eval.every_minutes=0", "task.test_size=4", "generation.group_size=4", "train.prompts_per_step=2",
+        ],
+    )  # fmt: skip
+    assert cfg.rollout.kind == "soft"
+    result = train(cfg)
+    records = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in records if "reward" in r]
+    assert len(trained) == 2
+    stepped = [r for r in trained if r["num_trained_tokens"] > 0]
+    assert stepped and all(math.isfinite(r["policy_loss"]) and r["grad_norm"] > 0 for r in stepped), trained
+    assert all(r["ratio_mean"] == 1.0 for r in stepped)  # one inner epoch: numerator = denominator
+
+
+def test_soft_rollout_rejects_what_it_does_not_score():
+    import pytest
+
+    from flowrl.text.cli import load_config
+
+    for bad in ["train.inner_epochs=2", "loss.kl_beta=0.01"]:
+        with pytest.raises(Exception, match="rollout.kind=soft"):
+            load_config(preset="chain_soft", overrides=[bad])
