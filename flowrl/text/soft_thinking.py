@@ -31,6 +31,9 @@ training script's (SofT-GRPO-deepscaler-8k.sh, `actor_rollout_ref.rollout.*`); t
 - Group size 8 (`rollout.n=8`), lr 1e-6, KL 0.002 (low_var_kl), batch 64 prompts: the GRPO side, unchanged.
 - Whether log p in q' is the restricted-and-renormalised distribution or the full one: [?] (renormalised here, so
   the density above is over S only and p sums to one on S).
+- The log-likelihood's exact form (sum over S of the Gumbel log-density of q' - log p^theta) follows the paper's
+  method description; the official actor's loss code (its verl fork) was not read here: [?] on details such as the
+  support the sum runs over.
 """
 
 from __future__ import annotations
