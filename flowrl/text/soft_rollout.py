@@ -6,10 +6,11 @@ is sampled token by token (temperature, top-k, top-p: SofT-GRPO's `after_thinkin
 rollout keeps, per soft step, the weights y (the next input), the perturbed log-probs q' and the support S; per answer
 token its id, and the log-likelihoods under the sampling policy (`old_soft_logp`, `old_token_logp`).
 
-`sequence_logprobs` recomputes both log-likelihoods under the current policy in one full forward (the stored y as
-the inputs of the thinking positions, the answer tokens' embeddings after them), with grad: the numerators of
-SofT-GRPO's soft and discrete ratios (`soft_thinking.clipped_ratio_loss`). A fixed number of soft steps is ours
-[ours]: the official code thinks until the argmax token is </think>; the chain task has no such marker.
+`sequence_logprobs` recomputes both log-likelihoods under the current policy in one full forward (the stored y E as
+the inputs of the thinking positions, constants as in the official actor; the answer tokens' embeddings after them),
+with grad: the numerators of SofT-GRPO's soft and discrete ratios (`soft_thinking.clipped_ratio_loss`). A fixed
+number of soft steps is ours [ours]: the official code thinks until the argmax token is </think>; the chain task has
+no such marker.
 """
 
 from __future__ import annotations
@@ -138,7 +139,9 @@ def sequence_logprobs(
     emb = model.get_input_embeddings()
     E = emb.weight
     S, A = ro.weights.shape[1], ro.answer_ids.shape[1]
-    inputs = torch.cat([emb(ro.prompt_ids), ro.weights.to(E.dtype) @ E, emb(ro.answer_ids)], dim=1)  # (N, L+S+A, D)
+    inputs = torch.cat(
+        [emb(ro.prompt_ids), (ro.weights.to(E.dtype) @ E).detach(), emb(ro.answer_ids)], dim=1
+    )  # (N, L+S+A, D)
     mask = torch.cat([ro.prompt_mask, torch.ones_like(ro.weights[..., 0], dtype=ro.prompt_mask.dtype),
                       ro.answer_mask.to(ro.prompt_mask.dtype)], dim=1)  # fmt: skip
     logits = model(inputs_embeds=inputs, attention_mask=mask, position_ids=position_ids(mask)).logits.float()

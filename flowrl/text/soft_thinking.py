@@ -17,6 +17,8 @@ that noise,
 
     log pi_theta(q') = sum_{i in S} [ -eps_i / beta - exp(-eps_i / beta) - log beta ],  eps_i = q'_i - log p^theta_i
 
+(the official code takes the mean over the entries with log p^theta_i > -3, with eps clamped to [-1.5, 3]; see
+`soft_logprob`)
 (`soft_logprob`) and the importance ratio of a soft step is exp(log pi_theta(q') - log pi_old(q')), clipped as
 GRPO's. Answer tokens are discrete: log pi_theta(o_t) = log p^theta(o_t) and the usual ratio (`token_logprob`).
 
@@ -29,11 +31,10 @@ training script's (SofT-GRPO-deepscaler-8k.sh, `actor_rollout_ref.rollout.*`); t
   (`temperature=1`; 0.6 in evaluation). The answer part after thinking samples discrete tokens with the same
   values (`after_thinking_*`).
 - Group size 8 (`rollout.n=8`), lr 1e-6, KL 0.002 (low_var_kl), batch 64 prompts: the GRPO side, unchanged.
-- Whether log p in q' is the restricted-and-renormalised distribution or the full one: [?] (renormalised here, so
-  the density above is over S only and p sums to one on S).
-- The log-likelihood's exact form (sum over S of the Gumbel log-density of q' - log p^theta) follows the paper's
-  method description; the official actor's loss code (its verl fork) was not read here: [?] on details such as the
-  support the sum runs over.
+- log p in q' is renormalised on S (the official code renormalises on its stored top-k ids).
+- The log-likelihood: as the official actor (verl-0.4.x dp_actor.py + torch_functional.py): log p renormalised on
+  the stored top-k ids, z clamped to [-1.5, 3], mean over entries with log p > -3, one-token steps scored as tokens;
+  the soft inputs of the training forward are constants (detached), as there.
 """
 
 from __future__ import annotations
@@ -109,14 +110,34 @@ def soft_step(
 
 def soft_logprob(
     logits: torch.Tensor, q_prime: torch.Tensor, support: torch.Tensor, *, scale: float = 1.0,
-    temperature: float = 1.0,
+    temperature: float = 1.0, clamp: tuple[float, float] | None = (-1.5, 3.0), min_logp: float | None = -3.0,
+    reduce: str = "mean",
 ) -> torch.Tensor:  # fmt: skip
-    """(R,) log pi_theta(q') = sum_{i in S} log Gumbel(0, beta) density of eps_i = q'_i - log p^theta_i (module
-    docstring), differentiable in `logits` (the policy's logits at the step, with grad)."""
+    """(...,) log pi_theta(q'): the Gumbel(0, beta) log-density of z_i = (q'_i - log p^theta_i) / beta over the
+    support (module docstring), differentiable in `logits` (the policy's logits at the step, with grad).
+
+    The official code (verl-0.4.x/verl/utils/torch_functional.py, `logprobs_from_logits_topk_gumbel`) also clamps z
+    to [-1.5, 3] (`clamp`), keeps only the entries with log p^theta_i > -3 (`min_logp`), averages instead of summing
+    (`reduce="mean"`) and scores a step whose support is one token as that discrete token; these are the defaults.
+    ``clamp=None, min_logp=None, reduce="sum"`` is the plain log-density.
+    """
     logp = restricted_logprobs(logits, support, temperature=temperature)
     z = torch.where(support, (q_prime - logp) / scale, 0.0)
+    if clamp is not None:
+        z = z.clamp(*clamp)
     dens = -z - torch.exp(-z) - math.log(scale)
-    return torch.where(support, dens, 0.0).sum(-1)
+    keep = support if min_logp is None else support & (logp.detach() > min_logp)
+    total = torch.where(keep, dens, 0.0).sum(-1)
+    if reduce == "mean":
+        total = total / keep.sum(-1).clamp(min=1)
+    elif reduce != "sum":
+        raise ValueError(f"reduce must be 'mean' or 'sum', got {reduce!r}.")
+    single = support.sum(-1) == 1  # one candidate: a discrete token
+    if single.any():
+        only = support.long().argmax(-1)
+        tok = torch.log_softmax(_fp32(logits) / temperature, dim=-1).gather(-1, only[..., None]).squeeze(-1)
+        total = torch.where(single, tok, total)
+    return total
 
 
 def token_logprob(logits: torch.Tensor, tokens: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:

@@ -92,9 +92,10 @@ def test_soft_logprob_against_slow_reference():
         st = soft_step(logits, torch.eye(6, dtype=torch.float64), noise=noise, scale=beta, temperature=T, top_k=top_k,
                        top_p=top_p)  # fmt: skip
         # under the sampling policy itself, eps = g: the log-density of the drawn noise
-        lp = soft_logprob(logits, st.q_prime, st.support, scale=beta, temperature=T)
+        plain = dict(scale=beta, temperature=T, clamp=None, min_logp=None, reduce="sum")
+        lp = soft_logprob(logits, st.q_prime, st.support, **plain)
         other = logits + torch.randn(3, 6, generator=g, dtype=torch.float64)  # another policy, same q'
-        lp2 = soft_logprob(other, st.q_prime, st.support, scale=beta, temperature=T)
+        lp2 = soft_logprob(other, st.q_prime, st.support, **plain)
         for r in range(3):
             keep = st.support[r].tolist()
             ref = _slow_soft_logprob(logits[r].tolist(), st.q_prime[r].tolist(), keep, beta, T)
@@ -107,6 +108,37 @@ def test_soft_logprob_against_slow_reference():
             assert math.isclose(lp[r].item(), direct, rel_tol=1e-9, abs_tol=1e-9)
             ref2 = _slow_soft_logprob(other[r].tolist(), st.q_prime[r].tolist(), keep, beta, T)
             assert math.isclose(lp2[r].item(), ref2, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _slow_official(logits: list[float], q_prime: list[float], keep: list[bool], T: float) -> float:
+    z = [v / T for v, k in zip(logits, keep, strict=True) if k]
+    lse = max(z) + math.log(sum(math.exp(v - max(z)) for v in z))
+    terms, j = [], 0
+    for i, k in enumerate(keep):
+        if not k:
+            continue
+        lp = z[j] - lse
+        j += 1
+        if lp > -3:
+            e = min(max(q_prime[i] - lp, -1.5), 3.0)
+            terms.append(-e - math.exp(-e))
+    return sum(terms) / max(len(terms), 1)
+
+
+def test_soft_logprob_official_form_against_slow_reference():
+    """Defaults = the official code: eps clamped to [-1.5, 3], mean over entries with log p > -3; a one-token support
+    is scored as that token."""
+    g = torch.Generator().manual_seed(2)
+    logits = 2 * torch.randn(4, 8, generator=g, dtype=torch.float64)
+    st = soft_step(logits, torch.eye(8, dtype=torch.float64), top_k=6, top_p=None, generator=g)
+    other = logits + torch.randn(4, 8, generator=g, dtype=torch.float64)
+    lp = soft_logprob(other, st.q_prime, st.support, temperature=0.7)
+    for r in range(4):
+        ref = _slow_official(other[r].tolist(), st.q_prime[r].tolist(), st.support[r].tolist(), 0.7)
+        assert math.isclose(lp[r].item(), ref, rel_tol=1e-9, abs_tol=1e-9)
+    one = support_mask(LOGITS3, top_k=1)
+    q = torch.where(one, 0.3, float("-inf"))
+    assert torch.allclose(soft_logprob(LOGITS3, q, one), torch.tensor([math.log(0.5)]))
 
 
 def test_soft_logprob_gradient_is_finite_with_a_cut_support():
