@@ -53,8 +53,8 @@ def runs(tmp_path_factory):
 def test_lora_card_fields_commands_and_snippet(runs, tmp_path):
     run, _, sd3 = runs
     card = (run / "lora" / "README.md").read_text()
-    for field in (f"`{sd3}` (sd3)", "LoRA rank 4, alpha 8", "`flow_grpo`", "`jpeg_compressibility` × 1",
-                  "1 iterations × 2 prompts", "decay 0.5", "`eval/score/jpeg_compressibility`"):  # fmt: skip
+    for field in (f"`{sd3}` (sd3)", "LoRA rank 4, alpha 8", "`flow_grpo`", "`uniform_noise` × 1",
+                  "1 iterations × 2 prompts", "decay 0.5", "`eval/score/uniform_noise`"):  # fmt: skip
         assert field in card, field
     commands = _blocks(card, "bash")
     reproduce = next(c for c in commands if "run.name=sd3_lora-repro" in c).strip()
