@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from flowrl.runtime.cli import TrainerCli, run_cli
+from flowrl.text.cli import run_training, set_threads
 from flowrl.text.config import TextTrainConfig
 
 PRESETS_DIR = Path(__file__).resolve().parent / "vlm" / "presets"
@@ -32,22 +33,9 @@ CLI = TrainerCli(
 )
 
 
-def _set_threads(cfg: TextTrainConfig) -> None:
-    if cfg.train.threads > 0:
-        import torch
-
-        torch.set_num_threads(cfg.train.threads)
-
-
-def _train(cfg: TextTrainConfig, resume: Path | None) -> None:
-    from flowrl.text.train import train  # the model libraries load only now
-
-    train(cfg, resume=resume)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`flowrl train-vlm [--preset NAME] [--resume RUN] [--show-config] [key.path=value ...]` -> exit code."""
-    return run_cli(CLI, argv, train=_train, before_train=_set_threads)
+    return run_cli(CLI, argv, train=run_training, before_train=set_threads)
 
 
 if __name__ == "__main__":

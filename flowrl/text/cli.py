@@ -45,14 +45,16 @@ def load_config(*, preset: str | None, overrides: list[str]) -> TextTrainConfig:
     return CLI.load_config(preset=preset, overrides=overrides)
 
 
-def _set_threads(cfg: TextTrainConfig) -> None:
+def set_threads(cfg: TextTrainConfig) -> None:
+    """``train.threads`` torch CPU threads before training (0 keeps torch's default); `train-vlm` uses it too."""
     if cfg.train.threads > 0:
         import torch
 
         torch.set_num_threads(cfg.train.threads)
 
 
-def _train(cfg: TextTrainConfig, resume: Path | None) -> None:
+def run_training(cfg: TextTrainConfig, resume: Path | None) -> None:
+    """The text trainer on `cfg` (an image-conditioned policy for `train-vlm`), imported only when a run starts."""
     from flowrl.text.train import train  # the model libraries load only now
 
     train(cfg, resume=resume)
@@ -60,7 +62,7 @@ def _train(cfg: TextTrainConfig, resume: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`flowrl train-text [--preset NAME] [--resume RUN] [--show-config] [key.path=value ...]` -> exit code."""
-    return run_cli(CLI, argv, train=_train, before_train=_set_threads)
+    return run_cli(CLI, argv, train=run_training, before_train=set_threads)
 
 
 if __name__ == "__main__":
