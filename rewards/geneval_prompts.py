@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from rewards.geneval import RELATIONS, TAGS
+from rewards.jsonl import jsonl_lines
 
 _INCLUDE_KEYS = ("class", "count", "color", "position")
 _EXCLUDE_KEYS = ("class", "count")
@@ -122,13 +123,9 @@ def read_geneval_prompts(path: str | Path) -> list[GenEvalPrompt]:
             "prompts/ holds small examples."
         )
     prompts, errors = [], []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            errors.append(f"line {line}: invalid JSON ({err.msg} at column {err.colno}); one object a line")
+    for line, obj in jsonl_lines(path):
+        if isinstance(obj, json.JSONDecodeError):
+            errors.append(f"line {line}: invalid JSON ({obj.msg} at column {obj.colno}); one object a line")
             continue
         problems = metadata_errors(obj)
         if problems:

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
+from rewards.jsonl import jsonl_lines
+
 
 class PromptRow(NamedTuple):
     """One usable row.
@@ -93,13 +95,9 @@ def read_prompts(path: str | Path) -> tuple[list[PromptRow], list[BadRow]]:
             f"{path}: unknown prompts format {path.suffix!r}; use .jsonl (a JSON object a line), .csv, or .txt (one "
             "prompt a line)."
         )
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            bad.append(BadRow(line, f"invalid JSON ({err.msg})"))
+    for line, obj in jsonl_lines(path):
+        if isinstance(obj, json.JSONDecodeError):
+            bad.append(BadRow(line, f"invalid JSON ({obj.msg})"))
             continue
         item = _row(line, obj)
         (rows if isinstance(item, PromptRow) else bad).append(item)

@@ -9,6 +9,7 @@ from pathlib import Path
 from flowrl.shapes.evaluate import stratified_prompts
 from flowrl.shapes.grammar import FAMILIES
 from flowrl.shapes.sampler import sample_prompts
+from rewards.jsonl import jsonl_lines
 
 
 def iteration_prompts(num_prompts: int, *, families: dict[str, float], seed: int, iteration: int) -> list[str]:
@@ -45,13 +46,9 @@ def eval_prompts(prompts_per_family: int) -> list[str]:
 def _jsonl_prompts(path: Path) -> list[str]:
     """The ``"prompt"`` of each JSON object line (blank lines skipped); bad lines are one error naming each."""
     prompts, bad = [], []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            bad.append(f"line {line}: invalid JSON ({err.msg})")
+    for line, obj in jsonl_lines(path):
+        if isinstance(obj, json.JSONDecodeError):
+            bad.append(f"line {line}: invalid JSON ({obj.msg})")
             continue
         prompt = obj.get("prompt") if isinstance(obj, dict) else None
         if not isinstance(prompt, str) or not prompt.strip():
