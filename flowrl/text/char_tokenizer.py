@@ -8,6 +8,8 @@ SFT format). Padding is on the left, for generation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
@@ -22,11 +24,22 @@ def char_tokenizer(alphabet: str) -> PreTrainedTokenizerFast:
     """
     if len(set(alphabet)) != len(alphabet) or any(c.isspace() for c in alphabet):
         raise ValueError(f"The alphabet must hold unique, non-whitespace characters; got {alphabet!r}.")
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    vocab.update({c: len(SPECIAL_TOKENS) + i for i, c in enumerate(alphabet)})
+    return word_level_tokenizer(
+        SPECIAL_TOKENS + tuple(alphabet),
+        pre_tokenizer=pre_tokenizers.Split(Regex("."), behavior="isolated"),
+        decoder=decoders.Fuse(),
+    )
+
+
+def word_level_tokenizer(
+    words: Sequence[str], *, pre_tokenizer: pre_tokenizers.PreTokenizer, decoder: decoders.Decoder
+) -> PreTrainedTokenizerFast:
+    """A `WordLevel` tokenizer with id i for ``words[i]`` (``words`` starts with `SPECIAL_TOKENS`), the given
+    pre-tokenizer and decoder, a post-processor that prepends ``<bos>``, and left padding."""
+    vocab = {w: i for i, w in enumerate(words)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoder
     tok.post_processor = processors.TemplateProcessing(
         single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
     )

@@ -9,12 +9,12 @@ Ids: ``<pad>=0 <bos>=1 <eos>=2 <unk>=3``, then ``<think> </think> <answer> </ans
 
 from __future__ import annotations
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from tokenizers import decoders, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from flowrl.shapes.questions import question_vocabulary
+from flowrl.text.char_tokenizer import SPECIAL_TOKENS, word_level_tokenizer
 
-SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 IMAGE_TOKEN = "<image>"
 KEY_TOKENS = tuple(f"<k{d}>" for d in "0123456789abcdef")
@@ -23,18 +23,8 @@ KEY_TOKENS = tuple(f"<k{d}>" for d in "0123456789abcdef")
 def vlm_tokenizer() -> PreTrainedTokenizerFast:
     """The tokenizer (same ids on every machine: the vocabulary is a fixed list)."""
     words = SPECIAL_TOKENS + TAGS + (IMAGE_TOKEN,) + KEY_TOKENS + question_vocabulary()
-    vocab = {w: i for i, w in enumerate(words)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
-    tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        bos_token="<bos>",
-        eos_token="<eos>",
-        unk_token="<unk>",
-        padding_side="left",
+    return word_level_tokenizer(
+        words,
+        pre_tokenizer=pre_tokenizers.WhitespaceSplit(),
+        decoder=decoders.WordPiece(prefix="##", cleanup=False),  # joins words with single spaces
     )
