@@ -63,6 +63,44 @@ def sft_batch(problems, tokenizer) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return ids, mask, labels
 
 
+def train_until(
+    model, tokenizer, stream, evaluate, args, *, log: list, acc: float, print_every: int, max_minutes: float = 0.0
+) -> tuple[int, float, float]:
+    """SFT on `stream` (AdamW, linear warmup, clip 1.0) until ``evaluate()`` (every ``args.eval_every`` steps from
+    ``args.min_steps``) reaches ``args.target``, ``args.max_steps`` or `max_minutes` of training (0 = no limit).
+
+    Appends each evaluation to `log`; returns (last step, training seconds, last accuracy).
+    """
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup))
+    train_time = 0.0
+    model.train()
+    for step in range(1, args.max_steps + 1):
+        t0 = time.perf_counter()
+        ids, mask, labels = sft_batch([next(stream) for _ in range(args.batch_size)], tokenizer)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        train_time += time.perf_counter() - t0
+        if step % args.eval_every == 0 and step >= args.min_steps:
+            acc = evaluate()
+            log.append({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item(), "held_out": acc})
+            print(json.dumps(log[-1]), flush=True)
+            if acc >= args.target:
+                break
+        elif step % print_every == 0:
+            print(json.dumps({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item()}), flush=True)
+        if max_minutes and train_time >= 60 * max_minutes:
+            print(f"stopping at the time limit of {max_minutes} min (last check {acc:.1%})", flush=True)
+            break
+    else:
+        print(f"did not reach {args.target:.0%} in {args.max_steps} steps (last {acc:.1%})", file=sys.stderr)
+    return step, train_time, acc
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("assets/arith_lm"))
@@ -87,33 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     test = held_out_problems(1000)
     stream = train_stream(seed=args.seed, exclude={p.prompt for p in test})
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup))
     prompts, answers = [p.prompt for p in test], [p.answer for p in test]
     print(f"tiny Llama: {n_params:,} parameters, vocab {len(tokenizer)}", flush=True)
 
-    log, train_time, acc = [], 0.0, 0.0
-    model.train()
-    for step in range(1, args.max_steps + 1):
-        t0 = time.perf_counter()
-        ids, mask, labels = sft_batch([next(stream) for _ in range(args.batch_size)], tokenizer)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        train_time += time.perf_counter() - t0
-        if step % args.eval_every == 0 and step >= args.min_steps:
-            acc = greedy_accuracy(model, tokenizer, prompts, answers, max_new_tokens=6, max_prompt_length=16)
-            log.append({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item(), "held_out": acc})
-            print(json.dumps(log[-1]), flush=True)
-            if acc >= args.target:
-                break
-        elif step % 50 == 0:
-            print(json.dumps({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item()}), flush=True)
-    else:
-        print(f"did not reach {args.target:.0%} in {args.max_steps} steps (last {acc:.1%})", file=sys.stderr)
+    def evaluate() -> float:
+        return greedy_accuracy(model, tokenizer, prompts, answers, max_new_tokens=6, max_prompt_length=16)
+
+    log: list = []
+    step, train_time, acc = train_until(model, tokenizer, stream, evaluate, args, log=log, acc=0.0, print_every=50)
 
     args.out.mkdir(parents=True, exist_ok=True)
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -3,7 +3,7 @@
 Starts from `assets/arith_lm` (same alphabet and tokenizer: the chain task needs no new token) and trains on a stream
 of chain problems (`flowrl.text.chain`: 3-5 one-digit operands, each partial result written before the next
 operation), loss on the completion and EOS only, with the same batch / optimiser as `scripts/pretrain_arith.py`
-(whose `sft_batch` it reuses). Every ``--eval-every`` steps it measures greedy exact match of the whole completion on
+(whose `train_until` it reuses). Every ``--eval-every`` steps it measures greedy exact match of the whole completion on
 the first ``--eval-size`` held-out problems, and stops at the first evaluation at or above ``--target`` (so the base
 model has a known accuracy with room to learn); the recorded accuracy is then measured on all 1000. Writes model,
 tokenizer, train.jsonl / test.jsonl and `sft_log.json` into ``--out``.
@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pretrain_arith import sft_batch  # noqa: E402  (scripts/ is not a package)
+from pretrain_arith import train_until  # noqa: E402  (scripts/ is not a package)
 
 from flowrl.text.chain import held_out_chains, train_chains, write_chains  # noqa: E402
 from flowrl.text.evaluate import greedy_accuracy  # noqa: E402
@@ -56,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     test = held_out_chains(1000)
     prompts, answers = [p.prompt for p in test], [p.answer for p in test]
     stream = train_chains(seed=args.seed, exclude=set(prompts))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup))
 
     def evaluate(n: int) -> float:
         return greedy_accuracy(
@@ -66,31 +63,18 @@ def main(argv: list[str] | None = None) -> int:
 
     base = evaluate(args.eval_size)
     print(json.dumps({"step": 0, "held_out": base}), flush=True)
-    log, train_time, acc = [{"step": 0, "train_seconds": 0.0, "held_out": base}], 0.0, base
-    model.train()
-    for step in range(1, args.max_steps + 1):
-        t0 = time.perf_counter()
-        ids, mask, labels = sft_batch([next(stream) for _ in range(args.batch_size)], tokenizer)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        train_time += time.perf_counter() - t0
-        if step % args.eval_every == 0 and step >= args.min_steps:
-            acc = evaluate(args.eval_size)
-            log.append({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item(), "held_out": acc})
-            print(json.dumps(log[-1]), flush=True)
-            if acc >= args.target:
-                break
-        if args.max_minutes and train_time >= 60 * args.max_minutes:
-            print(f"stopping at the time limit of {args.max_minutes} min (last check {acc:.1%})", flush=True)
-            break
-        elif step % 10 == 0:
-            print(json.dumps({"step": step, "train_seconds": round(train_time, 1), "loss": loss.item()}), flush=True)
-    else:
-        print(f"did not reach {args.target:.0%} in {args.max_steps} steps (last {acc:.1%})", file=sys.stderr)
+    log = [{"step": 0, "train_seconds": 0.0, "held_out": base}]
+    step, train_time, acc = train_until(
+        model,
+        tokenizer,
+        stream,
+        lambda: evaluate(args.eval_size),
+        args,
+        log=log,
+        acc=base,
+        print_every=10,
+        max_minutes=args.max_minutes,
+    )
 
     acc = evaluate(len(prompts))  # the recorded accuracy: all 1000 held-out problems
     print(json.dumps({"step": step, "held_out_1000": acc}), flush=True)
