@@ -1,4 +1,5 @@
-"""The `flowrl demo` page: base vs tuned samples side by side with scores, run curves, upload scoring.
+"""The `flowrl demo` page: base vs tuned samples side by side with scores, run curves, upload scoring, and a tab
+that asks a base and a tuned VLM about a ShapeWorld image (`flowrl.demo.vlm_tab`, ``--vlm`` / ``--vlm-tuned``).
 
 Start it with ``flowrl demo --run runs/<name>`` (see docs/demo.md); any model `flowrl train` accepts (ShapeWorld,
 SD3 / SD3.5, FLUX.1), a ``--lora`` on a ``--model``, or the base alone. Model and run paths come only from the command
@@ -35,6 +36,7 @@ from flowrl.demo.models import load_models
 from flowrl.demo.run_view import RunView, load_run_view
 from flowrl.demo.scoring import score_lines
 from flowrl.demo.upload import read_upload
+from flowrl.demo.vlm_tab import VLMPair, build_vlm_tab, load_vlm_pair
 from flowrl.eval.generate import sample_prompt
 from flowrl.eval.load_model import LoadedModel, add_model_arguments
 from flowrl.train.prompts import eval_prompts
@@ -151,6 +153,7 @@ def build_demo(
     rewards: Sequence[RewardFn] = (),
     run_view: RunView | None = None,
     examples: Sequence[str] = (),
+    vlm: VLMPair | None = None,
 ) -> gr.Blocks:
     """Build the demo page.
 
@@ -160,6 +163,8 @@ def build_demo(
         rewards (`Sequence[RewardFn]`): extra rewards scored next to the grader (the grader: ShapeWorld only).
         run_view (`RunView`, *optional*): the run's curves and sample grids for the "Run" tab.
         examples (`Sequence[str]`): example prompts (default: two held-out ShapeWorld prompts, or `EXAMPLE_PROMPTS`).
+        vlm (`VLMPair`, *optional*): the base and tuned VLMs of the "Ask the VLM" tab (`flowrl.demo.vlm_tab`); the
+            tab is left out without it. A ShapeWorld image model (the tuned one when given) can draw its images.
 
     Returns:
         `gr.Blocks`: call ``.launch(server_name="127.0.0.1")`` on it.
@@ -233,6 +238,10 @@ def build_demo(
                 outputs=[upload_view, upload_scores, upload_status],
                 api_name="score",
             )
+        if vlm is not None:
+            with gr.Tab("Ask the VLM"):
+                image_model = (tuned if tuned is not None else base) if shapeworld else None
+                build_vlm_tab(vlm, image_model=image_model, picture=_picture)
     return demo
 
 
@@ -259,6 +268,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reward", action="append", default=[], help="extra reward to show (repeatable), e.g. jpeg_compressibility"
     )
+    parser.add_argument(
+        "--vlm", default=None, help="base VLM folder of the 'Ask the VLM' tab (default: assets/shapeworld_vlm)"
+    )
+    parser.add_argument(
+        "--vlm-tuned", default=None, help="tuned VLM: a flowrl train-vlm run folder (its final/) or a VLM folder"
+    )
+    parser.add_argument("--no-vlm", action="store_true", help="leave out the 'Ask the VLM' tab")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     return parser
@@ -277,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
             from flowrl.eval.prompts_file import read_prompts
 
             examples = [row.prompt for row in read_prompts(args.prompts)[0]][:8]
+        if args.no_vlm and (args.vlm or args.vlm_tuned):
+            raise ValueError("--no-vlm leaves out the VLM tab: drop it, or drop --vlm / --vlm-tuned.")
+        vlm = None if args.no_vlm else load_vlm_pair(args.vlm, args.vlm_tuned)
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"flowrl demo: {e}", file=sys.stderr)
         return 2
@@ -286,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             "this machine's CPU. Use the default --host 127.0.0.1 unless you mean to share it.",
             file=sys.stderr,
         )
-    demo = build_demo(base, tuned, rewards=rewards, run_view=run_view, examples=examples)
+    demo = build_demo(base, tuned, rewards=rewards, run_view=run_view, examples=examples, vlm=vlm)
     demo.queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, share=False, ssr_mode=False, max_file_size="10mb"
     )

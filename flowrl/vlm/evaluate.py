@@ -28,7 +28,11 @@ class VLMEval(NamedTuple):
     completions: list[str]
 
 
-def _generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, do_sample: bool, batch_size: int):
+def generate_completions(
+    model, tokenizer, prompts: list[str], *, max_new_tokens: int, do_sample: bool = False, batch_size: int = 256
+) -> tuple[list[str], list[int], list[bool]]:
+    """Completions of bound prompts (greedy, or sampled at temperature 1): texts up to EOS, lengths in tokens (EOS
+    included) and whether each ended."""
     from flowrl.text.evaluate import completion_text, eos_token_ids
     from flowrl.text.prompts import encode_prompts, left_pad
 
@@ -85,8 +89,9 @@ def evaluate_vlm(
     model.eval()
     try:
         prompts = [str(r["prompt"]) for r in rows]
-        texts, lengths, ended = _generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=False,
-                                          batch_size=batch_size)  # fmt: skip
+        texts, lengths, ended = generate_completions(
+            model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=False, batch_size=batch_size
+        )
         gold = [" ".join(str(r["answer"]).split()) for r in rows]
         correct = [bool(e and extract_answer(t) == g) for t, e, g in zip(texts, ended, gold, strict=True)]
         pass_k = None
@@ -94,8 +99,9 @@ def evaluate_vlm(
             torch.manual_seed(seed)
             hit = [False] * len(rows)
             for _ in range(k):
-                s_texts, _, s_ended = _generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                                                do_sample=True, batch_size=batch_size)  # fmt: skip
+                s_texts, _, s_ended = generate_completions(
+                    model, tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=True, batch_size=batch_size
+                )
                 for i, (t, e) in enumerate(zip(s_texts, s_ended, strict=True)):
                     hit[i] = hit[i] or bool(e and extract_answer(t) == gold[i])
             pass_k = sum(hit) / len(rows)
