@@ -26,9 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-from flowrl.shapes.grader import _check_images, _color_labels, _min_area, _shape_of
+from flowrl.shapes.grader import segment
 from flowrl.shapes.grammar import COLORS, SHAPES, parse_prompt
 from flowrl.shapes.palette import PALETTE
 from rewards.geneval import Detection
@@ -44,28 +43,16 @@ class ShapeWorldDetector:
 
     def __call__(self, images: torch.Tensor) -> list[list[Detection]]:
         """`images` float `(B, 3, H, W)` in [0, 1] -> per image, one shape and one compound detection per object."""
-        _check_images(images)
-        labels = _color_labels(images)  # (B, H, W): 0 background, 1..6 COLORS
-        min_area = _min_area(images.shape[2], images.shape[3])
-        four_connected = ndimage.generate_binary_structure(2, 1)
         out = []
-        for image_labels in labels:
+        for components in segment(images):
             detections = []
-            for color_index in np.unique(image_labels):
-                if color_index == 0:
-                    continue
-                components, count = ndimage.label(image_labels == color_index, structure=four_connected)  # (H, W)
-                areas = np.bincount(components.ravel(), minlength=count + 1)
-                for index, box in enumerate(ndimage.find_objects(components), start=1):
-                    if box is None or areas[index] < min_area:
-                        continue
-                    filled = ndimage.binary_fill_holes(components[box] == index)  # (h, w)
-                    mask = np.zeros(image_labels.shape, dtype=bool)  # (H, W)
-                    mask[box] = filled
-                    shape = _shape_of(filled)
-                    xyxy = (float(box[1].start), float(box[0].start), float(box[1].stop), float(box[0].stop))
-                    detections.append(Detection(shape, xyxy, 1.0, mask))
-                    detections.append(Detection(f"{COLORS[color_index - 1]} {shape}", xyxy, 1.0, mask))
+            for component in components:
+                rows, cols = component.box
+                mask = np.zeros(tuple(images.shape[2:]), dtype=bool)  # (H, W)
+                mask[component.box] = component.mask
+                xyxy = (float(cols.start), float(rows.start), float(cols.stop), float(rows.stop))
+                detections.append(Detection(component.shape, xyxy, 1.0, mask))
+                detections.append(Detection(f"{component.color} {component.shape}", xyxy, 1.0, mask))
             out.append(detections)
         return out
 

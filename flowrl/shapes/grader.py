@@ -55,6 +55,16 @@ class Detection(NamedTuple):
     area: int
 
 
+class Component(NamedTuple):
+    """One segmented object (steps 1-4 of the module docstring): its palette colour, its shape, its bounding box as
+    ``(row slice, column slice)`` of the image, and its hole-filled mask `(h, w)` cropped to that box."""
+
+    color: str
+    shape: str
+    box: tuple[slice, slice]
+    mask: np.ndarray
+
+
 class GradeResult(NamedTuple):
     """Output of `grade`.
 
@@ -118,8 +128,8 @@ def _shape_of(mask: np.ndarray) -> str:
     return _PROTOTYPE_NAMES[int(((_PROTOTYPES - features) ** 2).sum(-1).argmin())]
 
 
-def _detect_from_labels(labels: np.ndarray, *, min_area: int) -> list[Detection]:
-    detections = []
+def _components(labels: np.ndarray, *, min_area: int) -> list[Component]:
+    components_found = []
     four_connected = ndimage.generate_binary_structure(2, 1)
     for color_index in np.unique(labels):
         if color_index == 0:
@@ -130,21 +140,39 @@ def _detect_from_labels(labels: np.ndarray, *, min_area: int) -> list[Detection]
             if box is None or areas[index] < min_area:
                 continue
             mask = ndimage.binary_fill_holes(components[box] == index)  # (h, w)
-            ys, xs = np.nonzero(mask)
-            detections.append(
-                Detection(
-                    color=COLORS[color_index - 1],
-                    shape=_shape_of(mask),
-                    x=float(xs.mean() + box[1].start + 0.5),
-                    y=float(ys.mean() + box[0].start + 0.5),
-                    area=int(mask.sum()),
-                )
-            )
-    return detections
+            components_found.append(Component(COLORS[color_index - 1], _shape_of(mask), box, mask))
+    return components_found
 
 
 def _min_area(height: int, width: int) -> int:
     return max(3, round(12 * height * width / 1024))
+
+
+def segment(images: torch.Tensor) -> list[list[Component]]:
+    """The objects of each image, segmented by steps 1-4 of the module docstring.
+
+    Args:
+        images (`torch.Tensor`): float (B, 3, H, W) in [0, 1].
+
+    Returns:
+        `list[list[Component]]`: per image, its components (order: by colour, then scan order).
+    """
+    _check_images(images)
+    labels = _color_labels(images)  # (B, H, W)
+    min_area = _min_area(images.shape[2], images.shape[3])
+    return [_components(image_labels, min_area=min_area) for image_labels in labels]
+
+
+def _detection(component: Component) -> Detection:
+    ys, xs = np.nonzero(component.mask)
+    rows, cols = component.box
+    return Detection(
+        color=component.color,
+        shape=component.shape,
+        x=float(xs.mean() + cols.start + 0.5),
+        y=float(ys.mean() + rows.start + 0.5),
+        area=int(component.mask.sum()),
+    )
 
 
 def detect_objects(images: torch.Tensor) -> list[list[Detection]]:
@@ -156,10 +184,7 @@ def detect_objects(images: torch.Tensor) -> list[list[Detection]]:
     Returns:
         `list[list[Detection]]`: per image, its detections (order: by colour, then scan order).
     """
-    _check_images(images)
-    labels = _color_labels(images)  # (B, H, W)
-    min_area = _min_area(images.shape[2], images.shape[3])
-    return [_detect_from_labels(image_labels, min_area=min_area) for image_labels in labels]
+    return [[_detection(component) for component in components] for components in segment(images)]
 
 
 def _relation_holds(a: Detection, b: Detection, relation: str, margin: float) -> bool:
