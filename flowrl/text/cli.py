@@ -21,8 +21,8 @@ LLM_PRESETS = (
     "gvm", "scaf_grpo", "guide", "segment_po",
 )  # fmt: skip
 # the chain task's methods (docs/text.md "The chain task"): GRPO, LATR tree rollouts, RGR rubric reward + guidance,
-# SofT-GRPO soft-thinking rollouts
-CHAIN_PRESETS = ("chain_grpo", "chain_latr", "chain_rgr", "chain_soft")
+# SofT-GRPO soft-thinking rollouts, ReST-GRPO assembled prompts
+CHAIN_PRESETS = ("chain_grpo", "chain_latr", "chain_rgr", "chain_soft", "chain_rest")
 
 CLI = TrainerCli(
     prog="flowrl train-text",

@@ -31,6 +31,7 @@ from flowrl.text.latr import LatrParams, latr_groups
 from flowrl.text.logprobs import TokenLogProbs, completion_logprobs
 from flowrl.text.policy import TextPolicy
 from flowrl.text.prompts import left_pad
+from flowrl.text.rest import PREFIX_KEY
 from flowrl.text.rollout import Rollout, SamplingConfig, concat_rollouts, position_ids, sample_groups
 from flowrl.text.soft_rollout import SoftParams, SoftRollout, as_rollout, soft_rollout
 from flowrl.text.task_rewards import score_completions
@@ -142,13 +143,16 @@ def score(reward_fns: list, texts: list[str], rows: list[dict], terminated: list
 
 
 def decode(policy: TextPolicy, ro: Rollout, rows: list[dict], indices: list[int]) -> Decoded:
-    """Completions decoded up to EOS, with the task row of each (`indices[group]` into `rows`)."""
+    """Completions decoded up to EOS, with the task row of each (`indices[group]` into `rows`). A ReST-GRPO row's
+    partial solution (column `rest.PREFIX_KEY`, in the prompt the policy saw) starts the scored text."""
     ids = (ro.completion_ids * ro.completion_mask).tolist()
     lengths = ro.completion_mask.sum(-1).tolist()
+    task_rows = [rows[indices[int(k)]] for k in ro.group_ids.tolist()]
     texts = [
-        completion_text(policy.tokenizer, r[:n], eos_ids=policy.eos_ids)[0] for r, n in zip(ids, lengths, strict=True)
+        row.get(PREFIX_KEY, "") + completion_text(policy.tokenizer, r[:n], eos_ids=policy.eos_ids)[0]
+        for r, n, row in zip(ids, lengths, task_rows, strict=True)
     ]
-    return Decoded(texts, ids, lengths, [rows[indices[int(k)]] for k in ro.group_ids.tolist()])
+    return Decoded(texts, ids, lengths, task_rows)
 
 
 def decode_and_score(

@@ -148,6 +148,9 @@ class TrainConfig:
     """Seed of the prompt order and of sampling (each step's generator derives from (seed, step))."""
     time_limit_minutes: float = 14.0
     """Stop after the step that crosses this much training time, evaluation excluded (0 = no limit)."""
+    max_generated_tokens: int = 0
+    """Stop after the step that crosses this many generated tokens in all (rollouts, plus ReST-GRPO's assembly
+    sampling; 0 = no limit): runs compared at an equal generated-token budget."""
     threads: int = 1
     """torch CPU threads (`flowrl train-text` sets them; 0 = torch's default); one is fastest for tiny models."""
 
@@ -291,6 +294,47 @@ class RolloutConfig:
 
 
 @dataclass
+class RestConfig:
+    """ReST-GRPO data assembly (ReST-RL stage 1, flowrl/text/rest.py; values from THUDM/ReST-RL's README and
+    experiment/process_gen_data.py, sources in docs/papers_llm.md): before training (and every `every_steps`), the
+    policy samples `samples` completions per prompt of a pool; prompts with reward std < std_threshold are dropped and
+    partial solutions of the solved ones are added as prompts."""
+
+    enabled: bool = False
+    """Train on the assembled set instead of the task's training rows."""
+    pool_size: int = 256
+    """Training rows sampled per assembly [ours; the paper samples its whole training sets]."""
+    samples: int = 5
+    """Completions per pool prompt (README `--n 5`)."""
+    temperature: float = 0.7
+    """Sampling temperature of the assembly (README 0.7)."""
+    std_threshold: float = 0.05
+    """sigma_0: keep a prompt iff the population std of its rewards >= this (std_accept_threshold_grpo 0.05)."""
+    completion_threshold: float = 0.9
+    """r_0: draw partial solutions only from a best completion with reward >= this (0.9)."""
+    n_sample: int | float = 0.5
+    """Partial solutions drawn per solved prompt: a ratio of its prefixes (float, README 0.5) or a count (int)."""
+    alpha: float = 0.95
+    """Decay of the drawing weights alpha^i over prefixes (README 0.95)."""
+    delimiter: str = "="
+    """Where a partial solution ends ('=' after each chain step; the code splits at code lines)."""
+    every_steps: int = 0
+    """Re-assemble from a fresh pool with the current policy every this many steps (0 = once, before training)
+    [ours: the paper's rounds of self-training]."""
+
+    def __post_init__(self) -> None:
+        if self.pool_size < 1 or self.samples < 2:
+            raise ValueError(f"rest.pool_size must be >= 1 and rest.samples >= 2 (a reward std needs two samples), "
+                             f"got {self.pool_size} and {self.samples}.")  # fmt: skip
+        if self.temperature <= 0 or not 0 < self.alpha < 1 or self.every_steps < 0 or not self.delimiter:
+            raise ValueError("rest.temperature must be > 0, rest.alpha in (0, 1), rest.every_steps >= 0 and "
+                             "rest.delimiter non-empty.")  # fmt: skip
+        if isinstance(self.n_sample, float) and not 0 < self.n_sample <= 1 or self.n_sample <= 0:
+            raise ValueError(f"rest.n_sample is a ratio in (0, 1] (a float) or a count >= 1 (an int), got "
+                             f"{self.n_sample!r}.")  # fmt: skip
+
+
+@dataclass
 class RunConfig:
     root: str = "runs"
     """Folder under which run folders are created."""
@@ -328,6 +372,8 @@ class TextTrainConfig:
     """Extension points of the LLM variants (reward shaping, token weights, regularisers, whole losses, ...)."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """How groups are generated: independent samples or LATR trees."""
+    rest: RestConfig = field(default_factory=RestConfig)
+    """ReST-GRPO: train on prompts assembled from the policy's own samples (reward-std filter, partial solutions)."""
 
     def __post_init__(self) -> None:
         if self.hooks.whole_loss and self.train.micro_batch_size % self.generation.group_size:
@@ -348,6 +394,14 @@ class TextTrainConfig:
             raise ValueError(
                 "rollout.kind=soft (SofT-GRPO) scores soft steps by their Gumbel log-density in the update only; it "
                 "needs train.inner_epochs=1, loss.kl_beta=0 and no hooks.group_sizes / hints / whole_loss."
+            )
+        if self.rest.enabled and (
+            self.rollout.kind != "sample" or self.hooks.group_sizes != "fixed" or self.hooks.hints
+            or self.hooks.group_ids == "prompt"
+        ):  # fmt: skip
+            raise ValueError(
+                "rest.enabled (ReST-GRPO) replaces the training rows by an assembled set of prompts and partial "
+                "solutions; it needs rollout.kind=sample and no hooks.group_sizes / hints / group_ids=prompt."
             )
         if self.rollout.kind == "latr" and (self.hooks.group_sizes != "fixed" or self.hooks.hints):
             raise ValueError(

@@ -38,6 +38,7 @@ import torch
 
 from flowrl.config import ConfigError, dump_yaml
 from flowrl.grpo import PolicyBatch, Variant, get_variant, group_stats, normalizer, policy_loss, top_entropy_mask
+from flowrl.grpo import weighted_sum as weighted_reward_sum
 from flowrl.grpo.hints import guided_old_logp
 from flowrl.grpo.schedules import LinearSchedule
 from flowrl.grpo.variants_llm import with_beta
@@ -45,9 +46,18 @@ from flowrl.runtime.distributed import all_reduce_sum, clip_gradients, sync_grad
 from flowrl.runtime.metric_sums import MetricSums
 from flowrl.runtime.optim import make_optimizer
 from flowrl.runtime.paths import resolve_path
-from flowrl.runtime.seeding import LORA_INIT, seeded_global_rng
+from flowrl.runtime.seeding import LORA_INIT, derive_seed, generator, seeded_global_rng
 from flowrl.text import hooks as H
-from flowrl.text.collect import StepData, TrainerHooks, collect, regularized, soft_params
+from flowrl.text.collect import (
+    StepData,
+    TrainerHooks,
+    collect,
+    decode_and_score,
+    eval_mode,
+    regularized,
+    sampling_config,
+    soft_params,
+)
 from flowrl.text.config import TextTrainConfig
 from flowrl.text.data import load_jsonl, step_rows
 from flowrl.text.evaluate import greedy_accuracy
@@ -65,6 +75,8 @@ from flowrl.text.policy import (
     trainable_parameters,
 )
 from flowrl.text.prompts import encode_prompts
+from flowrl.text.rest import PREFIX_KEY, Assembly, assemble_rows
+from flowrl.text.rollout import sample_groups
 from flowrl.text.soft_rollout import rows_logprobs
 from flowrl.text.task_rewards import load_text_reward
 from flowrl.vlm.rewards import extract_answer
@@ -296,6 +308,72 @@ def _load_model_state(policy: TextPolicy, state: dict[str, torch.Tensor]) -> Non
         policy.model.load_state_dict(state)
 
 
+def rest_assembly(
+    cfg: TextTrainConfig, policy: TextPolicy, reward_fns: list, rows: list[dict], prompt_ids: list[list[int]], *,
+    round_: int, rank: int,
+) -> Assembly:  # fmt: skip
+    """ReST-GRPO (flowrl/text/rest.py): a pool of `rest.pool_size` training rows, `rest.samples` completions each from
+    the trainer's sampler at `rest.temperature`, scored by the run's rewards (weighted sum), then filtered on reward
+    std and extended with partial solutions. Draws derive from (train.seed, round, rank)."""
+    r, g = cfg.rest, cfg.generation
+    pool = step_rows(len(rows), min(r.pool_size, len(rows)), seed=cfg.train.seed, step=round_)
+    sampling = sampling_config(cfg)._replace(temperature=r.temperature)
+    weights = torch.tensor(cfg.reward.weights)
+
+    def sample_and_score(pool: list[int]) -> tuple[torch.Tensor, list[list[str]], int]:
+        totals, texts, tokens = [], [], 0
+        for s in range(0, len(pool), 64):  # 64 prompts per sampling call
+            part = pool[s : s + 64]
+            with eval_mode(policy.model):
+                ro = sample_groups(
+                    policy.model, policy.tokenizer, [prompt_ids[i] for i in part], group_size=r.samples,
+                    sampling=sampling, eos_ids=policy.eos_ids, prefill_once=g.prefill_once,
+                )  # fmt: skip
+            dec, rewards = decode_and_score(policy, reward_fns, rows, part, ro)
+            totals.append(weighted_reward_sum(rewards, weights=weights).view(len(part), r.samples))
+            texts += [dec.texts[j * r.samples : (j + 1) * r.samples] for j in range(len(part))]
+            tokens += int(ro.completion_mask.sum())
+        return torch.cat(totals), texts, tokens
+
+    torch.manual_seed(derive_seed(cfg.train.seed, REST_KEY, round_, rank))
+    asm = assemble_rows(
+        rows, pool, sample_and_score, std_threshold=r.std_threshold, completion_threshold=r.completion_threshold,
+        n_sample=r.n_sample, alpha=r.alpha, delimiter=r.delimiter,
+        generator=generator(cfg.train.seed, REST_KEY, round_, rank, 1),
+    )  # fmt: skip
+    if not asm.rows:
+        raise RuntimeError(
+            f"ReST-GRPO kept no prompt: all {asm.pool_size} pool prompts had a reward std below rest.std_threshold "
+            f"({r.std_threshold}) over {r.samples} samples (mean std {asm.mean_std:.3f}). Lower the threshold, raise "
+            "rest.samples / rest.pool_size, or use a task the policy sometimes solves."
+        )
+    return asm
+
+
+def rest_prompt_ids(cfg: TextTrainConfig, policy: TextPolicy, rows: list[dict]) -> list[list[int]]:
+    """Prompt ids of assembled rows: the encoded prompt, then the partial solution's tokens (as the Scaf-GRPO hint);
+    a row longer than generation.max_prompt_length is an error naming it."""
+    ids = encode_prompts(
+        policy.tokenizer, [str(r["prompt"]) for r in rows], max_prompt_length=cfg.generation.max_prompt_length,
+        system=cfg.task.system,
+    )  # fmt: skip
+    out = []
+    for row, p in zip(rows, ids, strict=True):
+        prefix = row[PREFIX_KEY]
+        full = p + (policy.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else [])
+        if len(full) > cfg.generation.max_prompt_length:
+            raise ConfigError(
+                f"ReST-GRPO prompt {row['prompt']!r} + partial solution {prefix!r} is {len(full)} tokens, over "
+                f"generation.max_prompt_length ({cfg.generation.max_prompt_length}); raise it (prompt + completion "
+                "budget must fit the model's context)."
+            )
+        out.append(full)
+    return out
+
+
+REST_KEY = 7_919  # key of ReST-GRPO's draws (derive_seed)
+
+
 # ----------------------------------------------------------------------------------------------------- the loop
 
 
@@ -386,6 +464,7 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
         )
 
     start_step, base, train_seconds, last_eval_seconds = 0, None, 0.0, 0.0
+    generated_tokens, rest_rows = 0, None  # tokens generated so far (rollouts + ReST assembly); ReST's training rows
     if resume is not None:
         ckpt_path = latest_checkpoint(resume)
         if ckpt_path is None:
@@ -398,6 +477,7 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
         trainer = ckpt["trainer"]
         start_step, base = int(trainer["step"]), trainer["base_accuracy"]
         train_seconds, last_eval_seconds = float(trainer["train_seconds"]), float(trainer["last_eval_seconds"])
+        generated_tokens, rest_rows = int(trainer.get("generated_tokens", 0)), trainer.get("rest_rows")
         run_dir = Path(resume)
     else:
         run_dir = create_run_dir(cfg.run.root, cfg.run.name or None) if main_process else Path(cfg.run.root)
@@ -422,24 +502,49 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
             "base_accuracy": base,
             "train_seconds": train_seconds,
             "last_eval_seconds": last_eval_seconds,
+            "generated_tokens": generated_tokens,
+            "rest_rows": rest_rows,
         }
         state = {"model": _model_state(policy), "optimizer": optimizer.state_dict(), "rng": capture_rng_state()}
         state.update(trainer=trainer, config=dump_yaml(cfg))
         save_checkpoint(run_dir, next_step, state, keep_last=cfg.run.keep_last)
 
     final, step, window = None, start_step, {}
+    step_src, step_prompt_ids = rows, prompt_ids  # the rows the steps draw from (ReST-GRPO: the assembled set)
+    if rest_rows is not None:
+        step_src, step_prompt_ids = rest_rows, rest_prompt_ids(cfg, policy, rest_rows)
     limit = cfg.train.time_limit_minutes
     bar = progress(cfg.train.steps - start_step, desc="flowrl train-text", disable=not main_process)
     try:
         for step in range(start_step, cfg.train.steps):
             t0 = time.perf_counter()
-            indices = step_rows(len(rows), cfg.train.prompts_per_step, seed=cfg.train.seed, step=step)[rank::world]
+            rest_metrics = {}
+            every = cfg.rest.every_steps
+            if cfg.rest.enabled and (rest_rows is None or (every > 0 and step > start_step and step % every == 0)):
+                asm = rest_assembly(cfg, policy, reward_fns, rows, prompt_ids, round_=step, rank=rank)
+                rest_rows = asm.rows
+                step_src, step_prompt_ids = rest_rows, rest_prompt_ids(cfg, policy, rest_rows)
+                generated_tokens += asm.generated_tokens
+                rest_metrics = {
+                    "rest/assembly_tokens": float(asm.generated_tokens), "rest/kept_prompts": float(asm.kept_prompts),
+                    "rest/rows": float(len(asm.rows)), "rest/pool_mean_std": asm.mean_std,
+                    "rest/prefixed_rows": float(sum(bool(r[PREFIX_KEY]) for r in asm.rows)),
+                    "rest/assembly_seconds": time.perf_counter() - t0,
+                }  # fmt: skip
+                if main_process:
+                    logger.info("ReST-GRPO assembly at step %d: %s", step, rest_metrics)
+            t0 = time.perf_counter() - rest_metrics.get("rest/assembly_seconds", 0.0)
+            n_rows = len(step_src)
+            indices = step_rows(n_rows, cfg.train.prompts_per_step, seed=cfg.train.seed, step=step)[rank::world]
             step_variant = variant if schedule is None else with_beta(variant, schedule(step))
             data = collect(
-                cfg, policy, step_variant, reward_fns, rows, prompt_ids, indices, step=step, rank=rank, hooks=hooks
-            )
+                cfg, policy, step_variant, reward_fns, step_src, step_prompt_ids, indices, step=step, rank=rank,
+                hooks=hooks,
+            )  # fmt: skip
             t1 = time.perf_counter()
             metrics = rollout_metrics(cfg, data, reward_names)
+            metrics.update(rest_metrics)
+            generated_tokens += int(data.rollout.completion_mask.sum())
             metrics.update(
                 update(cfg, policy, step_variant, data, optimizer, accelerator, hooks=hooks, teacher=teacher)
             )
@@ -454,6 +559,8 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
                 cfg.eval.every_minutes > 0 and train_seconds - last_eval_seconds >= 60 * cfg.eval.every_minutes
             ) or (cfg.eval.every_steps > 0 and done % cfg.eval.every_steps == 0)
             out_of_time = limit > 0 and train_seconds / 60 >= limit
+            budget = cfg.train.max_generated_tokens
+            out_of_time = out_of_time or (budget > 0 and generated_tokens >= budget)
             last = done == cfg.train.steps or out_of_time
             if main_process:
                 bar.set_postfix(reward=f"{metrics['reward']:.3f}")
@@ -462,6 +569,7 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
                     logged = {k: _nanmean(v) for k, v in window.items()}
                     logged["learning_rate"] = cfg.optim.lr
                     logged["train_minutes"] = train_seconds / 60
+                    logged["generated_tokens"] = float(generated_tokens)
                     if evaluate_now or last:
                         final = run_eval()
                         last_eval_seconds = train_seconds
@@ -475,7 +583,8 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
                 checkpoint(done)
             if out_of_time:
                 if main_process:
-                    logger.info("time limit of %s min reached after %d steps.", limit, done)
+                    logger.info("time / token limit reached after %d steps (%.1f min, %d generated tokens).", done,
+                                train_seconds / 60, generated_tokens)  # fmt: skip
                 break
     finally:
         bar.close()
