@@ -32,7 +32,7 @@ Three outputs per image (`GenEvalResult`):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -280,6 +280,29 @@ def geneval_score(
     *,
     detector: Detector,
     colour_classifier: ColourClassifier | None = None,
+    **settings: Any,
+) -> GenEvalResult:
+    """Detect, select and evaluate one image (GenEval ``evaluate_image``).
+
+    Args:
+        image (`torch.Tensor`): float `(3, H, W)` in [0, 1].
+        metadata (`Mapping`): ``tag``, ``include``, optional ``exclude`` (docs/geneval.md).
+        detector (`Detector`): any detector; `flowrl.shapes.geneval.ShapeWorldDetector` for ShapeWorld images.
+        colour_classifier (`ColourClassifier`, *optional*): needed by clauses with a ``color``.
+        settings: the keyword settings of `judge_detections` (GenEval's and the reward server's by default).
+
+    Returns:
+        `GenEvalResult`: ``correct`` (GenEval), ``strict`` and ``score`` (Flow-GRPO's reward), ``reasons``.
+    """
+    return judge_detections(image, detector(image[None])[0], metadata, colour_classifier=colour_classifier, **settings)
+
+
+def judge_detections(
+    image: torch.Tensor,
+    detections: Sequence[Detection],
+    metadata: Mapping,
+    *,
+    colour_classifier: ColourClassifier | None = None,
     threshold: float = 0.3,
     counting_threshold: float = 0.9,
     max_objects: int = 16,
@@ -287,19 +310,8 @@ def geneval_score(
     position_threshold: float = 0.1,
     position_quirk: bool = True,
 ) -> GenEvalResult:
-    """Detect, select and evaluate one image (GenEval ``evaluate_image``; defaults are GenEval's and the reward
-    server's: threshold 0.3, counting 0.9, 16 objects a class, NMS off, position 0.1).
-
-    Args:
-        image (`torch.Tensor`): float `(3, H, W)` in [0, 1].
-        metadata (`Mapping`): ``tag``, ``include``, optional ``exclude`` (docs/geneval.md).
-        detector (`Detector`): any detector; `flowrl.shapes.geneval.ShapeWorldDetector` for ShapeWorld images.
-        colour_classifier (`ColourClassifier`, *optional*): needed by clauses with a ``color``.
-
-    Returns:
-        `GenEvalResult`: ``correct`` (GenEval), ``strict`` and ``score`` (Flow-GRPO's reward), ``reasons``.
-    """
-    detections = detector(image[None])[0]
+    """Select (`select_detections`) and evaluate (`evaluate_detections`) one image's detections; the defaults are
+    GenEval's and the reward server's: threshold 0.3, counting 0.9, 16 objects a class, NMS off, position 0.1."""
     objects = select_detections(
         detections,
         tag=metadata["tag"],

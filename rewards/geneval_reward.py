@@ -11,6 +11,7 @@ grammar (``"shapeworld"`` detector only).
 
 from __future__ import annotations
 
+import inspect
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,12 +19,17 @@ from typing import Any, Literal
 
 import torch
 
-from rewards.geneval import ColourClassifier, Detector, evaluate_detections, select_detections
+from rewards.geneval import ColourClassifier, Detector, judge_detections
 from rewards.geneval_prompts import check_metadata, read_geneval_prompts
 from rewards.images import check_images
 
 Output = Literal["score", "strict", "correct"]
 _SHAPEWORLD = "shapeworld"
+_SETTINGS = [  # judge_detections' keyword settings
+    p.name
+    for p in inspect.signature(judge_detections).parameters.values()
+    if p.kind is p.KEYWORD_ONLY and p.name != "colour_classifier"
+]
 
 
 def _build(spec: object, what: str, **kwargs: Any) -> Any:
@@ -48,8 +54,9 @@ class GenEvalReward:
         metadata_file (`str | Path | Sequence`, *optional*): GenEval prompts file(s) (`rewards.geneval_prompts`)
             looked up by prompt when the caller passes no metadata (training passes none; give the train and the
             evaluation file).
-        threshold, counting_threshold, max_objects, nms_threshold, position_threshold, position_quirk: GenEval's
-            and the reward server's settings (`rewards.geneval.geneval_score`).
+        settings: ``threshold``, ``counting_threshold``, ``max_objects``, ``nms_threshold``,
+            ``position_threshold``, ``position_quirk``: GenEval's and the reward server's settings, defaults and
+            meaning as in `rewards.geneval.judge_detections`; another name is a TypeError.
     """
 
     def __init__(
@@ -62,13 +69,11 @@ class GenEvalReward:
         device: str | None = None,
         dtype: torch.dtype | None = None,
         path: str | None = None,
-        threshold: float = 0.3,
-        counting_threshold: float = 0.9,
-        max_objects: int = 16,
-        nms_threshold: float = 1.0,
-        position_threshold: float = 0.1,
-        position_quirk: bool = True,
+        **settings: Any,
     ) -> None:
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise TypeError(f"GenEvalReward got unknown setting(s) {unknown}; valid: {', '.join(_SETTINGS)}.")
         if output not in ("score", "strict", "correct"):
             raise ValueError(f"output must be 'score', 'strict' or 'correct', got {output!r}.")
         self.output = output
@@ -94,13 +99,7 @@ class GenEvalReward:
                         f"{self.name}: prompt {row.prompt!r} has two different metadata ({file} line {row.line}); "
                         "a prompt must mean one thing across metadata_file."
                     )
-        self._settings = dict(
-            threshold=threshold,
-            counting_threshold=counting_threshold,
-            max_objects=max_objects,
-            nms_threshold=nms_threshold,
-        )
-        self._position = dict(position_threshold=position_threshold, position_quirk=position_quirk)
+        self._settings = settings
 
     def metadata_for(self, prompt: str, given: Mapping | None, index: int) -> dict:
         """Sample `index`'s checked metadata: `given` when it has GenEval keys, else by prompt (class docstring)."""
@@ -139,9 +138,8 @@ class GenEvalReward:
             self._check_vocabulary(meta)
         scores = []
         for image, meta, detections in zip(images, metas, self.detector(images), strict=True):
-            objects = select_detections(detections, tag=meta["tag"], **self._settings)
-            result = evaluate_detections(
-                image, objects, meta, colour_classifier=self.colour_classifier, **self._position
+            result = judge_detections(
+                image, detections, meta, colour_classifier=self.colour_classifier, **self._settings
             )
             scores.append({"score": result.score, "strict": float(result.strict), "correct": float(result.correct)})
         return torch.tensor([s[self.output] for s in scores], dtype=torch.float32)
