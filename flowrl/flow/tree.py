@@ -17,7 +17,7 @@ import torch
 
 from flowrl.flow.broadcast import compute_dtype
 from flowrl.flow.kernels import KERNELS, Step, gaussian_logprob
-from flowrl.flow.plan import RolloutPlan, check_plan, finish_grids
+from flowrl.flow.plan import RolloutPlan, StepSpec, check_plan, finish_grids
 from flowrl.flow.velocity import Cond, VelocityModel, take_rows
 
 
@@ -167,60 +167,56 @@ def rollout(
         x0_hat = frontier.x - s * v.to(frontier.x.dtype)  # (n, *latent) multistep history for dpmpp_2m
         if i in probe_steps:
             pr = plan.probes
-            step = KERNELS[pr.kernel](
-                frontier.x,
-                v,
-                s,
-                s_next,
-                noise_level=pr.noise_level,
-                prev_x0=frontier.prev_x0,
-                prev_sigma=frontier.prev_sigma,
-            )
-            probe = _branch(
-                rec,
-                frontier,
-                step,
-                i=i,
-                s=s,
-                s_next=s_next,
-                branch=pr.count,
-                noise_scale=1.0,
-                trained=pr.trained,
-                kernel_id=rec.kernel_id(pr.kernel, pr.noise_level),
-                x0_hat=x0_hat,
-                generator=generator,
-            )
+            probe_spec = StepSpec(kernel=pr.kernel, noise_level=pr.noise_level, branch=pr.count, trained=pr.trained)
+            probe = _step(rec, frontier, probe_spec, v=v, x0_hat=x0_hat, i=i, s=s, s_next=s_next, generator=generator)
             to_finish.append((probe, i + 1))
         if plan.probes is not None and i == len(plan.steps) - 1:
             break  # the spine ends at its last probe step
-        step = KERNELS[spec.kernel](
-            frontier.x,
-            v,
-            s,
-            s_next,
-            noise_level=spec.noise_level,
-            prev_x0=frontier.prev_x0,
-            prev_sigma=frontier.prev_sigma,
-        )
-        frontier = _branch(
-            rec,
-            frontier,
-            step,
-            i=i,
-            s=s,
-            s_next=s_next,
-            branch=spec.branch,
-            noise_scale=spec.noise_scale,
-            trained=spec.trained,
-            kernel_id=rec.kernel_id(spec.kernel, spec.noise_level),
-            x0_hat=x0_hat,
-            generator=generator,
-        )
+        frontier = _step(rec, frontier, spec, v=v, x0_hat=x0_hat, i=i, s=s, s_next=s_next, generator=generator)
     if plan.probes is None:
         to_finish.append((frontier, len(plan.steps)))
     for nodes, start in to_finish:
         nfe += _finish(rec, model, cond, plan, nodes, start)
     return _assemble(rec, nfe)
+
+
+def _step(
+    rec: _Recorder,
+    frontier: _Frontier,
+    spec: StepSpec,
+    *,
+    v: torch.Tensor,
+    x0_hat: torch.Tensor,
+    i: int,
+    s: float,
+    s_next: float,
+    generator: torch.Generator | Sequence[torch.Generator] | None,
+) -> _Frontier:
+    """One main-grid step of `spec` from every frontier node: the kernel's mean and std from the velocity `v`, then
+    `spec.branch` children per node (`_branch`)."""
+    step = KERNELS[spec.kernel](
+        frontier.x,
+        v,
+        s,
+        s_next,
+        noise_level=spec.noise_level,
+        prev_x0=frontier.prev_x0,
+        prev_sigma=frontier.prev_sigma,
+    )
+    return _branch(
+        rec,
+        frontier,
+        step,
+        i=i,
+        s=s,
+        s_next=s_next,
+        branch=spec.branch,
+        noise_scale=spec.noise_scale,
+        trained=spec.trained,
+        kernel_id=rec.kernel_id(spec.kernel, spec.noise_level),
+        x0_hat=x0_hat,
+        generator=generator,
+    )
 
 
 def _branch(
