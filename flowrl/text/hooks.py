@@ -58,6 +58,8 @@ class ShapingInput(NamedTuple):
     max_new_tokens: int
     sampling: Callable[[], TokenLogProbs]  # no-grad log-probs and entropies of the sampled tokens (computed once)
     policy_gradient: Callable[[torch.Tensor], torch.Tensor]  # (N,) rewards -> flat GRPO-loss gradient, output head
+    model: torch.nn.Module | None = None  # the policy model (GRPO-CARE keeps an EMA copy of it)
+    logprobs_under: Callable[[torch.nn.Module], TokenLogProbs] | None = None  # the rollout scored by another model
 
 
 class Shaped(NamedTuple):
@@ -157,7 +159,59 @@ def dynamic_weights(*, scorer: str = "arith_aspects", lr: float = 1.0, every: in
     return shape
 
 
+def answer_span_mask(tokens: list[list[str]], width: int, *, open_tag: str = "<answer>") -> torch.Tensor:
+    """`(N, width)` float mask of each completion's answer tokens: the tokens after its first `open_tag` token, up
+    to its end (the closing tag and EOS included); all zero for a completion without the tag."""
+    mask = torch.zeros(len(tokens), width)
+    for i, toks in enumerate(tokens):
+        if open_tag in toks[:width]:
+            mask[i, toks.index(open_tag) + 1 : min(len(toks), width)] = 1.0
+    return mask
+
+
+def care(*, lam: float = 0.5, momentum: float = 0.995, open_tag: str = "<answer>") -> ShapeFn:
+    """GRPO-CARE's consistency bonus (arXiv 2506.16141; `flowrl.grpo.consistency`): a slowly-evolving reference, the
+    EMA ``theta_ref <- m theta_ref + (1 - m) theta`` of the policy (a copy made at the first step, updated with the
+    weights of the previous step's update before each step's scoring), scores each completion's answer given the
+    prompt, the image and its own reasoning, ``c_i = exp(mean over the answer tokens of log pi_ref)``; the correct
+    completions (reward.names[0] = 1) whose ``c_i`` is at least the mean of the group's correct ones get
+    ``b_i = lam``, and the trained reward is ``r_i + b_i``. The answer tokens follow the first `open_tag` token
+    (`answer_span_mask`); a completion without one has c_i = 0. lam 0.5, m 0.995 [?]."""
+    from flowrl.grpo.consistency import consistency_bonus, ema_update
+
+    state: dict[str, torch.nn.Module] = {}
+
+    def shape(x: ShapingInput) -> Shaped:
+        if x.model is None or x.logprobs_under is None:
+            raise ValueError("hooks.shaping=care needs the policy model and a scorer in ShapingInput (the trainer).")
+        correct = _binary_outcome(x, "care")
+        if "ema" not in state:
+            state["ema"] = _frozen_copy(x.model)
+        else:
+            ema_update(state["ema"], x.model, momentum=momentum)
+        logp = x.logprobs_under(state["ema"]).logp  # (N, C)
+        span = answer_span_mask(x.tokens, logp.shape[1], open_tag=open_tag) * x.mask  # (N, C)
+        n = span.sum(-1)
+        likelihood = torch.where(n > 0, torch.exp((logp * span).sum(-1) / n.clamp(min=1)), 0.0)  # (N,)
+        return Shaped(x.total + consistency_bonus(correct, likelihood, x.group_ids, lam=lam))
+
+    return shape
+
+
+def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy in eval mode; a VLM's copy shares the policy's image store (images bound later reach it)."""
+    import copy
+
+    from flowrl.vlm.model import KeyedImageVLM
+
+    out = copy.deepcopy(model).eval().requires_grad_(False)
+    if isinstance(model, KeyedImageVLM):
+        out.images = model.images
+    return out
+
+
 SHAPERS: dict[str, Callable[..., ShapeFn]] = {
+    "care": care,
     "grpo_lambda": grpo_lambda,
     "unlikely": unlikely,
     "think_short": think_short,
@@ -356,6 +410,7 @@ class WholeLossInput(NamedTuple):
     group_ids: torch.Tensor  # (M,) whole groups only
     pos_weights: torch.Tensor | None  # (M,) DRPO's weights of the correct responses
     num_questions: int  # groups of the whole step (all ranks)
+    adv: torch.Tensor | None = None  # (M,) or (M, C) the variant's advantages (Reg-GRPO's regression target)
 
 
 class WholeLoss(NamedTuple):
@@ -386,7 +441,33 @@ def drpo(*, lam: float = 0.1, tau: float = 10.0, delta: float = 1e-4, beta: floa
     return WholeLoss(disco(tau=tau, delta=delta, beta=beta).loss, weights)
 
 
-WHOLE_LOSSES: dict[str, Callable[..., WholeLoss]] = {"disco": disco, "drpo": drpo}
+def reg_grpo(*, beta: float = 1.0) -> WholeLoss:
+    """Reg-GRPO (DeepVideo-R1, arXiv 2506.07464; `flowrl.grpo.reg_grpo`): regress the group-normalised advantage
+    by the centred sequence log-ratio, no clip::
+
+        A_hat_i = (l_i - mean_{j in group} l_j) / beta,   l_i = sum_t mask_it (logp_it - old_logp_it)
+        L = sum_i (A_i - A_hat_i)^2 / (rows of the step)
+
+    ``A_i`` is the variant's advantage (per completion; a per-token one is averaged over the completion's tokens);
+    the groups whose reward.names[0] outcomes are all equal are not forwarded (they add 0 to L at the rollout
+    policy). beta 1 [?]."""
+    if beta <= 0:
+        raise ValueError(f"reg_grpo beta must be > 0, got {beta}.")
+    from flowrl.grpo.reg_grpo import reg_grpo_targets
+
+    def loss(x: WholeLossInput) -> torch.Tensor:
+        if x.adv is None:
+            raise ValueError("hooks.whole_loss=reg_grpo needs the advantages in WholeLossInput (the trainer).")
+        m = x.mask.float()
+        adv = x.adv if x.adv.ndim == 1 else (x.adv * m).sum(-1) / m.sum(-1).clamp(min=1)  # (M,)
+        target = reg_grpo_targets(x.logp, x.old_logp, m, x.group_ids, beta=beta)  # (M,)
+        group_size = int(torch.unique(x.group_ids, return_counts=True)[1][0])
+        return ((adv - target) ** 2).sum() / (x.num_questions * group_size)
+
+    return WholeLoss(loss, None)
+
+
+WHOLE_LOSSES: dict[str, Callable[..., WholeLoss]] = {"disco": disco, "drpo": drpo, "reg_grpo": reg_grpo}
 
 # ------------------------------------------------------------------------------------------------ rollout control
 
@@ -506,6 +587,7 @@ __all__ = [
     "TOKEN_MASKS",
     "TOKEN_WEIGHTS",
     "WHOLE_LOSSES",
+    "answer_span_mask",
     "GROUP_SIZES",
     "GVMSizes",
     "HINTS",
