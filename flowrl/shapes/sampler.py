@@ -2,6 +2,7 @@
 
 import random
 from collections.abc import Mapping
+from typing import Any
 
 from flowrl.shapes.grammar import FAMILIES, PromptSpec, Split, format_prompt, split_prompts
 
@@ -52,22 +53,6 @@ def sample_specs(
     return [rng.choice(pools[family]) for family in chosen]
 
 
-def sample_prompts(
-    num_prompts: int,
-    *,
-    split: Split,
-    seed: int,
-    family_weights: Mapping[str, float] | None = None,
-    test_fraction: float = 0.2,
-    split_seed: int = 0,
-) -> list[str]:
-    """`sample_specs` returning the prompt texts (same arguments, same draw)."""
-    specs = sample_specs(
-        num_prompts,
-        split=split,
-        seed=seed,
-        family_weights=family_weights,
-        test_fraction=test_fraction,
-        split_seed=split_seed,
-    )
-    return [format_prompt(spec) for spec in specs]
+def sample_prompts(num_prompts: int, **kwargs: Any) -> list[str]:
+    """`sample_specs` returning the prompt texts (same keyword arguments, same draw)."""
+    return [format_prompt(spec) for spec in sample_specs(num_prompts, **kwargs)]

@@ -4,6 +4,8 @@ It samples on diffusers' SD3 grid (`flowrl.flow.sd3_time_grid`: the scheduler th
 image drawn here equals the pipeline's own ``pipe(prompt, ...)`` up to float rounding for the same initial noise.
 """
 
+from typing import Any
+
 import torch
 
 from flowrl.flow.grid import sd3_time_grid
@@ -27,7 +29,19 @@ def sample_latents(
     guidance_scale: float = 4.0,
     shift: float = 3.0,
 ) -> torch.Tensor:
-    """Euler ODE x_next = x + (sigma_next - sigma) * v(x, sigma) from N(0, I) latents; returns (B, C, h, w)."""
+    """Latents of one image per prompt: the Euler ODE x_next = x + (sigma_next - sigma) * v(x, sigma) from N(0, I).
+
+    Args:
+        model (`ShapeWorldModel`): the model.
+        prompts (`list[str]`): B prompts.
+        generator (`torch.Generator`): seeds the initial noise (a CPU generator; noise is moved to the device).
+        num_inference_steps (`int`, defaults to 10): Euler steps.
+        guidance_scale (`float`, defaults to 4.0): classifier-free guidance scale.
+        shift (`float`, defaults to 3.0): SD3 time shift of the grid.
+
+    Returns:
+        `torch.Tensor`: float32 (B, C, h, w) latents on the model's device.
+    """
     device = model.transformer.device
     shape = (len(prompts), *model.latent_shape)
     x = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)  # (B, C, h, w)
@@ -41,34 +55,10 @@ def sample_latents(
 
 
 @torch.no_grad()
-def sample_images(
-    model: ShapeWorldModel,
-    prompts: list[str],
-    *,
-    generator: torch.Generator,
-    num_inference_steps: int = 10,
-    guidance_scale: float = 4.0,
-    shift: float = 3.0,
-) -> torch.Tensor:
-    """Generate one image per prompt (`sample_latents`, then the VAE decoder).
-
-    Args:
-        model (`ShapeWorldModel`): the model.
-        prompts (`list[str]`): B prompts.
-        generator (`torch.Generator`): seeds the initial noise (a CPU generator; noise is moved to the device).
-        num_inference_steps (`int`, defaults to 10): Euler steps.
-        guidance_scale (`float`, defaults to 4.0): classifier-free guidance scale.
-        shift (`float`, defaults to 3.0): SD3 time shift of the grid.
+def sample_images(model: ShapeWorldModel, prompts: list[str], **kwargs: Any) -> torch.Tensor:
+    """Generate one image per prompt: `sample_latents` (same keyword arguments), then the VAE decoder.
 
     Returns:
         `torch.Tensor`: float32 (B, 3, H, W) images in [0, 1] on the CPU.
     """
-    latents = sample_latents(
-        model,
-        prompts,
-        generator=generator,
-        num_inference_steps=num_inference_steps,
-        guidance_scale=guidance_scale,
-        shift=shift,
-    )
-    return decode_latents(model, latents)
+    return decode_latents(model, sample_latents(model, prompts, **kwargs))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -24,24 +25,12 @@ def exact_match(text: str, answer: str, *, terminated: bool) -> float:
 
 
 def greedy_accuracy(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: list[str],
-    answers: list[str],
-    *,
-    max_new_tokens: int,
-    max_prompt_length: int,
-    batch_size: int = 500,
-    system: str = "",
-    answer_of: Callable[[str], str | None] | None = None,
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: list[str], **kwargs: Any
 ) -> float:
-    """Fraction of `prompts` whose greedy completion exactly matches its answer (a missing EOS counts as wrong);
-    `answer_of` extracts the answer from the completion first (None from it counts as wrong)."""
-    hits = greedy_hits(
-        model, tokenizer, prompts, answers, max_new_tokens=max_new_tokens, max_prompt_length=max_prompt_length,
-        batch_size=batch_size, system=system, answer_of=answer_of,
-    )  # fmt: skip
-    return sum(hits) / len(prompts)
+    """Fraction of `prompts` whose greedy completion exactly matches its answer (a missing EOS counts as wrong):
+    the mean of `greedy_hits` (same keyword arguments; `answer_of` extracts the answer from the completion first,
+    None from it counts as wrong)."""
+    return sum(greedy_hits(model, tokenizer, prompts, answers, **kwargs)) / len(prompts)
 
 
 @torch.no_grad()
