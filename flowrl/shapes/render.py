@@ -82,6 +82,22 @@ def _layout(sides: list[int], size: int, relation: str | None, rng: random.Rando
     raise RuntimeError(f"Could not place objects of sides {sides} in a {size}x{size} image; use a larger size.")
 
 
+def place_objects(
+    spec: PromptSpec, *, rng: random.Random, size: int
+) -> tuple[list[tuple[str, str]], list[tuple[int, int, int]]]:
+    """The random draws of one scene satisfying `spec`, in order: a colour for each object whose colour is free,
+    then sides and a layout. Returns the (colour, shape) of each object and its box (x, y, side) in pixels."""
+    if size < 16:
+        raise ValueError(f"size must be at least 16 pixels so that 4 objects fit, got {size}.")
+    objects = []  # (color, shape) per drawn object
+    for obj in spec.objects:
+        color = obj.color if obj.color is not None else rng.choice(COLORS)
+        objects.extend([(color, obj.shape)] * obj.count)
+    low, high = _side_range(len(objects), size)
+    sides = [rng.randint(low, high) for _ in objects]
+    return objects, _layout(sides, size, spec.relation, rng)
+
+
 def render_spec(
     spec: PromptSpec,
     *,
@@ -100,15 +116,7 @@ def render_spec(
     Returns:
         `torch.Tensor`: float32 (3, size, size) with values in [0, 1].
     """
-    if size < 16:
-        raise ValueError(f"size must be at least 16 pixels so that 4 objects fit, got {size}.")
-    objects = []  # (color, shape) per drawn object
-    for obj in spec.objects:
-        color = obj.color if obj.color is not None else rng.choice(COLORS)
-        objects.extend([(color, obj.shape)] * obj.count)
-    low, high = _side_range(len(objects), size)
-    sides = [rng.randint(low, high) for _ in objects]
-    boxes = _layout(sides, size, spec.relation, rng)
+    objects, boxes = place_objects(spec, rng=rng, size=size)
     canvas = np.empty((size, size, 3), dtype=np.uint8)  # (H, W, 3)
     canvas[:] = background
     for (color, shape), (x, y, side) in zip(objects, boxes, strict=True):

@@ -16,7 +16,7 @@ import torch
 
 from flowrl.shapes.grammar import COLORS, SHAPES, PromptSpec
 from flowrl.shapes.palette import BACKGROUND, PALETTE
-from flowrl.shapes.render import _layout, _side_range, shape_mask
+from flowrl.shapes.render import place_objects, shape_mask
 
 
 class SceneObject(NamedTuple):
@@ -42,15 +42,7 @@ class Scene(NamedTuple):
 
 def sample_scene(spec: PromptSpec, *, rng: random.Random, size: int = 32) -> Scene:
     """A random scene satisfying `spec` (the draws of `render.render_spec`, in its order)."""
-    if size < 16:
-        raise ValueError(f"size must be at least 16 pixels so that 4 objects fit, got {size}.")
-    kinds = []  # (color, shape) per object
-    for obj in spec.objects:
-        color = obj.color if obj.color is not None else rng.choice(COLORS)
-        kinds.extend([(color, obj.shape)] * obj.count)
-    low, high = _side_range(len(kinds), size)
-    sides = [rng.randint(low, high) for _ in kinds]
-    boxes = _layout(sides, size, spec.relation, rng)
+    kinds, boxes = place_objects(spec, rng=rng, size=size)
     objects = tuple(SceneObject(c, s, x, y, side) for (c, s), (x, y, side) in zip(kinds, boxes, strict=True))
     return Scene(objects, size)
 
