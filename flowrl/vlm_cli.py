@@ -27,7 +27,7 @@ CLI = TrainerCli(
     f"(assets/shapeworld_vlm), preset {DEFAULT_PRESET}, on CPU for 10 minutes. Override fields with key.path=value.",
     epilog="Examples: flowrl train-vlm --preset grpo_d | flowrl train-vlm train.time_limit_minutes=2 | "
     "flowrl train-vlm --resume runs/<name>",
-    preset_help="preset name (grpo, grpo_d, tw_grpo, ton) or a YAML file",
+    preset_help="preset name (grpo, grpo_d, tw_grpo, ton, grpo_care, vas, vade, reg_grpo) or a YAML file",
     override_example="optim.lr=5e-5",
     what="VLM preset",
 )

@@ -30,6 +30,7 @@ from flowrl.text.evaluate import completion_text
 from flowrl.text.latr import LatrParams, latr_groups
 from flowrl.text.logprobs import TokenLogProbs, completion_logprobs
 from flowrl.text.policy import TextPolicy
+from flowrl.text.prompt_samplers import PromptSampler
 from flowrl.text.prompts import left_pad
 from flowrl.text.rest import PREFIX_KEY
 from flowrl.text.rollout import Rollout, SamplingConfig, concat_rollouts, position_ids, sample_groups
@@ -48,6 +49,7 @@ class TrainerHooks(NamedTuple):
     whole_loss: H.WholeLoss | None
     sizes: H.KnapsackSizes | H.GVMSizes | None
     hints: H.Hints | None
+    sampler: PromptSampler | None = None  # hooks.prompt_sampler: which rows a step rolls out (train.py calls it)
 
 
 class StepData(NamedTuple):
@@ -286,12 +288,18 @@ class PolicyProbes:
         self.ro, self.dec, self.mask, self.keys = ro, dec, mask, keys
         self._sampling: TokenLogProbs | None = None
 
-    def _logprobs(self) -> TokenLogProbs:
+    def _logprobs(self, model: torch.nn.Module | None = None) -> TokenLogProbs:
         ro, g = self.ro, self.cfg.generation
         return completion_logprobs(
-            self.policy.model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids, ro.completion_mask,
-            temperature=g.temperature, chunk_size=self.cfg.train.logprob_chunk,
+            self.policy.model if model is None else model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
+            ro.completion_mask, temperature=g.temperature, chunk_size=self.cfg.train.logprob_chunk,
         )  # fmt: skip
+
+    def logprobs_under(self, model: torch.nn.Module) -> TokenLogProbs:
+        """`(N, C)` log-probs and entropies of the sampled tokens under another `model` (GRPO-CARE's EMA; no grad)."""
+        with eval_mode(model):
+            lp = self._logprobs(model)
+        return TokenLogProbs(lp.logp.cpu(), lp.entropy.cpu())
 
     def sampling_logprobs(self) -> TokenLogProbs:
         """`(N, C)` log-probs and entropies of the sampled tokens (no grad, cached)."""
@@ -415,7 +423,7 @@ def collect(
                 rewards, total, rewards[:, 0], mask.sum(-1), ~ro.truncated.cpu(), keys, mask, dec.texts,
                 [policy.tokenizer.convert_ids_to_tokens(r[:n]) for r, n in zip(dec.ids, dec.lengths, strict=True)],
                 [str(r["answer"]) for r in dec.rows], step, cfg.generation.max_new_tokens, probes.sampling_logprobs,
-                probes.policy_gradient,
+                probes.policy_gradient, policy.model, probes.logprobs_under,
             )
         )  # fmt: skip
         total, token_adv = shaped.total.float().cpu(), shaped.token_adv

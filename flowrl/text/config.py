@@ -218,11 +218,18 @@ class HooksConfig:
     prompt's last success rate, reward.names[0]) or GVM-RAFT (a pre-sampling pass each step)."""
     group_sizes_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the planner (knapsack: n_min, n_max, prior; gvm: n0, alpha, beta, fallback)."""
+    prompt_sampler: str = ""
+    """Which training rows a step rolls out (flowrl/text/prompt_samplers.py): '' = the next slice of a per-epoch
+    permutation; vas (MMR1 Variance-Aware Sampling) or vade (VADE's Thompson sampler), from reward.names[0]."""
+    prompt_sampler_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the sampler (vas: alpha, beta, lam, prior; vade: a0, b0, gamma_fast, gamma_slow)."""
 
     def __post_init__(self) -> None:
         from flowrl.text.hooks import HINTS, REGULARIZERS, SHAPERS, TOKEN_MASKS, TOKEN_WEIGHTS, WHOLE_LOSSES
+        from flowrl.text.prompt_samplers import PROMPT_SAMPLERS
 
         for name, table in (
+            ("prompt_sampler", PROMPT_SAMPLERS),
             ("shaping", SHAPERS),
             ("hints", HINTS),
             ("token_weights", TOKEN_WEIGHTS),

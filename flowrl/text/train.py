@@ -74,6 +74,7 @@ from flowrl.text.policy import (
     soup_model,
     trainable_parameters,
 )
+from flowrl.text.prompt_samplers import PROMPT_SAMPLERS
 from flowrl.text.prompts import encode_prompts
 from flowrl.text.rest import PREFIX_KEY, Assembly, assemble_rows
 from flowrl.text.rollout import sample_groups
@@ -127,6 +128,7 @@ def build_hooks(cfg: TextTrainConfig) -> TrainerHooks:
         whole_loss=make(H.WHOLE_LOSSES, h.whole_loss, h.whole_loss_kwargs, "whole_loss"),
         sizes=make(H.GROUP_SIZES, h.group_sizes, h.group_sizes_kwargs, "group_sizes"),
         hints=make(H.HINTS, h.hints, h.hints_kwargs, "hints"),
+        sampler=make(PROMPT_SAMPLERS, h.prompt_sampler, h.prompt_sampler_kwargs, "prompt_sampler"),
     )
 
 
@@ -235,7 +237,7 @@ def update(
             if hooks.whole_loss is not None:  # hook: a loss that replaces advantages + policy_loss
                 pos_w = None if data.pos_weights is None else data.pos_weights[mb].to(dev)
                 whole_in = H.WholeLossInput(
-                    lp.logp, old_logp, tok_mask, outcome, groups[mb].to(dev), pos_w, cfg.train.prompts_per_step
+                    lp.logp, old_logp, tok_mask, outcome, groups[mb].to(dev), pos_w, cfg.train.prompts_per_step, adv
                 )
                 loss = hooks.whole_loss.loss(whole_in)
                 metrics = {"policy_loss": loss.detach()}
@@ -404,6 +406,9 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
     t_start = time.perf_counter()
     variant = build_variant(cfg)
     hooks = build_hooks(cfg)
+    if hooks.sampler is not None and world > 1:
+        raise ConfigError(f"hooks.prompt_sampler={cfg.hooks.prompt_sampler} keeps per-process statistics: run it on "
+                          f"one process (got {world}).")  # fmt: skip
     reference_kl = regularized(cfg) and cfg.hooks.regularizer == "reference_kl"
     with seeded_global_rng(cfg.train.seed, LORA_INIT):  # peft's LoRA init draws from torch's global generator
         policy = load_policy(
@@ -536,11 +541,15 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
             t0 = time.perf_counter() - rest_metrics.get("rest/assembly_seconds", 0.0)
             n_rows = len(step_src)
             indices = step_rows(n_rows, cfg.train.prompts_per_step, seed=cfg.train.seed, step=step)[rank::world]
+            if hooks.sampler is not None:  # hook: the step's rows picked by VAS / VADE (one process)
+                indices = hooks.sampler.select(n_rows, cfg.train.prompts_per_step, seed=cfg.train.seed, step=step)
             step_variant = variant if schedule is None else with_beta(variant, schedule(step))
             data = collect(
                 cfg, policy, step_variant, reward_fns, step_src, step_prompt_ids, indices, step=step, rank=rank,
                 hooks=hooks,
             )  # fmt: skip
+            if hooks.sampler is not None:
+                hooks.sampler.report(indices, data.outcome, data.rollout)
             t1 = time.perf_counter()
             metrics = rollout_metrics(cfg, data, reward_names)
             metrics.update(rest_metrics)
