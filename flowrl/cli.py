@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("flowrl.sample_cli", "write a PNG grid of samples from a model, a LoRA or a run for given prompts"),
     "eval": ("flowrl.eval.cli", "score images or the samples of a model or a run with rewards; compare two"),
     "train-text": ("flowrl.text.cli", "GRPO-train a causal language model (default: the tiny arithmetic LM)"),
+    "eval-text": ("flowrl.text.eval_cli", "held-out exact match of a causal LM: greedy or VM-MCTS decoding"),
     "train-vlm": ("flowrl.vlm_cli", "GRPO-train a vision-language model on ShapeWorld questions (the text trainer)"),
     "demo": ("flowrl.demo.app", "open a Gradio page comparing a base model and a trained run"),
 }

@@ -114,6 +114,11 @@ def main() -> None:
         help="presets, or label=preset:key=value,key=value (the first is the reference of the paired differences)",
     )
     ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument(
+        "--token-budget", type=int, default=0,
+        help="stop every method at this many generated tokens (train.max_generated_tokens; ReST-GRPO's assembly "
+        "sampling counts) instead of at --steps",
+    )  # fmt: skip
     ap.add_argument("--test-size", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_chain"))
@@ -140,7 +145,8 @@ def main() -> None:
             preset=preset,
             overrides=extra
             + [
-                f"train.steps={args.steps}", "train.time_limit_minutes=0", f"train.seed={args.seed}",
+                f"train.steps={100_000 if args.token_budget else args.steps}", "train.time_limit_minutes=0",
+                f"train.max_generated_tokens={args.token_budget}", f"train.seed={args.seed}",
                 "eval.every_minutes=0", "task.test_size=200", f"run.root={args.out}", f"run.name={name}",
                 "run.tensorboard=false", "run.log_every=1",
             ],
@@ -158,7 +164,10 @@ def main() -> None:
             train_minutes=result.minutes,
             wall_minutes=wall / 60,
             median_step_seconds=statistics.median(r["step_time"] for r in trained),
-            generated_tokens=sum(r["num_tokens"] for r in trained),
+            generated_tokens=trained[-1]["generated_tokens"],  # rollouts + ReST-GRPO's assembly sampling
+            assembly_tokens=sum(r.get("rest/assembly_tokens", 0) for r in trained),
+            assembly_minutes=sum(r.get("rest/assembly_seconds", 0) for r in trained) / 60,
+            frac_reward_zero_std=statistics.mean(r["frac_reward_zero_std"] for r in trained),
             distinct_per_group=statistics.mean(r["completions/distinct_per_group"] for r in trained),
             train_reward=statistics.mean(r["reward"] for r in trained),
         )
