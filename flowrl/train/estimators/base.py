@@ -23,6 +23,7 @@ from flowrl.flow.methods import FlowMethod
 from flowrl.flow.tree import Tree
 from flowrl.grpo import Normalizer, batch_std, weighted_sum
 from flowrl.runtime.distributed import gather_objects
+from flowrl.runtime.metric_sums import MetricSums
 from flowrl.train.image_config import ImageTrainConfig
 
 
@@ -73,8 +74,9 @@ class Estimator(Protocol[Unit]):
     def has_auxiliary_loss(self, iteration: int) -> bool:
         """Whether a step without trained units still has a loss (the LayerTuning-RL term)."""
 
-    def step_loss(self, chunk: list[Unit], norm: Normalizer, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """Forward and backward of one optimizer step's chunk; summed metrics ("edges" counts the trained units)."""
+    def step_loss(self, chunk: list[Unit], norm: Normalizer, ctx: StepContext, sums: MetricSums) -> None:
+        """Forward and backward of one optimizer step's chunk; its metrics into `sums` (means over the trained
+        units, the count "edges" of them, "nfe_train")."""
 
     def after_step(self, step: int) -> None:
         """After the `step`-th optimizer step of the run (moves a lagged policy)."""

@@ -22,6 +22,7 @@ from flowrl.flow.tree import Tree
 from flowrl.flow.velocity import take_rows
 from flowrl.grpo import Normalizer, group_advantages
 from flowrl.models.base import ImageAdapter
+from flowrl.runtime.metric_sums import MetricSums
 from flowrl.train.ema import EMA
 from flowrl.train.estimators import base
 from flowrl.train.image_config import ImageTrainConfig
@@ -108,14 +109,9 @@ class ForwardProcess:
     def after_step(self, step: int) -> None:
         self.old.update(decay=self.method.forward.old_decay(step))
 
-    def step_loss(self, chunk: list[SampleCredit], norm: Normalizer, ctx: base.StepContext) -> dict[str, torch.Tensor]:
-        """``sum_rows loss / global rows``, plus ``kl_beta *`` the velocity MSE to the reference; summed metrics
-        ("edges" counts the rows)."""
-        sums: dict[str, torch.Tensor] = {}
-
-        def add(key: str, value: torch.Tensor | float) -> None:
-            sums[key] = sums.get(key, torch.zeros(())) + value
-
+    def step_loss(self, chunk: list[SampleCredit], norm: Normalizer, ctx: base.StepContext, sums: MetricSums) -> None:
+        """``sum_rows loss / global rows``, plus ``kl_beta *`` the velocity MSE to the reference; the metrics into
+        `sums` (means over rows; "edges" counts the rows)."""
         m, adapter = self.method, self.adapter
         for unit in chunk:
             f = unit.data
@@ -131,14 +127,12 @@ class ForwardProcess:
                         v_ref = adapter.reference_velocity(rows.xs, rows.sigma, cond)
                     kl = ((v.float() - v_ref.float()) ** 2).flatten(1).mean(1)  # (b,)
                     loss = loss + m.kl_beta * kl.sum()
-                    add("kl", kl.detach().sum().cpu())
-                    add("nfe_train", float(len(mb)))
+                    sums.add_weighted_sums({"kl": kl.detach().sum()}, len(mb))
+                    sums.add_count("nfe_train", len(mb))
                 (loss / norm.num_tokens).backward()
-                add("loss", policy.detach().sum().cpu())
-                add("r_mean", f.r[mb].sum().cpu())
-                add("edges", float(len(mb)))
-                add("nfe_train", float(len(mb)))
-        return sums
+                sums.add_weighted_sums({"loss": policy.detach().sum(), "r_mean": f.r[mb].sum()}, len(mb))
+                sums.add_count("edges", len(mb))
+                sums.add_count("nfe_train", len(mb))
 
 
 def check_config(cfg: ImageTrainConfig) -> None:

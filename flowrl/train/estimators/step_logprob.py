@@ -21,6 +21,7 @@ from flowrl.flow.schedules import depth_prune_mask, timestep_subset_mask
 from flowrl.flow.tree import Tree
 from flowrl.grpo import Normalizer, clipped_surrogate, get_variant, policy_loss
 from flowrl.models.base import ImageAdapter
+from flowrl.runtime.metric_sums import MetricSums
 from flowrl.runtime.seeding import generator as seeded_generator
 from flowrl.train import sharding
 from flowrl.train.estimators.base import (
@@ -149,8 +150,8 @@ class StepLogProb:
     def after_step(self, step: int) -> None:
         pass
 
-    def step_loss(self, chunk: list[EdgeCredit], norm: Normalizer, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """Forward + backward of every micro-batch of the chunk; summed metrics (edge-weighted, for averaging)."""
+    def step_loss(self, chunk: list[EdgeCredit], norm: Normalizer, ctx: StepContext, sums: MetricSums) -> None:
+        """Forward + backward of every micro-batch of the chunk; its metrics into `sums` (means over edges)."""
         sharded = self.cfg.train.sharding == "fsdp"
         idle = 0  # sharded: zero-loss passes that keep this rank's FSDP collectives in step with the busiest rank
         if sharded:  # FSDP gathers every block in each forward: all ranks run as many passes as the busiest one
@@ -162,19 +163,17 @@ class StepLogProb:
                     "(non-finite rewards), so it has no input for the forward passes the sharded model needs on "
                     "every rank. Fix the reward's NaN/inf, or train with train.sharding=none."
                 )
-        sums: dict[str, torch.Tensor] = {}
         for unit in chunk:
             for idx in micro_batches(unit, self.cfg.train.micro_batch_edges):
-                _add_all(sums, self._micro_batch_loss(unit, idx, norm))
+                self._micro_batch_loss(unit, idx, norm, sums)
         if self.has_auxiliary_loss(ctx.iteration):
-            sums.update(self._layer_tuning_backward(chunk, ctx))
+            self._layer_tuning_backward(chunk, ctx, sums)
         for _ in range(idle):  # forward and backward of a zero loss: the same collectives, no gradient
             ro = ctx.units[0].rollout
             mean = evaluate_edges(self.adapter.velocity, ro.tree, ro.cond, torch.zeros(1, dtype=torch.long)).mean
             (0.0 * mean.sum()).backward()
-        return sums
 
-    def _micro_batch_loss(self, unit: EdgeCredit, idx: torch.Tensor, norm: Normalizer) -> dict[str, torch.Tensor]:
+    def _micro_batch_loss(self, unit: EdgeCredit, idx: torch.Tensor, norm: Normalizer, sums: MetricSums) -> None:
         """Backward of the policy loss of the edges `idx` of one prompt; their metrics weighted by the edge count."""
         m, ro, adapter = self.method, unit.rollout, self.adapter
         pool, cps = m.logprob_pool, m.cps_logprob
@@ -206,27 +205,23 @@ class StepLogProb:
             obj = obj._replace(surrogate=partial(clipped_surrogate, eps_low=lo, eps_high=hi))
         loss, metrics = policy_loss(obj, batch, norm=norm)
         loss.backward()
-        n = torch.tensor(float(idx.numel()))
-        sums = {k: v.detach() * n for k, v in metrics.items()}  # micro-batch means, weighted by edges
-        sums["edges"] = n
-        sums["nfe_train"] = torch.zeros(()) + current.nfe
+        n = idx.numel()
+        # micro-batch means weighted by edges; the micro-batch ratio moments give way to the per-step ones below
+        sums.add_weighted({k: v for k, v in metrics.items() if not k.startswith("ratio_")}, n)
+        sums.add_count("edges", n)
+        sums.add_count("nfe_train", current.nfe)
         # per-step importance-ratio statistics from d = r - 1 in float64 (E[r^2] - E[r]^2 cancels in fp32)
-        dev = (current.logp.detach().double() - batch.old_logp.flatten().double()).exp() - 1.0  # (E',)
-        steps = ro.tree.edges.step[idx]
-        for s in torch.unique(steps).tolist():
-            sel = steps == s
-            for name, value in (("sum", dev[sel].sum()), ("sq", (dev[sel] ** 2).sum()), ("n", sel.sum())):
-                sums[f"ratio_{name}/step_{s}"] = torch.zeros((), dtype=torch.float64) + value
-        return sums
+        ratio = (current.logp.detach().double() - batch.old_logp.flatten().double()).exp()  # (E',)
+        sums.add_grouped_moments("step", ratio, ro.tree.edges.step[idx], m.plan.num_inference_steps)
 
-    def _layer_tuning_backward(self, chunk: list[EdgeCredit], ctx: StepContext) -> dict[str, torch.Tensor]:
+    def _layer_tuning_backward(self, chunk: list[EdgeCredit], ctx: StepContext, sums: MetricSums) -> None:
         """Dynamic-TreeRPO LayerTuning-RL (our reading, `flowrl/train/layer_tuning.py`): backward of
         ``sum_p lambda_p L_p / P`` over this process's prompts, P the global prompts of the optimizer step."""
         base = self.method.hooks.sft_weight(ctx.iteration)
-        total_weight, total_loss = torch.zeros(()), torch.zeros(())
         for unit in chunk:
             ro = unit.rollout
             weight = prompt_weight(ro.rewards[:, 0], base=base)
+            sums.add_weighted({"sft/weight_mean": weight}, 1.0)  # over every prompt of the step
             if weight == 0.0:
                 continue
             loss = flow_matching_loss(
@@ -239,15 +234,4 @@ class StepLogProb:
                 generator=seeded_generator(self.cfg.train.seed, ctx.iteration, LAYER_TUNING_KEY, ro.index),
             )
             (weight * loss / ctx.num_prompts).backward()
-            total_weight += weight
-            total_loss += loss.detach() * weight
-        return {
-            "sft_weight_sum": total_weight,
-            "sft_loss_weighted_sum": total_loss,
-            "sft_prompts": torch.tensor(float(len(chunk))),
-        }
-
-
-def _add_all(into: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
-    for key, v in sums.items():
-        into[key] = into[key] + v if key in into else v
+            sums.add_weighted({"sft/loss": loss}, weight)  # the lambda-weighted mean of the prompts' losses
