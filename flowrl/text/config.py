@@ -342,6 +342,36 @@ class RestConfig:
 
 
 @dataclass
+class SynthConfig:
+    """Syn-GRPO for `flowrl train-vlm` (flowrl/vlm/synth.py): a background data server draws training-split ShapeWorld
+    prompts (family chosen by the diversity reward), generates their images with a ShapeWorld pipeline, keeps those the
+    grader passes strictly, asks a question about each; a step takes up to share x prompts_per_step of those rows
+    without waiting, in place of its last questions."""
+
+    share: float = 0.0
+    """Share of each step's questions taken from the server (0 = off)."""
+    pipeline: str = "assets/shapeworld"
+    """The image source: a ShapeWorld pipeline folder (a trained run's final/ or the shipped base), or 'renderer'
+    (the ShapeWorld renderer's exact scenes, a control)."""
+    num_inference_steps: int = 10
+    """Sampling steps of the pipeline."""
+    queue_size: int = 64
+    """Most rows waiting in the server's queue (the worker waits when it is full)."""
+    batch: int = 8
+    """Prompts the worker generates at once."""
+    tau: float = 0.1
+    """Softmax temperature of the family guidance by the diversity reward [?]."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"synth.share must be in [0, 1] (0 = off), got {self.share}.")
+        if self.queue_size < 1 or self.batch < 1 or self.num_inference_steps < 1 or self.tau <= 0:
+            raise ValueError(
+                "synth.queue_size, synth.batch and synth.num_inference_steps must be >= 1, synth.tau > 0."
+            )
+
+
+@dataclass
 class RunConfig:
     root: str = "runs"
     """Folder under which run folders are created."""
@@ -381,8 +411,18 @@ class TextTrainConfig:
     """How groups are generated: independent samples or LATR trees."""
     rest: RestConfig = field(default_factory=RestConfig)
     """ReST-GRPO: train on prompts assembled from the policy's own samples (reward-std filter, partial solutions)."""
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    """Syn-GRPO (train-vlm): questions about images synthesised by a ShapeWorld pipeline in a background thread."""
 
     def __post_init__(self) -> None:
+        if self.synth.share > 0 and (
+            self.rest.enabled or self.hooks.prompt_sampler or self.hooks.group_sizes != "fixed"
+        ):
+            raise ValueError(
+                "synth.share > 0 (Syn-GRPO) puts synthesised questions in place of part of each step; it does not "
+                "combine with rest.enabled, hooks.prompt_sampler or hooks.group_sizes (they keep per-row statistics "
+                "of the task file)."
+            )
         if self.hooks.whole_loss and self.train.micro_batch_size % self.generation.group_size:
             raise ValueError(
                 f"hooks.whole_loss={self.hooks.whole_loss} compares a group's completions inside one micro-batch: "

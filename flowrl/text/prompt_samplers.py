@@ -29,7 +29,7 @@ from flowrl.grpo.variance_sampling import (
 from flowrl.runtime.seeding import generator
 from flowrl.text.rollout import Rollout
 
-SAMPLER_STREAM = 7_919  # a seed key of the samplers' draws, apart from the rollout's (seed, step, rank)
+SAMPLER_STREAM = 7_927  # a seed key of the samplers' draws, apart from the rollout's (seed, step, rank)
 
 
 def _groups(indices: list[int], group_index: torch.Tensor) -> list[tuple[int, torch.Tensor]]:

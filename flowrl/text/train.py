@@ -420,6 +420,8 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
             device=accelerator.device,
         )
     check_context(cfg, policy)
+    if cfg.synth.share > 0 and not is_vlm_policy(policy):
+        raise ConfigError(f"synth.share > 0 synthesises images: {cfg.model.path} is not a VLM (flowrl train-vlm).")
     if cfg.hooks.reference_soup:  # hook: SALSA's reference = a weight soup of model folders
         if policy.lora or not reference_kl:
             raise ConfigError(
@@ -518,6 +520,15 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
     step_src, step_prompt_ids = rows, prompt_ids  # the rows the steps draw from (ReST-GRPO: the assembled set)
     if rest_rows is not None:
         step_src, step_prompt_ids = rest_rows, rest_prompt_ids(cfg, policy, rest_rows)
+    feed = None
+    if cfg.synth.share > 0:  # Syn-GRPO: questions about synthesised images (flowrl/vlm/synth.py)
+        from functools import partial
+
+        from flowrl.vlm.synth import start_feed
+
+        encode = partial(encode_prompts, policy.tokenizer, max_prompt_length=cfg.generation.max_prompt_length,
+                         system=cfg.task.system)  # fmt: skip
+        feed = start_feed(cfg.synth, policy.model, encode, seed=derive_seed(cfg.train.seed, rank))
     limit = cfg.train.time_limit_minutes
     bar = progress(cfg.train.steps - start_step, desc="flowrl train-text", disable=not main_process)
     try:
@@ -543,16 +554,20 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
             indices = step_rows(n_rows, cfg.train.prompts_per_step, seed=cfg.train.seed, step=step)[rank::world]
             if hooks.sampler is not None:  # hook: the step's rows picked by VAS / VADE (one process)
                 indices = hooks.sampler.select(n_rows, cfg.train.prompts_per_step, seed=cfg.train.seed, step=step)
+            src, src_ids, synth_rows = step_src, step_prompt_ids, 0
+            if feed is not None:  # Syn-GRPO: synthesised questions in place of the step's last ones
+                src, src_ids, indices, synth_rows = feed.mix(step_src, step_prompt_ids, indices)
             step_variant = variant if schedule is None else with_beta(variant, schedule(step))
             data = collect(
-                cfg, policy, step_variant, reward_fns, step_src, step_prompt_ids, indices, step=step, rank=rank,
-                hooks=hooks,
-            )  # fmt: skip
+                cfg, policy, step_variant, reward_fns, src, src_ids, indices, step=step, rank=rank, hooks=hooks
+            )
             if hooks.sampler is not None:
                 hooks.sampler.report(indices, data.outcome, data.rollout)
             t1 = time.perf_counter()
             metrics = rollout_metrics(cfg, data, reward_names)
             metrics.update(rest_metrics)
+            if feed is not None:
+                metrics.update(feed.stats(), synth_rows=float(synth_rows))
             generated_tokens += int(data.rollout.completion_mask.sum())
             metrics.update(
                 update(cfg, policy, step_variant, data, optimizer, accelerator, hooks=hooks, teacher=teacher)
@@ -599,6 +614,8 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
         bar.close()
         if metrics_log is not None:
             metrics_log.close()
+        if feed is not None:
+            feed.stop()
     steps_done = step + 1
     minutes = train_seconds / 60
     if main_process:

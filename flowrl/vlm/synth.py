@@ -170,3 +170,70 @@ class SynServer:
             if self._thread.is_alive():
                 raise RuntimeError(f"The Syn-GRPO worker did not stop within {timeout} s.")
         return self.take(self.queue.qsize() + 1)
+
+
+def renderer_generator():
+    """`generate(prompts, seed)` drawing each prompt with the ShapeWorld renderer (exact scenes, no model): a control
+    for the image model's drawings, and the tests' source."""
+    from flowrl.shapes.render import render_prompts
+
+    return lambda prompts, seed: render_prompts(prompts, seed=seed)
+
+
+class SynFeed:
+    """Syn-GRPO's rows in the text trainer's steps (`flowrl train-vlm synth.share=...`, config section `synth`).
+
+    Each step asks the server for ``round(share * P)`` rows (P = the step's questions) without waiting, registers their
+    images with the policy (`flowrl.vlm.tasks.bind_images`), and puts them in place of the step's last questions; with
+    fewer rows in the queue, fewer are replaced (none at the start, while the worker makes its first batch). The step's
+    rows become ``rows + synthesised`` and its indices point into that list, so the trainer's collect, rewards and
+    update see ordinary task rows.
+    """
+
+    def __init__(self, server: SynServer, model, encode: Callable[[list[str]], list[list[int]]], *, share: float):
+        if not 0.0 < share <= 1.0:
+            raise ValueError(
+                f"synth.share (the step's share of synthesised questions) must be in (0, 1], got {share}."
+            )
+        self.server, self.model, self.encode, self.share = server, model, encode, share
+        self.used = 0
+
+    def mix(
+        self, rows: list[dict], prompt_ids: list[list[int]], indices: list[int]
+    ) -> tuple[list[dict], list[list[int]], list[int], int]:
+        """`(rows', prompt_ids', indices', n)`: the step's lists with `n` synthesised rows in place of the last `n`
+        indices (the inputs themselves when the queue is empty)."""
+        from flowrl.vlm.tasks import bind_images
+
+        new = self.server.take(round(self.share * len(indices)))
+        if not new:
+            return rows, prompt_ids, indices, 0
+        bound = bind_images(self.model, new)
+        self.used += len(bound)
+        start = len(rows)
+        kept = indices[: len(indices) - len(bound)]
+        return (
+            rows + bound,
+            prompt_ids + self.encode([r["prompt"] for r in bound]),
+            kept + [start + i for i in range(len(bound))],
+            len(bound),
+        )
+
+    def stats(self) -> dict[str, float]:
+        """Server counters (generated, kept, waits) and the rows trained on so far."""
+        return {f"synth/{k}": float(v) for k, v in self.server.stats.items()} | {"synth/used": float(self.used)}
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_feed(synth, model, encode: Callable[[list[str]], list[list[int]]], *, seed: int = 0) -> SynFeed:
+    """Start the server of config section `synth` (`flowrl.text.config.SynthConfig`) and its feed for `model` (a
+    `KeyedImageVLM`); `encode` turns prompts into token ids as the trainer does. Rows depend on when the worker is
+    scheduled, so a run with Syn-GRPO is not bit-reproducible."""
+    if synth.pipeline == "renderer":
+        generate = renderer_generator()
+    else:
+        generate = pipeline_generator(synth.pipeline, num_inference_steps=synth.num_inference_steps)
+    server = SynServer(generate, maxsize=synth.queue_size, batch=synth.batch, seed=seed, tau=synth.tau).start()
+    return SynFeed(server, model, encode, share=synth.share)

@@ -139,3 +139,45 @@ def test_method_preset_trains_end_to_end(preset, tmp_path):
     if preset == "grpo_care":  # the trained reward is the answer reward plus the bonus of consistent correct rows
         assert all(m["reward"] >= m["rewards/flowrl.vlm.rewards:VQAExact/mean"] for m in steps)
         assert any(m["reward"] > m["rewards/flowrl.vlm.rewards:VQAExact/mean"] for m in steps)
+
+
+def test_synth_rows_reach_training(tmp_path):
+    """Syn-GRPO fed into train-vlm: the server (renderer as the image source) fills a bounded queue in the background
+    and steps take up to half their questions from it without waiting."""
+    from flowrl.vlm.tasks import write_task
+    from flowrl.vlm_cli import main
+
+    write_task(tmp_path / "train.jsonl", n=16, split="train", seed=0)
+    write_task(tmp_path / "test.jsonl", n=4, split="test", seed=0)
+    rc = main([
+        f"task.train_file={tmp_path / 'train.jsonl'}", f"task.test_file={tmp_path / 'test.jsonl'}", "train.steps=40",
+        "train.prompts_per_step=2", "generation.group_size=2", "synth.share=0.5", "synth.pipeline=renderer",
+        "synth.queue_size=8", f"run.root={tmp_path}", "run.name=r", "run.tensorboard=false", "run.log_every=1",
+    ])  # fmt: skip
+    assert rc == 0
+    steps = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()][1:]
+    assert all(m["synth_rows"] <= 1 for m in steps)  # share 0.5 of 2 questions
+    assert sum(m["synth_rows"] for m in steps) > 0 and steps[-1]["synth/kept"] > 0
+    assert steps[-1]["synth/used"] == sum(m["synth_rows"] for m in steps)
+
+
+def test_synth_config_errors(tmp_path):
+    from flowrl.config import ConfigError
+    from flowrl.text.config import SynthConfig, TextTrainConfig
+
+    with pytest.raises(ValueError, match=r"synth.share must be in \[0, 1\]"):
+        SynthConfig(share=1.5)
+    with pytest.raises(ValueError, match="does not combine with rest.enabled, hooks.prompt_sampler"):
+        TextTrainConfig(synth=SynthConfig(share=0.5), hooks=H_config(prompt_sampler="vade"))
+    from flowrl.text.train import train
+
+    cfg = TextTrainConfig(synth=SynthConfig(share=0.5, pipeline="renderer"))  # the arithmetic LM: not a VLM
+    cfg.run.root, cfg.train.steps = str(tmp_path), 1
+    with pytest.raises(ConfigError, match="is not a VLM"):
+        train(cfg)
+
+
+def H_config(**kwargs):
+    from flowrl.text.config import HooksConfig
+
+    return HooksConfig(**kwargs)
