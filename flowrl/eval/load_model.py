@@ -185,7 +185,9 @@ def build_adapter(
         raise ValueError(f"Unknown model kind {kind!r}. Valid: {list(MODEL_KINDS)}.")
     import diffusers
 
-    pipeline_cls = diffusers.StableDiffusion3Pipeline if kind == "sd3" else diffusers.FluxPipeline
+    from flowrl.pipelines import pipeline_class
+
+    pipeline_cls = pipeline_class("StableDiffusion3Pipeline" if kind == "sd3" else "FluxPipeline")
     transformer_cls = diffusers.SD3Transformer2DModel if kind == "sd3" else diffusers.FluxTransformer2DModel
     parts = {}
     if transformer is not None:

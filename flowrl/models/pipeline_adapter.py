@@ -17,6 +17,7 @@ import torch
 
 from flowrl.models.pipeline_parts import MixedPrecision, PromptCache, check_settings, vae_decode, vae_encode
 from flowrl.models.trained import TrainedTransformer
+from flowrl.pipelines import pipeline_class
 
 
 class PipelineAdapter:
@@ -133,9 +134,7 @@ class PipelineAdapter:
 
     @classmethod
     def _pipeline_class(cls) -> type:
-        import diffusers
-
-        return getattr(diffusers, cls.PIPELINE)
+        return pipeline_class(cls.PIPELINE)
 
     @classmethod
     def from_folder(

@@ -27,17 +27,23 @@ loading SD3 without T5; ``max_sequence_length=0`` appends no zero tokens, as in 
     image = pipe("two red circles", num_inference_steps=10, guidance_scale=4.0, max_sequence_length=0).images[0]
 """
 
+from __future__ import annotations
+
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
 from flowrl.flow.guidance import cfg_rows, guide
+from flowrl.pipelines import pipeline_class
 from flowrl.shapes.tokenizer import DEFAULT_MAX_LENGTH, build_tokenizer, check_words
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusion3Pipeline
 
 META_FILE = "flowrl_shapeworld.json"
 
@@ -190,7 +196,7 @@ def build_shapeworld(
         pos_embed_max_size=latent_side // patch_size,
         qk_norm="rms_norm",
     )
-    pipe = StableDiffusion3Pipeline(
+    pipe = pipeline_class("StableDiffusion3Pipeline")(
         transformer=transformer.eval(),
         scheduler=FlowMatchEulerDiscreteScheduler(shift=shift),
         vae=vae.eval(),
@@ -258,7 +264,7 @@ def load_shapeworld(
             f"folder plus {META_FILE}, as written by flowrl.shapes.save_shapeworld or scripts/pretrain_shapes.py."
             + hint
         )
-    pipe = StableDiffusion3Pipeline.from_pretrained(
+    pipe = pipeline_class("StableDiffusion3Pipeline").from_pretrained(
         folder, dtype=dtype, local_files_only=True, text_encoder_3=None, tokenizer_3=None
     )
     meta = json.loads((folder / META_FILE).read_text())
