@@ -176,3 +176,22 @@ __all__ = [
     "soup_model",
     "trainable_parameters",
 ]
+
+
+def policy_state(policy: TextPolicy) -> dict[str, torch.Tensor]:
+    """A copy of the trained weights: the LoRA adapter's with LoRA, else the whole model's (for checkpoints)."""
+    if policy.lora:
+        from peft.utils import get_peft_model_state_dict
+
+        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(policy.model).items()}
+    return {k: v.detach().clone() for k, v in policy.model.state_dict().items()}
+
+
+def load_policy_state(policy: TextPolicy, state: dict[str, torch.Tensor]) -> None:
+    """Load what `policy_state` returned."""
+    if policy.lora:
+        from peft.utils import set_peft_model_state_dict
+
+        set_peft_model_state_dict(policy.model, state)
+    else:
+        policy.model.load_state_dict(state)

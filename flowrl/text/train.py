@@ -9,7 +9,8 @@ One step, for any GRPO-family loss of `flowrl.grpo.VARIANTS` (a token plays the 
       -> policy_loss (core: ratio, surrogate, reduction with the step's global normaliser) -> backward
       -> gradient sum over processes -> clip -> AdamW -> metrics (TRL names), evaluation, checkpoint
 
-Everything up to the advantages is `flowrl/text/collect.py`; this file is the update and the loop. Completions whose
+Everything up to the advantages is `flowrl/text/collect.py`, the update `flowrl/text/update.py`, the step's sample
+metrics `flowrl/text/step_metrics.py`; this file is the loop (resume, evaluation, checkpoints). Completions whose
 advantage is zero at every token (under GRPO: the groups whose rewards are all equal) have exactly zero gradient
 without a KL term: they are counted in the normaliser (as TRL does) but never forwarded.
 
@@ -37,40 +38,34 @@ from typing import NamedTuple
 import torch
 
 from flowrl.config import ConfigError, dump_yaml
-from flowrl.grpo import PolicyBatch, Variant, get_variant, group_stats, normalizer, policy_loss, top_entropy_mask
+from flowrl.grpo import Variant, get_variant
 from flowrl.grpo import weighted_sum as weighted_reward_sum
-from flowrl.grpo.hints import guided_old_logp
 from flowrl.grpo.schedules import LinearSchedule
 from flowrl.grpo.variants_llm import with_beta
-from flowrl.runtime.distributed import all_reduce_sum, clip_gradients, sync_gradients
-from flowrl.runtime.metric_sums import MetricSums
 from flowrl.runtime.optim import make_optimizer
 from flowrl.runtime.paths import resolve_path
 from flowrl.runtime.seeding import LORA_INIT, derive_seed, generator, seeded_global_rng
 from flowrl.text import hooks as H
 from flowrl.text.collect import (
-    StepData,
     TrainerHooks,
     collect,
     decode_and_score,
     eval_mode,
     regularized,
     sampling_config,
-    soft_params,
 )
 from flowrl.text.config import TextTrainConfig
 from flowrl.text.data import load_jsonl, step_rows
 from flowrl.text.evaluate import greedy_accuracy
-from flowrl.text.latr import distinct_per_group
-from flowrl.text.logprobs import completion_logprobs
 from flowrl.text.policy import (
     TextPolicy,
     base_model,
     bind_task_images,
     is_vlm_policy,
     load_policy,
+    load_policy_state,
     load_teacher,
-    reference_logprobs,
+    policy_state,
     soup_model,
     trainable_parameters,
 )
@@ -78,8 +73,9 @@ from flowrl.text.prompt_samplers import PROMPT_SAMPLERS
 from flowrl.text.prompts import encode_prompts
 from flowrl.text.rest import PREFIX_KEY, Assembly, assemble_rows
 from flowrl.text.rollout import sample_groups
-from flowrl.text.soft_rollout import rows_logprobs
+from flowrl.text.step_metrics import rollout_metrics
 from flowrl.text.task_rewards import load_text_reward
+from flowrl.text.update import update
 from flowrl.vlm.rewards import extract_answer
 
 logger = logging.getLogger(__name__)
@@ -142,172 +138,6 @@ def check_context(cfg: TextTrainConfig, policy: TextPolicy) -> None:
             f"({max(cfg.generation.max_new_tokens, cfg.eval.max_new_tokens)}) = {need} exceeds the model's context "
             f"of {limit} positions. Lower generation.max_prompt_length or the new-token budgets."
         )
-
-
-# ----------------------------------------------------------------------------------------------------- update
-
-
-def _trimmed(data: StepData, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Rows of the step with all-padding columns cut: prompt ids/mask, completion ids/mask(attention), loss mask."""
-    ro = data.rollout
-    p_ids, p_mask = ro.prompt_ids[rows], ro.prompt_mask[rows]  # (M, P)
-    c_ids, c_mask, loss_mask = ro.completion_ids[rows], ro.completion_mask[rows], data.mask[rows]  # (M, C)
-    first = int((p_mask.sum(0) > 0).nonzero()[0])
-    last = int((c_mask.sum(0) > 0).nonzero()[-1]) + 1 if c_mask.any() else 1
-    return p_ids[:, first:], p_mask[:, first:], c_ids[:, :last], c_mask[:, :last], loss_mask[:, :last]
-
-
-def micro_batches(rows: torch.Tensor, size: int) -> list[torch.Tensor]:
-    """Consecutive chunks of at most `size` row indices."""
-    return [rows[s : s + size] for s in range(0, rows.numel(), size)]
-
-
-def group_micro_batches(rows: torch.Tensor, groups: torch.Tensor, size: int) -> list[torch.Tensor]:
-    """Chunks of at most `size` row indices that never split a group (a whole-loss plugin compares a group's rows)."""
-    out, current = [], []
-    for g in torch.unique_consecutive(groups[rows]).tolist():
-        members = rows[groups[rows] == g].tolist()
-        if current and len(current) + len(members) > size:
-            out.append(torch.tensor(current))
-            current = []
-        current += members
-    if current:
-        out.append(torch.tensor(current))
-    return out
-
-
-def update(
-    cfg: TextTrainConfig,
-    policy: TextPolicy,
-    variant: Variant,
-    data: StepData,
-    optimizer: torch.optim.Optimizer,
-    accelerator,
-    *,
-    hooks: TrainerHooks,
-    teacher=None,
-) -> dict[str, float]:
-    """Inner epochs over the step's rollout: micro-batch forward / backward through the core (or the whole-loss hook),
-    gradient sum over processes, clip, AdamW. Returns metrics averaged over the trained tokens (one host sync)."""
-    world = accelerator.num_processes
-    model, params = policy.model, trainable_parameters(policy)
-    groups = data.rollout.group_ids.cpu()
-    if hooks.whole_loss is not None:
-        mbs = group_micro_batches(data.train_rows, groups, cfg.train.micro_batch_size)
-    else:
-        mbs = micro_batches(data.train_rows, cfg.train.micro_batch_size)
-    counts = normalizer(data.mask, num_micro_batches=max(len(mbs), 1))
-    norm = counts._replace(  # CPU scalars: all_reduce_sum stages them through the GPU under NCCL
-        num_tokens=all_reduce_sum(counts.num_tokens.clone(), world),
-        num_sequences=all_reduce_sum(counts.num_sequences.clone(), world),
-    )
-    temp, chunk = cfg.generation.temperature, cfg.train.logprob_chunk
-    reg = H.REGULARIZERS[cfg.hooks.regularizer] if regularized(cfg) and hooks.whole_loss is None else None
-    old, ref, teach = {}, {}, {}
-    with torch.no_grad():
-        for i, mb in enumerate(mbs):
-            args = _trimmed(data, mb)[:4]
-            if cfg.train.inner_epochs > 1:
-                old[i] = completion_logprobs(model, *args, temperature=temp, chunk_size=chunk).logp
-            if reg is not None and cfg.hooks.regularizer == "reference_kl":
-                ref[i] = reference_logprobs(policy, *args, temperature=temp, chunk_size=chunk).logp
-            if reg is not None and cfg.hooks.regularizer == "teacher_kl":
-                teach[i] = completion_logprobs(teacher, *args, temperature=temp, chunk_size=chunk).logp
-    sums = MetricSums()
-    sums.add_count("num_trained_tokens", 0.0)
-    for _ in range(cfg.train.inner_epochs):
-        optimizer.zero_grad(set_to_none=False)
-        for i, mb in enumerate(mbs):
-            p_ids, p_mask, c_ids, c_mask, loss_mask = _trimmed(data, mb)
-            if data.soft is None:
-                lp = completion_logprobs(model, p_ids, p_mask, c_ids, c_mask, temperature=temp, chunk_size=chunk)
-            else:  # SofT-GRPO: soft steps' Gumbel log-density, answer tokens' log-prob (flowrl/text/soft_rollout.py)
-                lp = rows_logprobs(model, data.soft, mb, p_ids, p_mask, c_ids.shape[1], soft_params(cfg))
-            dev, width = lp.logp.device, c_ids.shape[1]
-            tok_mask = loss_mask.to(dev)
-            if cfg.loss.top_entropy_quantile < 1.0:
-                tok_mask = top_entropy_mask(lp.entropy, tok_mask, quantile=cfg.loss.top_entropy_quantile)
-            old_logp = old[i] if i in old else lp.logp.detach()
-            if data.old_logp is not None:  # Guide: the guided rows' denominator is the hinted sampler
-                hinted = data.old_logp[mb][:, :width].to(dev)
-                old_logp = guided_old_logp(old_logp, hinted, data.guided[mb].to(dev))
-            adv = data.adv[mb]
-            adv = (adv[:, :width] if adv.ndim == 2 else adv).to(dev)
-            outcome = data.outcome[mb].to(dev)
-            if hooks.whole_loss is not None:  # hook: a loss that replaces advantages + policy_loss
-                pos_w = None if data.pos_weights is None else data.pos_weights[mb].to(dev)
-                whole_in = H.WholeLossInput(
-                    lp.logp, old_logp, tok_mask, outcome, groups[mb].to(dev), pos_w, cfg.train.prompts_per_step, adv
-                )
-                loss = hooks.whole_loss.loss(whole_in)
-                metrics = {"policy_loss": loss.detach()}
-            else:
-                kl = None
-                if reg is not None:  # hook: the regulariser term (PolicyBatch.kl)
-                    reg_in = H.RegularizerInput(lp.logp, old_logp, ref.get(i), teach.get(i), adv, tok_mask, outcome)
-                    kl = reg(reg_in, estimator=cfg.loss.kl_estimator)
-                weights = None if data.weights is None else data.weights[mb][:, :width].to(dev)
-                batch = PolicyBatch(lp.logp, old_logp, adv, tok_mask, kl=kl, weights=weights)
-                loss, metrics = policy_loss(variant.objective, batch, norm=norm)
-            accelerator.backward(loss)
-            n = tok_mask.sum()
-            metrics["entropy"] = (lp.entropy * c_mask).sum() / c_mask.sum().clamp(min=1)
-            sums.add_weighted(metrics, n)  # means over the trained tokens
-            sums.add_count("num_trained_tokens", n)
-        sync_gradients(params, world)
-        grad_norm = clip_gradients(params, cfg.optim.grad_clip)
-        if grad_norm is not None:
-            sums.add_count("grad_norm", grad_norm)
-        optimizer.step()
-    return sums.means(divide={"grad_norm": cfg.train.inner_epochs})
-
-
-def rollout_metrics(cfg: TextTrainConfig, data: StepData, reward_names: list[str]) -> dict[str, float]:
-    """TRL-named metrics of the step's samples: reward, reward_std, rewards/<fn>/mean|std, frac_reward_zero_std,
-    completions/{mean,min,max}_length, completions/mean_terminated_length, completions/clipped_ratio."""
-    ro, groups = data.rollout, data.rollout.group_ids.cpu()
-    stats = group_stats(data.total, groups)
-    lengths = ro.completion_mask.sum(-1).float().cpu()
-    terminated = ~ro.truncated.cpu()
-    out = {
-        "reward": float(data.total.mean()),
-        "reward_std": float(stats.std.mean()),
-        "frac_reward_zero_std": float((stats.std == 0).float().mean()),
-        "completions/mean_length": float(lengths.mean()),
-        "completions/min_length": float(lengths.min()),
-        "completions/max_length": float(lengths.max()),
-        "completions/clipped_ratio": float(ro.truncated.float().mean()),
-        "completions/mean_terminated_length": float(lengths[terminated].mean()) if terminated.any() else math.nan,
-        "skipped_groups": float(data.skipped_groups),
-        "num_tokens": float(lengths.sum()),
-        "trained_groups_ratio": float(data.train_rows.numel() / max(len(groups), 1)),
-        "guided_rows": float(data.guided.sum()),
-        "completions/distinct_per_group": distinct_per_group(
-            (ro.completion_ids * ro.completion_mask).tolist(), groups.tolist()
-        ),
-    }
-    for k, name in enumerate(reward_names):
-        col = data.rewards[:, k]
-        out[f"rewards/{name}/mean"] = float(col.nanmean())
-        out[f"rewards/{name}/std"] = float(col[~col.isnan()].std()) if (~col.isnan()).sum() > 1 else math.nan
-    return out
-
-
-def _model_state(policy: TextPolicy) -> dict[str, torch.Tensor]:
-    if policy.lora:
-        from peft.utils import get_peft_model_state_dict
-
-        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(policy.model).items()}
-    return {k: v.detach().clone() for k, v in policy.model.state_dict().items()}
-
-
-def _load_model_state(policy: TextPolicy, state: dict[str, torch.Tensor]) -> None:
-    if policy.lora:
-        from peft.utils import set_peft_model_state_dict
-
-        set_peft_model_state_dict(policy.model, state)
-    else:
-        policy.model.load_state_dict(state)
 
 
 def rest_assembly(
@@ -477,7 +307,7 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
         if ckpt_path is None:
             raise FileNotFoundError(f"No checkpoint in {resume}/checkpoints to resume from.")
         ckpt = load_checkpoint(ckpt_path)
-        _load_model_state(policy, ckpt["model"])
+        load_policy_state(policy, ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt["rng"] is not None:
             restore_rng_state(ckpt["rng"])
@@ -512,7 +342,7 @@ def train(cfg: TextTrainConfig, *, resume: Path | None = None) -> TextTrainResul
             "generated_tokens": generated_tokens,
             "rest_rows": rest_rows,
         }
-        state = {"model": _model_state(policy), "optimizer": optimizer.state_dict(), "rng": capture_rng_state()}
+        state = {"model": policy_state(policy), "optimizer": optimizer.state_dict(), "rng": capture_rng_state()}
         state.update(trainer=trainer, config=dump_yaml(cfg))
         save_checkpoint(run_dir, next_step, state, keep_last=cfg.run.keep_last)
 

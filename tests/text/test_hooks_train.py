@@ -15,7 +15,8 @@ from flowrl.config import ConfigError
 from flowrl.text import hooks as H
 from flowrl.text.cli import LLM_PRESETS, load_config
 from flowrl.text.logprobs import TokenLogProbs
-from flowrl.text.train import group_micro_batches, train
+from flowrl.text.train import train
+from flowrl.text.update import group_micro_batches
 
 
 @pytest.fixture(scope="module")
