@@ -42,7 +42,7 @@ from flowrl.train.image_config import ImageTrainConfig
 from flowrl.train.prompts import file_prompts, iteration_prompts
 from flowrl.train.rollouts import collect
 from flowrl.train.run_state import RunState, start_run
-from flowrl.train.shapes_eval import change_lines
+from flowrl.train.shapes_eval import change_lines, change_metrics
 from flowrl.train.update import update
 
 
@@ -165,6 +165,8 @@ def finish_iteration(state: RunState, metrics: dict[str, float], *, last: bool, 
             t_eval = time.perf_counter()
             state.final = state.evaluate(done)
             metrics.update(eval_metrics(state.final))
+            if state.base is not None and state.base.outcomes and state.final.outcomes:
+                metrics.update(change_metrics(state.base.outcomes, state.final.outcomes))
             metrics["time_eval"] = time.perf_counter() - t_eval
         metrics["wall_minutes"] = (time.perf_counter() - t_start) / 60
         state.logger.log(done, metrics)

@@ -78,6 +78,18 @@ def paired_change(base: list[float], final: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
+def change_metrics(base: dict[str, list[float]], final: dict[str, list[float]]) -> dict[str, float]:
+    """The paired change of every key both evaluations graded, as metrics: ``eval/change/<key>`` (fraction) and
+    ``eval/change_se/<key>`` (its paired standard error), so every evaluation of a run, not only the last, is logged
+    against the base (keys of different sample counts, i.e. other eval settings, are skipped)."""
+    out: dict[str, float] = {}
+    for key in sorted(base.keys() & final.keys()):
+        if len(base[key]) != len(final[key]) or not base[key]:
+            continue
+        out[f"eval/change/{key}"], out[f"eval/change_se/{key}"] = paired_change(base[key], final[key])
+    return out
+
+
 def change_lines(base: dict[str, list[float]], final: dict[str, list[float]]) -> list[str]:
     """One line per split: 'held-out compositions 30.1% -> 41.2% (+11.1 +- 1.2 points paired s.e., 1600 samples)'."""
     lines = []

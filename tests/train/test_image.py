@@ -63,6 +63,10 @@ def test_every_preset_runs_two_iterations(preset, guard, tiny_model, tmp_path):
     last = records[-1]
     assert last["step"] == 2 and last["nfe_rollout"] > 0 and last["edges"] > 0 and last["nfe_train"] > 0
     assert last["eval/strict/overall"] is not None and (result.run_dir / "curves.png").is_file()
+    # every evaluation after the base logs its paired change: final minus base accuracy, with a standard error
+    first = records[0]
+    assert last["eval/change/overall"] == pytest.approx(last["eval/strict/overall"] - first["eval/strict/overall"])
+    assert last["eval/change_se/overall"] >= 0.0 and "eval/change/overall" not in first
     assert (result.run_dir / "samples" / "eval_00002.png").is_file()
     if cfg.model.lora_rank:  # LoRA presets: the adapter's B matrices start at zero, so a trained one is nonzero
         lora = load_file(result.run_dir / "lora" / "pytorch_lora_weights.safetensors")

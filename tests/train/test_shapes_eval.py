@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from flowrl.shapes.render import render_prompts
-from flowrl.train.shapes_eval import TRAIN_PREFIX, change_lines, grade_by_split, paired_change, shapeworld_eval_set
+from flowrl.train.shapes_eval import (
+    TRAIN_PREFIX,
+    change_lines,
+    change_metrics,
+    grade_by_split,
+    paired_change,
+    shapeworld_eval_set,
+)
 
 
 def test_paired_change_hand_values():
@@ -16,6 +23,23 @@ def test_paired_change_hand_values():
     assert se == pytest.approx(math.sqrt((0.5625 + 0.0625 + 1.5625 + 0.5625) / 3 / 4))
     with pytest.raises(ValueError, match="same eval"):
         paired_change([0, 1], [1])
+
+
+def test_change_metrics_logs_each_shared_key_with_its_paired_se():
+    base = {"overall": [0, 0, 1, 0], "train/overall": [1, 1], "only_base": [1]}
+    final = {"overall": [1, 0, 0, 1], "train/overall": [1, 0], "other": [0], "only_base": [1, 0]}
+    out = change_metrics(base, final)
+    assert set(out) == {
+        "eval/change/overall",
+        "eval/change_se/overall",
+        "eval/change/train/overall",
+        "eval/change_se/train/overall",
+    }  # "only_base" differs in length: other settings, skipped
+    assert out["eval/change/overall"] == pytest.approx(0.25)
+    assert out["eval/change_se/overall"] == pytest.approx(paired_change([0, 0, 1, 0], [1, 0, 0, 1])[1])
+    # d = (0, -1): mean -1/2, sample var 1/2, s.e. sqrt(1/2 / 2) = 1/2
+    assert out["eval/change/train/overall"] == pytest.approx(-0.5)
+    assert out["eval/change_se/train/overall"] == pytest.approx(0.5)
 
 
 def test_eval_set_keeps_the_splits_apart():
