@@ -267,8 +267,26 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
     return rows
 
 
+# --------------------------------------------------------------------------------------------------- shared sections
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """The optimizer section of both trainers' configs (each trainer's subclass sets its own `lr`)."""
+
+    lr: float = 3e-4
+    """Learning rate."""
+    weight_decay: float = 0.0
+    """Weight decay (decoupled, as AdamW's)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas (the image trainer's optim.name=sgd uses betas[0] as its momentum)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 = off)."""
+
+
 __all__ = [
     "ConfigError",
+    "OptimConfig",
     "describe",
     "dump_yaml",
     "field_docs",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flowrl.config import OptimConfig as SharedOptimConfig
+
 
 @dataclass
 class ModelConfig:
@@ -116,15 +118,9 @@ class LossConfig:
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(SharedOptimConfig):
     lr: float = 1e-5
     """AdamW learning rate (constant). 1e-4 already hurts the arithmetic model with 4 prompts per step."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    betas: tuple[float, float] = (0.9, 0.999)
-    """AdamW betas."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this (0 = off)."""
 
 
 @dataclass

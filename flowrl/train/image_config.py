@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flowrl.config import OptimConfig as SharedOptimConfig
+
 
 @dataclass
 class ModelConfig:
@@ -152,18 +154,10 @@ class RewardConfig:
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(SharedOptimConfig):
     name: Literal["adamw", "sgd"] = "adamw"
     """adamw (every reference repo), or sgd with momentum betas[0]: its step follows the gradient's size per
     weight, where AdamW moves every weight by about lr even when its gradient is mostly noise."""
-    lr: float = 3e-4
-    """Learning rate."""
-    weight_decay: float = 0.0
-    """Weight decay (decoupled for adamw)."""
-    betas: tuple[float, float] = (0.9, 0.999)
-    """AdamW betas; sgd uses betas[0] as its momentum."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this (0 = off)."""
 
 
 @dataclass
