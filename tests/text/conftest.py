@@ -33,6 +33,21 @@ def build_tiny(folder, *, seed: int = 0):
     return folder
 
 
+def run_overrides(folder, tmp) -> list[str]:
+    """Overrides of a 2-step test run of the model `build_tiny` wrote to `folder` (its task files), under `tmp`."""
+    return [
+        f"model.path={folder}",
+        f"task.train_file={folder / 'train.jsonl'}",
+        f"task.test_file={folder / 'test.jsonl'}",
+        f"run.root={tmp / 'runs'}",
+        "run.tensorboard=false",
+        "run.log_every=1",
+        "train.steps=2",
+        "optim.lr=1e-3",
+        "eval.every_minutes=0",
+    ]
+
+
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     return build_tiny(tmp_path_factory.mktemp("tiny_lm"))

@@ -17,6 +17,7 @@ from flowrl.text.cli import LLM_PRESETS, load_config
 from flowrl.text.logprobs import TokenLogProbs
 from flowrl.text.train import train
 from flowrl.text.update import group_micro_batches
+from tests.text.conftest import run_overrides
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +35,8 @@ HINTED = [
 
 def _cfg(folder: Path, teacher: Path, tmp: Path, preset: str, *extra: str):
     overrides = [
-        f"model.path={folder}",
-        f"task.train_file={folder / 'train.jsonl'}",
-        f"task.test_file={folder / 'test.jsonl'}",
-        f"run.root={tmp / 'runs'}",
-        "run.tensorboard=false",
-        "run.log_every=1",
-        "train.steps=2",
+        *run_overrides(folder, tmp),
         "train.micro_batch_size=16",
-        "optim.lr=1e-3",
-        "eval.every_minutes=0",
         "reward.names=[text_rewards_toy:even_length]",
         f"hooks.teacher_path={teacher}",
         f"hooks.reference_soup=[{folder},{teacher}]" if preset == "salsa" else "hooks.reference_soup=[]",

@@ -12,22 +12,11 @@ from flowrl.config import ConfigError
 from flowrl.runtime.checkpoint import latest_checkpoint, load_checkpoint
 from flowrl.text.cli import CHAIN_PRESETS, LLM_PRESETS, PRESETS, PRESETS_DIR, load_config, main
 from flowrl.text.train import train
+from tests.text.conftest import run_overrides
 
 
 def _cfg(folder: Path, tmp: Path, *overrides: str, preset: str | None = None):
-    base = [
-        f"model.path={folder}",
-        f"task.train_file={folder / 'train.jsonl'}",
-        f"task.test_file={folder / 'test.jsonl'}",
-        f"run.root={tmp / 'runs'}",
-        "run.tensorboard=false",
-        "run.log_every=1",
-        "train.steps=2",
-        "train.micro_batch_size=12",
-        "optim.lr=1e-3",
-        "eval.every_minutes=0",
-        "reward.names=[text_rewards_toy:length]",
-    ]
+    base = [*run_overrides(folder, tmp), "train.micro_batch_size=12", "reward.names=[text_rewards_toy:length]"]
     return load_config(preset=preset, overrides=base + list(overrides))
 
 
