@@ -1,6 +1,5 @@
 """Shared pytest setup: every test starts from a fixed torch seed; the hub is never contacted."""
 
-import importlib.util
 import os
 
 # MKL picks kernels by memory alignment unless told not to; the flowrl CLIs set this for bit-exact runs, and a test
@@ -11,6 +10,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+from tests.file_module import load_file_module  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -27,10 +28,4 @@ def _seed():
 def load_script():
     """``load_script("bench_gpu")`` imports ``scripts/bench_gpu.py`` as a module (the scripts are not a package)."""
 
-    def load(stem: str):
-        spec = importlib.util.spec_from_file_location(stem, SCRIPTS / f"{stem}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
+    return lambda stem: load_file_module(SCRIPTS / f"{stem}.py", stem)

@@ -7,11 +7,12 @@ Run: OMP_NUM_THREADS=1 python -m pytest -q tests/test_readme.py
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import torch
+
+from tests.file_module import load_file_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,10 +26,7 @@ def snippet(marker: str) -> str:
 
 
 def _real_runs():
-    spec = importlib.util.spec_from_file_location("real_runs_for_readme", ROOT / "tests" / "eval" / "real_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(ROOT / "tests" / "eval" / "real_runs.py", "real_runs_for_readme")
 
 
 def test_use_the_trained_weights_snippet(tmp_path):

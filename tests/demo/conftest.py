@@ -1,13 +1,13 @@
 """Tiny random ShapeWorld models and run folders for the demo tests; a tiny SD3 pipeline and a real LoRA run on it
 (tests/eval/real_runs.py)."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
 from flowrl.shapes.model import build_shapeworld, save_shapeworld
+from tests.file_module import load_file_module
 
 TINY = {
     "num_layers": 1,
@@ -21,11 +21,7 @@ TINY = {
 
 def real_runs():
     """tests/eval/real_runs.py as a module."""
-    path = Path(__file__).resolve().parents[1] / "eval" / "real_runs.py"
-    spec = importlib.util.spec_from_file_location("real_runs_for_demo", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(Path(__file__).resolve().parents[1] / "eval" / "real_runs.py", "real_runs_for_demo")
 
 
 @pytest.fixture(scope="session")

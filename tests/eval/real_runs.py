@@ -4,8 +4,9 @@ model's published preset at test size (32 px, 2 steps, groups of 2), with EMA on
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from tests.file_module import load_file_module
 
 TESTS = Path(__file__).resolve().parents[1]
 PROMPTS = ["a photo of a cat", "a red car in the rain"]
@@ -14,10 +15,7 @@ PRESETS = {"sd3": "sd35m_flow_grpo_pickscore", "flux": "flux_mixgrpo"}
 
 def tiny_pipelines():
     """The module tests/models/tiny_pipelines.py (`build_sd3`, `build_flux`)."""
-    spec = importlib.util.spec_from_file_location("tiny_pipelines_for_eval", TESTS / "models" / "tiny_pipelines.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(TESTS / "models" / "tiny_pipelines.py", "tiny_pipelines_for_eval")
 
 
 def write_prompts(folder: Path) -> Path:

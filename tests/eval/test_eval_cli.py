@@ -6,7 +6,6 @@ Run: pytest tests/eval/test_eval_cli.py
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -19,16 +18,14 @@ from PIL import Image
 from flowrl.cli import main as flowrl_main
 from flowrl.eval.cli import main
 from flowrl.shapes.render import render_prompts
+from tests.file_module import load_file_module
 
 PROMPTS = ["a red circle", "two blue squares", "a green triangle", "three yellow circles", "a blue square"]
 
 
 def _fixtures():
     path = Path(__file__).resolve().parents[1] / "rewards" / "reward_fixtures.py"
-    spec = importlib.util.spec_from_file_location("reward_fixtures_for_eval", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(path, "reward_fixtures_for_eval")
 
 
 def _png_tensor(path: Path) -> torch.Tensor:

@@ -7,7 +7,6 @@ Run: OMP_NUM_THREADS=1 python -m pytest -q tests/train/test_model_card.py
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -16,15 +15,11 @@ import pytest
 
 from flowrl.cli import main as flowrl_main
 from flowrl.train.model_card import launch_command
+from tests.file_module import load_file_module
 
 
 def _real_runs():
-    spec = importlib.util.spec_from_file_location(
-        "real_runs_for_card", Path(__file__).parents[1] / "eval" / "real_runs.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(Path(__file__).parents[1] / "eval" / "real_runs.py", "real_runs_for_card")
 
 
 def _blocks(text: str, language: str) -> list[str]:
