@@ -63,16 +63,6 @@ def _reference_nft(v_theta, v_old, rows, r, beta, scale):
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("beta", [1.0, 0.1])
-def test_nft_loss_matches_an_independent_reference(beta):
-    _, _, rows = _rows()
-    g = torch.Generator().manual_seed(1)
-    v_theta, v_old = torch.randn(12, 3, 8, 8, generator=g), torch.randn(12, 3, 8, 8, generator=g)
-    r = torch.rand(12, generator=g)
-    got = nft_loss(v_theta, v_old, rows, r, beta=beta, scale=5.0)
-    torch.testing.assert_close(got.double(), _reference_nft(v_theta, v_old, rows, r, beta, 5.0), rtol=1e-5, atol=1e-6)
-
-
 def test_nft_on_policy_gradient_is_advantage_weighted_flow_matching():
     # at v_theta = v_old both implicit policies equal v_old, so d loss / d v_theta = scale (2r - 1) dL/dv: the
     # advantage-weighted (self-normalised) flow-matching gradient; r = 1/2 gives none
@@ -133,14 +123,22 @@ def _reference_awm(v_theta, v_old, rows, r, power, ema_beta):
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("power", [0.25, 1.0])
-def test_awm_loss_matches_an_independent_reference(power):
+@pytest.mark.parametrize(
+    "loss,reference,settings,seed",
+    [
+        (nft_loss, _reference_nft, {"beta": 1.0, "scale": 5.0}, 1),
+        (nft_loss, _reference_nft, {"beta": 0.1, "scale": 5.0}, 1),
+        (awm_loss, _reference_awm, {"power": 0.25, "ema_beta": 0.7}, 3),
+        (awm_loss, _reference_awm, {"power": 1.0, "ema_beta": 0.7}, 3),
+    ],
+)
+def test_forward_losses_match_an_independent_reference(loss, reference, settings, seed):
     _, _, rows = _rows()
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator().manual_seed(seed)
     v_theta, v_old = torch.randn(12, 3, 8, 8, generator=g), torch.randn(12, 3, 8, 8, generator=g)
     r = torch.rand(12, generator=g)
-    got = awm_loss(v_theta, v_old, rows, r, power=power, ema_beta=0.7)
-    torch.testing.assert_close(got.double(), _reference_awm(v_theta, v_old, rows, r, power, 0.7), rtol=1e-5, atol=1e-6)
+    expected = reference(v_theta, v_old, rows, r, *settings.values())  # the reference's positional settings
+    torch.testing.assert_close(loss(v_theta, v_old, rows, r, **settings).double(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_awm_with_power_one_is_advantage_weighted_flow_matching():
