@@ -27,6 +27,20 @@ def _ode(adapter, noise, grid=None):
     return tree.x[tree.leaves]  # (P, 16, h, w) in prompt order
 
 
+def _pipeline_latents(pipe, latents, *, guidance_scale):
+    """The pipeline's own T-step sampling of PROMPTS at 32x32 from `latents`, as latents."""
+    return pipe(
+        PROMPTS,
+        num_inference_steps=T,
+        guidance_scale=guidance_scale,
+        height=32,
+        width=32,
+        latents=latents,
+        output_type="latent",
+        max_sequence_length=T5_TOKENS,
+    ).images
+
+
 def test_sd3_ode_rollout_matches_the_pipeline(sd3_folder):
     from diffusers import StableDiffusion3Pipeline
 
@@ -34,16 +48,7 @@ def test_sd3_ode_rollout_matches_the_pipeline(sd3_folder):
     noise = torch.randn(2, *a.latent_shape)
     pipe = StableDiffusion3Pipeline.from_pretrained(sd3_folder, dtype=torch.float32)
     # the pipeline's own grid (no `sigmas` passed): shift(linspace(1, sigma_min, T)) + 0 = the adapter's time_grid
-    theirs = pipe(
-        PROMPTS,
-        num_inference_steps=T,
-        guidance_scale=4.5,
-        height=32,
-        width=32,
-        latents=noise.clone(),
-        output_type="latent",
-        max_sequence_length=T5_TOKENS,
-    ).images
+    theirs = _pipeline_latents(pipe, noise.clone(), guidance_scale=4.5)
     torch.testing.assert_close(_ode(a, noise, a.time_grid(T)), theirs, atol=1e-4, rtol=1e-4)
 
 
@@ -78,16 +83,7 @@ def test_flux_ode_rollout_matches_the_pipeline(flux_folder):
     noise = torch.randn(2, *a.latent_shape)
     pipe = FluxPipeline.from_pretrained(flux_folder, dtype=torch.float32)
     # the pipeline's default sigmas linspace(1, 1/T, T) are linspace(1, 0, T + 1) without the 0, shifted by e^mu
-    theirs = pipe(
-        PROMPTS,
-        num_inference_steps=T,
-        guidance_scale=3.5,
-        height=32,
-        width=32,
-        latents=pack_latents(noise),
-        output_type="latent",
-        max_sequence_length=T5_TOKENS,
-    ).images
+    theirs = _pipeline_latents(pipe, pack_latents(noise), guidance_scale=3.5)
     torch.testing.assert_close(_ode(a, noise), unpack_latents(theirs, height=16, width=16), atol=1e-4, rtol=1e-4)
 
 
