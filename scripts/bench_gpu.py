@@ -35,59 +35,8 @@ import torch
 
 from flowrl.models.flux import LORA_TARGETS as FLUX_LORA_TARGETS
 from flowrl.models.sd3 import LORA_TARGETS as SD3_LORA_TARGETS
+from flowrl.models.transformer_configs import FLUX_DEV, FLUX_TINY, SD3_TINY, SD35M
 
-# stabilityai/stable-diffusion-3.5-medium transformer/config.json
-SD35M = dict(
-    sample_size=128,
-    patch_size=2,
-    in_channels=16,
-    num_layers=24,
-    attention_head_dim=64,
-    num_attention_heads=24,
-    joint_attention_dim=4096,
-    caption_projection_dim=1536,
-    pooled_projection_dim=2048,
-    out_channels=16,
-    pos_embed_max_size=384,
-    dual_attention_layers=tuple(range(13)),
-    qk_norm="rms_norm",
-)
-# black-forest-labs/FLUX.1-dev transformer/config.json
-FLUX_DEV = dict(
-    patch_size=1,
-    in_channels=64,
-    num_layers=19,
-    num_single_layers=38,
-    attention_head_dim=128,
-    num_attention_heads=24,
-    joint_attention_dim=4096,
-    pooled_projection_dim=768,
-    guidance_embeds=True,
-    axes_dims_rope=(16, 56, 56),
-)
-# Tiny stand-ins with the same structure (tests/models/tiny_pipelines.py sizes)
-SD3_TINY = dict(
-    SD35M,
-    num_layers=2,
-    attention_head_dim=16,
-    num_attention_heads=2,
-    joint_attention_dim=64,
-    caption_projection_dim=32,
-    pooled_projection_dim=64,
-    pos_embed_max_size=32,
-    sample_size=16,
-    dual_attention_layers=(0,),
-)
-FLUX_TINY = dict(
-    FLUX_DEV,
-    num_layers=1,
-    num_single_layers=1,
-    attention_head_dim=16,
-    num_attention_heads=2,
-    joint_attention_dim=64,
-    pooled_projection_dim=32,
-    axes_dims_rope=(4, 6, 6),
-)
 SD3_LORA = SD3_LORA_TARGETS  # Flow-GRPO's attention projections
 FLUX_LORA = FLUX_LORA_TARGETS  # plus the feed-forward layers
 

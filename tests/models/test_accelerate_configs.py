@@ -33,29 +33,15 @@ def test_fsdp_wrap_classes_exist_in_the_model(name, model):
     from accelerate.utils.dataclasses import get_module_class_from_name
     from diffusers import FluxTransformer2DModel, SD3Transformer2DModel
 
+    from flowrl.models.transformer_configs import FLUX_TINY, SD3_TINY
     from flowrl.train.sharding import BLOCK_CLASSES
 
     cfg = load_config_from_file(str(CONFIGS / name))
     with torch.device("meta"):
         if model == "flux":
-            m = FluxTransformer2DModel(
-                num_layers=1,
-                num_single_layers=1,
-                attention_head_dim=16,
-                num_attention_heads=2,
-                joint_attention_dim=32,
-                pooled_projection_dim=32,
-                axes_dims_rope=(4, 6, 6),
-            )
+            m = FluxTransformer2DModel(**FLUX_TINY)
         else:
-            m = SD3Transformer2DModel(
-                num_layers=1,
-                attention_head_dim=16,
-                num_attention_heads=2,
-                joint_attention_dim=32,
-                caption_projection_dim=32,
-                pooled_projection_dim=32,
-            )
+            m = SD3Transformer2DModel(**SD3_TINY)
     names = [n.strip() for n in cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"].split(",")]
     assert all(get_module_class_from_name(m, n) is not None for n in names)
     assert set(names) <= set(BLOCK_CLASSES)  # the blocks flowrl.train.sharding wraps (the file restates them)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from flowrl.models.transformer_configs import FLUX_TINY, SD3_TINY
+
 CORPUS = ["a photo of a cat", "a painting of a dog on the moon", "a red car in the rain", "two blue squares"] * 50
 PROMPTS = ["a photo of a cat", "a red car in the rain"]
 
@@ -111,21 +113,7 @@ def build_sd3(folder: Path) -> Path:
     torch.manual_seed(0)
     clip_tok, t5_tok = _tokenizers()
     te1, te2 = CLIPTextModelWithProjection(_clip_config(clip_tok)), CLIPTextModelWithProjection(_clip_config(clip_tok))
-    transformer = SD3Transformer2DModel(
-        sample_size=16,
-        patch_size=2,
-        in_channels=16,
-        num_layers=2,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=64,
-        caption_projection_dim=32,
-        pooled_projection_dim=64,
-        out_channels=16,
-        pos_embed_max_size=32,
-        dual_attention_layers=(0,),
-        qk_norm="rms_norm",
-    )
+    transformer = SD3Transformer2DModel(**SD3_TINY)
     components = dict(
         transformer=transformer,
         vae=_vae(shift=0.0609, scale=1.5305),
@@ -153,18 +141,7 @@ def build_flux(folder: Path) -> Path:
 
     torch.manual_seed(0)
     clip_tok, t5_tok = _tokenizers()
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=64,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=64,
-        pooled_projection_dim=32,
-        guidance_embeds=True,
-        axes_dims_rope=(4, 6, 6),
-    )
+    transformer = FluxTransformer2DModel(**FLUX_TINY)
     components = dict(
         transformer=transformer,
         vae=_vae(shift=0.1159, scale=0.3611),
