@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 
-from rewards.checkpoints import Checkpoint
+from rewards.checkpoints import Checkpoint, check_vocab, resolve
+from rewards.clip_tokenizer import clip_tokenizer
+
+
+class ClipFolderReward:
+    """Base of a reward scored by a transformers CLIP folder (a subclass sets `name`, `CHECKPOINT`, `__call__`):
+    loads the model (`load_clip_folder`) and a CLIP tokenizer of its context length, and checks their vocabularies.
+
+    Args:
+        path (`str`, *optional*): the model folder; default ``$FLOWRL_REWARDS_HOME/<CHECKPOINT folder>``.
+        hub_id (`str`, *optional*): a hub repository to download it from.
+        tokenizer_path (`str`, *optional*): tokenizer folder or merges ``.txt.gz``; default the model folder.
+        device (`str`, defaults to "cpu"), dtype (`torch.dtype`, defaults to float32): where the model runs.
+    """
+
+    name: str
+    CHECKPOINT: Checkpoint
+
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike | None = None,
+        hub_id: str | None = None,
+        tokenizer_path: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        folder = resolve(self.CHECKPOINT, path, hub_id=hub_id)
+        self.model = load_clip_folder(self.CHECKPOINT, folder, device=device, dtype=dtype)
+        self.size = self.model.config.vision_config.image_size
+        self.context = self.model.config.text_config.max_position_embeddings
+        self.tokenizer = clip_tokenizer(Path(tokenizer_path or folder), max_length=self.context)
+        vocab = self.model.config.text_config.vocab_size
+        check_vocab(self.name, len(self.tokenizer), vocab, source=str(tokenizer_path or folder))
 
 
 def load_clip_folder(spec: Checkpoint, folder: Path, *, device: str | torch.device, dtype: torch.dtype):

@@ -9,14 +9,10 @@ CLIPScore, ``2.5 * max(cos, 0)`` on ViT-B/32, is a different scale.)
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
-from rewards.checkpoints import Checkpoint, check_vocab, resolve
-from rewards.clip_model import image_embeds, load_clip_folder, text_embeds
-from rewards.clip_tokenizer import clip_tokenizer
+from rewards.checkpoints import Checkpoint
+from rewards.clip_model import ClipFolderReward, image_embeds, text_embeds
 from rewards.images import check_images
 from rewards.preprocess import tensor_resize_crop
 
@@ -28,7 +24,7 @@ CHECKPOINT = Checkpoint(
 )
 
 
-class ClipScoreReward:
+class ClipScoreReward(ClipFolderReward):
     """``logit_scale.exp() * cos(image, prompt) / 100`` with CLIP ViT-L/14.
 
     Args:
@@ -39,23 +35,7 @@ class ClipScoreReward:
     """
 
     name = "clip_score"
-
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike | None = None,
-        hub_id: str | None = None,
-        tokenizer_path: str | os.PathLike | None = None,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        folder = resolve(CHECKPOINT, path, hub_id=hub_id)
-        self.model = load_clip_folder(CHECKPOINT, folder, device=device, dtype=dtype)
-        self.size = self.model.config.vision_config.image_size
-        self.context = self.model.config.text_config.max_position_embeddings
-        self.tokenizer = clip_tokenizer(Path(tokenizer_path or folder), max_length=self.context)
-        vocab = self.model.config.text_config.vocab_size
-        check_vocab(self.name, len(self.tokenizer), vocab, source=str(tokenizer_path or folder))
+    CHECKPOINT = CHECKPOINT
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, prompts: list[str], metadata: list[dict] | None = None) -> torch.Tensor:

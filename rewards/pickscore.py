@@ -9,14 +9,12 @@ near [0, 1]; flowrl follows Flow-GRPO (``scale=1/26``; pass ``scale=1.0`` for ra
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from typing import Any
 
 import torch
 
-from rewards.checkpoints import Checkpoint, check_vocab, resolve
-from rewards.clip_model import image_embeds, load_clip_folder, text_embeds
-from rewards.clip_tokenizer import clip_tokenizer
+from rewards.checkpoints import Checkpoint
+from rewards.clip_model import ClipFolderReward, image_embeds, text_embeds
 from rewards.images import check_images
 from rewards.preprocess import pil_resize_crop
 
@@ -28,7 +26,7 @@ CHECKPOINT = Checkpoint(
 )
 
 
-class PickScoreReward:
+class PickScoreReward(ClipFolderReward):
     """PickScore of each (image, prompt) pair, times `scale`.
 
     Args:
@@ -41,24 +39,10 @@ class PickScoreReward:
     """
 
     name = "pickscore"
+    CHECKPOINT = CHECKPOINT
 
-    def __init__(
-        self,
-        *,
-        path: str | os.PathLike | None = None,
-        hub_id: str | None = None,
-        tokenizer_path: str | os.PathLike | None = None,
-        scale: float = 1.0 / 26.0,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        folder = resolve(CHECKPOINT, path, hub_id=hub_id)
-        self.model = load_clip_folder(CHECKPOINT, folder, device=device, dtype=dtype)
-        self.size = self.model.config.vision_config.image_size
-        self.context = self.model.config.text_config.max_position_embeddings
-        self.tokenizer = clip_tokenizer(Path(tokenizer_path or folder), max_length=self.context)
-        vocab = self.model.config.text_config.vocab_size
-        check_vocab(self.name, len(self.tokenizer), vocab, source=str(tokenizer_path or folder))
+    def __init__(self, *, scale: float = 1.0 / 26.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # path, hub_id, tokenizer_path, device, dtype (`ClipFolderReward`)
         self.scale = scale
 
     @torch.no_grad()
