@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
+
+SCHEDULES = ("constant", "linear", "cosine")
 
 
 def make_optimizer(
@@ -23,3 +26,41 @@ def make_optimizer(
     if name != "adamw":
         raise ValueError(f"Unknown optimizer {name!r}. Valid: ['adamw', 'sgd'].")
     return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused)
+
+
+def scheduled_lr(
+    step: int,
+    *,
+    total: int,
+    lr: float,
+    schedule: Literal["constant", "linear", "cosine"] = "constant",
+    decay_start: float = 0.0,
+    final_ratio: float = 0.0,
+) -> float:
+    """The learning rate of step `step` (0-based) of `total`: ``lr`` until ``decay_start * total`` (a fraction of the
+    run), then down to ``final_ratio * lr`` at the last step, on a straight line (``linear``) or a half cosine
+    (``cosine``); ``constant`` keeps ``lr``. With ``decay_start`` > 0 this is the warmup-free "stable then decay"
+    shape: the run trains at the full rate, then anneals.
+
+    >>> scheduled_lr(0, total=5, lr=1.0, schedule="linear"), scheduled_lr(4, total=5, lr=1.0, schedule="linear")
+    (1.0, 0.0)
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown learning-rate schedule {schedule!r}. Valid: {list(SCHEDULES)}.")
+    if not 0.0 <= decay_start < 1.0 or not 0.0 <= final_ratio <= 1.0:
+        raise ValueError(
+            f"decay_start must be in [0, 1) and final_ratio in [0, 1] (fractions of the run and of lr); got "
+            f"{decay_start} and {final_ratio}."
+        )
+    start = decay_start * (total - 1)
+    if schedule == "constant" or total <= 1 or step <= start:
+        return lr
+    t = min(1.0, (step - start) / (total - 1 - start))  # 0 at the decay's start, 1 at the last step
+    shape = 1.0 - t if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))
+    return lr * (final_ratio + (1.0 - final_ratio) * shape)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every parameter group's learning rate to `lr` (a resumed optimizer's restored rate included)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -34,6 +34,7 @@ from flowrl.config import ConfigError
 from flowrl.grpo import weighted_sum
 from flowrl.runtime.distributed import gather_objects, merge_sums
 from flowrl.runtime.metrics import read_metrics
+from flowrl.runtime.optim import scheduled_lr, set_lr
 from flowrl.runtime.plots import plot_curves
 from flowrl.runtime.progress import progress
 from flowrl.train.estimators import make_estimator, make_method
@@ -121,7 +122,18 @@ def run_iteration(state: RunState, iteration: int) -> dict[str, float]:
         units, stats = collect(cfg, adapter, estimator, state.reward_fns, local, iteration)
     units = estimator.finish_credit(units, world)  # every process's rewards are known only now
     t_train = time.perf_counter()
+    o = cfg.optim
+    lr = scheduled_lr(
+        iteration,
+        total=cfg.train.iterations,
+        lr=o.lr,
+        schedule=o.schedule,
+        decay_start=o.decay_start,
+        final_ratio=o.final_lr_ratio,
+    )
+    set_lr(state.optimizer, lr)
     metrics = update(cfg, estimator, units, state.optimizer, state.ema, iteration=iteration, world=world)
+    metrics["lr"] = lr
     counts = merge_sums(gather_objects({k: torch.tensor(v) for k, v in stats.items()}, world))
     metrics.update({k: float(v) for k, v in counts.items()})  # NFE and skips summed, times summed over ranks
     metrics["time_train"] = time.perf_counter() - t_train

@@ -158,6 +158,21 @@ class OptimConfig(SharedOptimConfig):
     name: Literal["adamw", "sgd"] = "adamw"
     """adamw (every reference repo), or sgd with momentum betas[0]: its step follows the gradient's size per
     weight, where AdamW moves every weight by about lr even when its gradient is mostly noise."""
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    """Learning rate over the run's iterations (flowrl.runtime.optim.scheduled_lr): constant, or lr until
+    decay_start x train.iterations, then down to final_lr_ratio x lr at the last iteration (linear or cosine). Set at
+    every iteration, so a resumed run follows the config's optim.lr and schedule, not the checkpoint's."""
+    decay_start: float = 0.0
+    """Fraction of train.iterations after which the schedule decays (0: from the first iteration)."""
+    final_lr_ratio: float = 0.0
+    """The schedule's last learning rate as a fraction of lr."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.decay_start < 1.0 or not 0.0 <= self.final_lr_ratio <= 1.0:
+            raise ValueError(
+                f"optim.decay_start must be in [0, 1) and optim.final_lr_ratio in [0, 1] (fractions of the run and of "
+                f"optim.lr); got {self.decay_start} and {self.final_lr_ratio}."
+            )
 
 
 @dataclass

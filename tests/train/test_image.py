@@ -52,7 +52,10 @@ def test_preset_list_is_complete():
 @pytest.mark.parametrize("guard", [False, True])
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_runs_two_iterations(preset, guard, tiny_model, tmp_path):
-    cfg = _cfg(tiny_model, tmp_path, "train.iterations=2", f"method.guard={str(guard).lower()}", preset=preset)
+    schedule = ["optim.schedule=linear"] if preset == "shapes_diffusion_nft" else []  # lr, then 0 at the last
+    cfg = _cfg(
+        tiny_model, tmp_path, "train.iterations=2", f"method.guard={str(guard).lower()}", *schedule, preset=preset
+    )
     forward = preset in FORWARD_PRESETS
     if forward and guard:  # GRPO-Guard corrects step importance ratios; forward-process methods have none
         with pytest.raises(ConfigError, match="GRPO-Guard corrects the importance ratios"):
@@ -63,6 +66,8 @@ def test_every_preset_runs_two_iterations(preset, guard, tiny_model, tmp_path):
     last = records[-1]
     assert last["step"] == 2 and last["nfe_rollout"] > 0 and last["edges"] > 0 and last["nfe_train"] > 0
     assert last["eval/strict/overall"] is not None and (result.run_dir / "curves.png").is_file()
+    lrs = [r["lr"] for r in records if "lr" in r]
+    assert lrs == ([cfg.optim.lr, 0.0] if schedule else [cfg.optim.lr] * 2)
     # every evaluation after the base logs its paired change: final minus base accuracy, with a standard error
     first = records[0]
     assert last["eval/change/overall"] == pytest.approx(last["eval/strict/overall"] - first["eval/strict/overall"])
