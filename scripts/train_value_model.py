@@ -98,22 +98,32 @@ def main() -> None:
         return float(((pred - held_targets) ** 2).mean())
 
     base_mse = float(((held_targets - torch.tensor([e.target for e in examples["train"]]).mean()) ** 2).mean())
+    # ranking: on held-out problems, does the VM's best completion of each tree hit more often than a random one?
+    comp = [(i, c, t) for i, c, t, is_state in triples if i in held and not is_state]
+    comp_ids = [value_inputs(tok, ids[i], c, eos_id=eos_id) for i, c, _ in comp]
+
+    def top_hit() -> tuple[float, float]:
+        by_problem: dict[int, list[tuple[float, float]]] = {}
+        for (i, _, t), p in zip(comp, predict_values(vm, comp_ids, pad_id=tok.pad_token_id).tolist(), strict=True):
+            by_problem.setdefault(i, []).append((p, t))
+        top = [max(v, key=lambda pt: pt[0])[1] for v in by_problem.values()]  # the first best-scored completion
+        mean = [sum(t for _, t in v) / len(v) for v in by_problem.values()]
+        return sum(top) / max(len(top), 1), sum(mean) / max(len(mean), 1)
+
+    per_epoch = []
+
+    def check(epoch: int) -> None:
+        per_epoch.append({"epoch": epoch, "held_mse": held_mse(), "held_top_vm_hit": top_hit()[0]})
+        print(json.dumps(per_epoch[-1]), flush=True)
+
     t1 = time.perf_counter()
     losses = train_value_model(
-        vm, examples["train"], lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
-    )
+        vm, examples["train"], lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+        on_epoch=check,
+    )  # fmt: skip
     t_fit = time.perf_counter() - t1
     mse = held_mse()
-    # ranking: on held-out problems, does the VM's best completion of each tree hit more often than a random one?
-    by_problem: dict[int, list[tuple[float, float]]] = {}
-    comp = [(i, c, t) for i, c, t, is_state in triples if i in held and not is_state]
-    preds = predict_values(
-        vm, [value_inputs(tok, ids[i], c, eos_id=eos_id) for i, c, _ in comp], pad_id=tok.pad_token_id
-    )
-    for (i, _, t), p in zip(comp, preds.tolist(), strict=True):
-        by_problem.setdefault(i, []).append((p, t))
-    top = [max(v, key=lambda pt: pt[0])[1] for v in by_problem.values()]  # the first best-scored completion
-    mean = [sum(t for _, t in v) / len(v) for v in by_problem.values()]
+    top_vm, mean_hit = top_hit()
     vm.save_pretrained(args.out / "value_model")
     tok.save_pretrained(args.out / "value_model")
     log = {
@@ -122,7 +132,7 @@ def main() -> None:
         "train_examples": len(examples["train"]), "held_examples": len(examples["held"]),
         "generated_tokens": tokens, "collect_minutes": t_collect / 60, "fit_minutes": t_fit / 60,
         "epoch_losses": losses, "held_mse": mse, "held_mse_of_the_mean": base_mse,
-        "held_top_vm_hit": sum(top) / max(len(top), 1), "held_mean_hit": sum(mean) / max(len(mean), 1),
+        "held_top_vm_hit": top_vm, "held_mean_hit": mean_hit, "per_epoch": per_epoch,
     }  # fmt: skip
     (args.out / "log.json").write_text(json.dumps(log, indent=1) + "\n")
     print(json.dumps({k: v for k, v in log.items() if k != "args"}, indent=1))

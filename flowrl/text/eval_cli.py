@@ -84,13 +84,23 @@ def main(argv: list[str] | None = None) -> int:
                 args.iterations, args.num_sample, args.num_decision, args.exploration, args.eps, args.delimiter
             )
             ids = encode_prompts(tok, prompts, max_prompt_length=args.max_prompt_length)
-            answers_out, tokens, vm_calls = vm_mcts_decode(
+            res = vm_mcts_decode(
                 model, tok, vm, ids, params=params, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                 eos_ids=eos_token_ids(model, tok), seed=args.seed,
             )  # fmt: skip
-            h = [exact_match(c.text, a, terminated=c.ended) for c, a in zip(answers_out, answers, strict=True)]
-            extra = {"generated_tokens_per_problem": tokens / len(rows), "vm_calls_per_problem": vm_calls / len(rows),
-                     "params": params._asdict()}  # fmt: skip
+            h = [exact_match(c.text, a, terminated=c.ended) for c, a in zip(res.answers, answers, strict=True)]
+            # how often the tree holds a correct completion at all: what a perfect VM could pick
+            found = [
+                max((exact_match(c.text, a, terminated=c.ended) for c in tree), default=0.0)
+                for tree, a in zip(res.trees, answers, strict=True)
+            ]
+            extra = {
+                "generated_tokens_per_problem": res.generated_tokens / len(rows),
+                "vm_calls_per_problem": res.vm_calls / len(rows),
+                "completions_per_tree": sum(map(len, res.trees)) / len(rows),
+                "tree_holds_a_correct_completion": mean_se(torch.tensor(found))._asdict(),
+                "params": params._asdict(),
+            }
         hits[decoder] = torch.tensor(h, dtype=torch.float64)
         summary[decoder] = {"accuracy": mean_se(hits[decoder])._asdict(), "seconds": time.perf_counter() - t0, **extra}
         if decoder != args.decode[0]:
@@ -101,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             d = summary[decoder]["vs_" + args.decode[0]]
             line += f"; vs {args.decode[0]} {100 * d['mean']:+.1f} +- {100 * d['se']:.1f}"
         if extra:
-            line += f"; {extra['generated_tokens_per_problem']:.0f} generated tokens / problem"
+            found = extra["tree_holds_a_correct_completion"]
+            line += (
+                f"; {extra['generated_tokens_per_problem']:.0f} generated tokens / problem; a correct completion in "
+                f"{100 * found['mean']:.1f} +- {100 * found['se']:.1f} % of the trees"
+            )
         print(line + f"; {summary[decoder]['seconds']:.0f} s)", flush=True)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ vm_mcts --value-model PATH`; the training script: `scripts/train_value_model.py`
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,7 +31,7 @@ from flowrl.grpo import weighted_sum
 from flowrl.text.evaluate import completion_text
 from flowrl.text.rollout import SamplingConfig, sample_groups
 from flowrl.text.task_rewards import score_completions
-from flowrl.text.vm_mcts import Completion, MctsParams, Node, best_completion, search, value_targets
+from flowrl.text.vm_mcts import Completion, MctsParams, Node, best_completion, nodes, search, value_targets
 
 MIN_VALUE, MAX_VALUE = 0.0, 1.0  # the code's min_rw / max_rw: the VM's output is clamped to them when scoring
 
@@ -161,10 +162,12 @@ class ValueExample(NamedTuple):
 
 
 def train_value_model(
-    vm: PreTrainedModel, examples: list[ValueExample], *, lr: float, epochs: int, batch_size: int, seed: int
-) -> list[float]:
+    vm: PreTrainedModel, examples: list[ValueExample], *, lr: float, epochs: int, batch_size: int, seed: int,
+    on_epoch: Callable[[int], None] | None = None,
+) -> list[float]:  # fmt: skip
     """Fit the VM to the targets: mean squared error of its raw output, AdamW, shuffled mini-batches (the code sums
-    the squared errors; a mean keeps the step size independent of the batch). Returns the mean loss of each epoch."""
+    the squared errors; a mean keeps the step size independent of the batch). Returns the mean loss of each epoch;
+    `on_epoch(epoch)` is called after each (e.g. a held-out check)."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(vm.parameters(), lr=lr)
     pad_id = int(vm.config.pad_token_id)
@@ -183,6 +186,9 @@ def train_value_model(
             opt.step()
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(examples))
+        if on_epoch is not None:
+            on_epoch(len(losses))
+            vm.train()
     vm.eval()
     return losses
 
@@ -239,22 +245,31 @@ def collect_value_targets(
     return out, res.generated_tokens
 
 
+class DecodeResult(NamedTuple):
+    answers: list[Completion]  # the best VM-scored completion per prompt
+    trees: list[list[Completion]]  # every completion of each prompt's tree
+    generated_tokens: int
+    vm_calls: int
+
+
 def vm_mcts_decode(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, vm: PreTrainedModel, prompt_ids: list[list[int]], *,
     params: MctsParams, temperature: float, max_new_tokens: int, eos_ids: set[int], seed: int,
-) -> tuple[list[Completion], int, int]:  # fmt: skip
-    """VM-MCTS answers of the prompts: the best VM-scored completion of each tree; also the generated tokens and the
-    VM evaluations."""
+) -> DecodeResult:  # fmt: skip
+    """VM-MCTS answers of the prompts: the best VM-scored completion of each tree; also every tree's completions (to
+    measure how often the search found a correct one), the generated tokens and the VM evaluations."""
     eos_id = min(eos_ids) if tokenizer.eos_token_id is None else int(tokenizer.eos_token_id)
     scorer = ValueScorer(vm, tokenizer, prompt_ids, eos_id=eos_id)
     res = run_search(
         model, tokenizer, prompt_ids, scorer, params=params, phase="decode", temperature=temperature,
         max_new_tokens=max_new_tokens, eos_ids=eos_ids, seed=seed,
     )  # fmt: skip
-    return [best_completion(root) for root in res.roots], res.generated_tokens, scorer.calls
+    trees = [[c[0] for node in nodes(root) for c in node.completions] for root in res.roots]
+    return DecodeResult([best_completion(root) for root in res.roots], trees, res.generated_tokens, scorer.calls)
 
 
 __all__ = [
+    "DecodeResult",
     "PolicySampler",
     "RewardScorer",
     "ValueExample",

@@ -193,7 +193,10 @@ def test_value_model_collect_train_and_decode_on_chain_lm(tmp_path):
     assert eval_text(args) == 0
     record = json.loads(out.read_text())
     assert len(record["hits"]["vm_mcts"]) == 4 and "vs_greedy" in record["summary"]["vm_mcts"]
-    assert record["summary"]["vm_mcts"]["generated_tokens_per_problem"] > 0
+    summary = record["summary"]["vm_mcts"]
+    assert summary["generated_tokens_per_problem"] > 0
+    # the chosen answer is one of the tree's completions: a hit implies the tree holds a correct completion
+    assert summary["tree_holds_a_correct_completion"]["mean"] >= summary["accuracy"]["mean"]
 
 
 def test_eval_text_bad_value_model_and_decoder(tmp_path, capsys):
