@@ -9,74 +9,51 @@ trainer calls it at one place of its step::
       loss.kl_beta ramped to hooks.kl_beta_end) and the loss: `policy_loss`, or a WHOLE-LOSS plugin (hooks.whole_loss)
 
 The hooks are thin: the math is the pure functions of `flowrl.grpo`, and the stateful parts (dynamic reward
-weights, the knapsack planner's success rates, the hint tiers) are small objects here, built once per run.
+weights, the knapsack planner's success rates, the hint tiers) are small objects, built once per run. What each
+extension point sees and returns is `flowrl.text.hook_types`; the hooks with more than a few lines have their own
+module, re-exported here: GRPO-CARE (`care`), Reg-GRPO (`reg_grpo_loss`), group sizes (`group_sizes`) and hinted
+rollouts (`hints`).
 Stand-ins for what cannot run here (a process reward model, a multi-label alignment reward model, natural-language
 hints) are rule-based pieces of the arithmetic task, selected by name or given as ``package.module:function``.
 """
 
 from __future__ import annotations
 
-import pkgutil
 import re
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 
 from flowrl.grpo.advantages_llm import entropy_shaped_advantages
-from flowrl.grpo.budget import gvm_allocation, knapsack_allocation
 from flowrl.grpo.discriminative import disco_loss, drpo_positive_weights, kl_hinge, mean_logp_score
 from flowrl.grpo.kl import KL_ESTIMATORS, kl_k3
 from flowrl.grpo.regularizers import llds_penalty, masked_teacher_kl
 from flowrl.grpo.reward_weights import multi_objective_rewards
-from flowrl.grpo.schedules import ExponentialBudget, HintPlanner, LinearSchedule
+from flowrl.grpo.schedules import ExponentialBudget, LinearSchedule
 from flowrl.grpo.segments import cutpoint_segments, probability_mask, segment_advantages
 from flowrl.grpo.selection import adv_entropy_token_mask
 from flowrl.grpo.shaping import budget_rewards, grpo_lambda_rewards, posterior_rewards, unlikeliness_rewards
 from flowrl.grpo.thoughts import group_accuracy, thought_rewards, thought_segments
 from flowrl.grpo.trackers import DynamicRewardWeights
 from flowrl.grpo.weights_llm import conflict_token_weights, group_kl_token_weights
-from flowrl.text.logprobs import TokenLogProbs
+from flowrl.text.care import answer_span_mask, care
+from flowrl.text.group_sizes import GROUP_SIZES, GVMSizes, KnapsackSizes, Presample
+from flowrl.text.hints import HINT_TEXTS, HINTS, Hints, answer_prefix, rubric_steps
+from flowrl.text.hook_types import (
+    RegularizerInput,
+    Shaped,
+    ShapeFn,
+    ShapingInput,
+    TokenInput,
+    TokenOut,
+    WholeLoss,
+    WholeLossInput,
+    resolve,
+)
+from flowrl.text.hook_types import binary_outcome as _binary_outcome
+from flowrl.text.reg_grpo_loss import reg_grpo
 
 # ----------------------------------------------------------------------------------------------- reward shaping
-
-
-class ShapingInput(NamedTuple):
-    """What a reward-shaping hook sees of one step (N = sampled completions, C = completion positions)."""
-
-    rewards: torch.Tensor  # (N, K) one column per reward function
-    total: torch.Tensor  # (N,) the configured weighted sum (reward.weights)
-    outcome: torch.Tensor  # (N,) column 0 of `rewards`: the verifier's outcome (0/1 for the shapers that need it)
-    lengths: torch.Tensor  # (N,) completion lengths in tokens
-    terminated: torch.Tensor  # (N,) bool: ended with EOS or a stop string
-    group_ids: torch.Tensor  # (N,) group keys
-    mask: torch.Tensor  # (N, C) completion tokens
-    texts: list[str]  # decoded completions (up to EOS)
-    tokens: list[list[str]]  # each completion's tokens as strings (EOS included), for step scorers
-    answers: list[str]  # each completion's task answer
-    step: int
-    max_new_tokens: int
-    sampling: Callable[[], TokenLogProbs]  # no-grad log-probs and entropies of the sampled tokens (computed once)
-    policy_gradient: Callable[[torch.Tensor], torch.Tensor]  # (N,) rewards -> flat GRPO-loss gradient, output head
-    model: torch.nn.Module | None = None  # the policy model (GRPO-CARE keeps an EMA copy of it)
-    logprobs_under: Callable[[torch.nn.Module], TokenLogProbs] | None = None  # the rollout scored by another model
-
-
-class Shaped(NamedTuple):
-    total: torch.Tensor  # (N,) the reward the variant's advantage function sees
-    token_adv: torch.Tensor | None = None  # (N, C) added to the advantage of each token (TP-GRPO's process part)
-
-
-ShapeFn = Callable[[ShapingInput], Shaped]
-
-
-def _binary_outcome(x: ShapingInput, hook: str) -> torch.Tensor:
-    if not bool(((x.outcome == 0) | (x.outcome == 1)).all()):
-        raise ValueError(
-            f"hooks.shaping={hook} needs a 0/1 verifier outcome in the first reward column (reward.names[0], e.g. "
-            f"exact_match_eos), got values {sorted(set(x.outcome.tolist()))[:5]}. Put the verifier first."
-        )
-    return x.outcome.float()
 
 
 def grpo_lambda(*, top_fraction: float = 0.2) -> ShapeFn:
@@ -159,57 +136,6 @@ def dynamic_weights(*, scorer: str = "arith_aspects", lr: float = 1.0, every: in
     return shape
 
 
-def answer_span_mask(tokens: list[list[str]], width: int, *, open_tag: str = "<answer>") -> torch.Tensor:
-    """`(N, width)` float mask of each completion's answer tokens: the tokens after its first `open_tag` token, up
-    to its end (the closing tag and EOS included); all zero for a completion without the tag."""
-    mask = torch.zeros(len(tokens), width)
-    for i, toks in enumerate(tokens):
-        if open_tag in toks[:width]:
-            mask[i, toks.index(open_tag) + 1 : min(len(toks), width)] = 1.0
-    return mask
-
-
-def care(*, lam: float = 0.5, momentum: float = 0.995, open_tag: str = "<answer>") -> ShapeFn:
-    """GRPO-CARE's consistency bonus (arXiv 2506.16141; `flowrl.grpo.consistency`): a slowly-evolving reference, the
-    EMA ``theta_ref <- m theta_ref + (1 - m) theta`` of the policy (a copy made at the first step, updated with the
-    weights of the previous step's update before each step's scoring), scores each completion's answer given the
-    prompt, the image and its own reasoning, ``c_i = exp(mean over the answer tokens of log pi_ref)``; the correct
-    completions (reward.names[0] = 1) whose ``c_i`` is at least the mean of the group's correct ones get
-    ``b_i = lam``, and the trained reward is ``r_i + b_i``. The answer tokens follow the first `open_tag` token
-    (`answer_span_mask`); a completion without one has c_i = 0. lam 0.5, m 0.995 [?]."""
-    from flowrl.grpo.consistency import consistency_bonus, ema_update
-
-    state: dict[str, torch.nn.Module] = {}
-
-    def shape(x: ShapingInput) -> Shaped:
-        if x.model is None or x.logprobs_under is None:
-            raise ValueError("hooks.shaping=care needs the policy model and a scorer in ShapingInput (the trainer).")
-        correct = _binary_outcome(x, "care")
-        if "ema" not in state:
-            state["ema"] = _frozen_copy(x.model)
-        else:
-            ema_update(state["ema"], x.model, momentum=momentum)
-        logp = x.logprobs_under(state["ema"]).logp  # (N, C)
-        span = answer_span_mask(x.tokens, logp.shape[1], open_tag=open_tag) * x.mask  # (N, C)
-        n = span.sum(-1)
-        likelihood = torch.where(n > 0, torch.exp((logp * span).sum(-1) / n.clamp(min=1)), 0.0)  # (N,)
-        return Shaped(x.total + consistency_bonus(correct, likelihood, x.group_ids, lam=lam))
-
-    return shape
-
-
-def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A frozen copy in eval mode; a VLM's copy shares the policy's image store (images bound later reach it)."""
-    import copy
-
-    from flowrl.vlm.model import KeyedImageVLM
-
-    out = copy.deepcopy(model).eval().requires_grad_(False)
-    if isinstance(model, KeyedImageVLM):
-        out.images = model.images
-    return out
-
-
 SHAPERS: dict[str, Callable[..., ShapeFn]] = {
     "care": care,
     "grpo_lambda": grpo_lambda,
@@ -261,34 +187,7 @@ STEP_SCORERS: dict[str, Callable[[ShapingInput], torch.Tensor]] = {"digit_steps"
 THINKING_SCORERS: dict[str, Callable[[ShapingInput], torch.Tensor]] = {"digit_prefix": digit_prefix}
 MULTI_LABEL_SCORERS: dict[str, Callable[[ShapingInput], torch.Tensor]] = {"arith_aspects": arith_aspects}
 
-
-def resolve(name: str, table: dict[str, Callable], *, what: str) -> Callable:
-    """`table[name]`, or the function ``package.module:function``."""
-    if name in table:
-        return table[name]
-    if ":" in name:
-        return pkgutil.resolve_name(name)
-    raise ValueError(f"Unknown {what} {name!r}. Valid: {sorted(table)}, or 'package.module:function'.")
-
-
 # ----------------------------------------------------------------------------------------- token weights / mask
-
-
-class TokenInput(NamedTuple):
-    adv: torch.Tensor  # (N,) or (N, C) advantages
-    completion_ids: torch.Tensor  # (N, C)
-    mask: torch.Tensor  # (N, C) tokens in the loss
-    group_ids: torch.Tensor  # (N,)
-    step: int
-    sampling: Callable[[], TokenLogProbs]  # no-grad log-probs and entropies of the sampled tokens
-    full_logprobs: Callable[[], torch.Tensor]  # (N, C, V) full-vocabulary log-probs of the sampling policy
-    outcome: torch.Tensor  # (N,) reward.names[0]
-    mc_values: Callable[[list[tuple[int, int]], int], torch.Tensor]  # [(row, t)], n -> mean outcome of n continuations
-
-
-class TokenOut(NamedTuple):
-    adv: torch.Tensor  # (N,) or (N, C)
-    weights: torch.Tensor | None  # (N, C) detached per-token weights (PolicyBatch.weights)
 
 
 def _per_sample(adv: torch.Tensor, hook: str) -> torch.Tensor:
@@ -368,16 +267,6 @@ TOKEN_MASKS: dict[str, Callable[..., Callable[[TokenInput], torch.Tensor]]] = {"
 # ------------------------------------------------------------------------------------------------- regularisers
 
 
-class RegularizerInput(NamedTuple):
-    logp: torch.Tensor  # (M, C) with grad
-    old_logp: torch.Tensor  # (M, C)
-    ref_logp: torch.Tensor | None  # (M, C) reference (or SALSA soup) log-probs, when the regulariser needs them
-    teacher_logp: torch.Tensor | None  # (M, C) teacher log-probs (KDRL)
-    adv: torch.Tensor  # (M,) or (M, C)
-    mask: torch.Tensor  # (M, C)
-    outcome: torch.Tensor  # (M,)
-
-
 def _reference_kl(x: RegularizerInput, *, estimator: str) -> torch.Tensor:
     return KL_ESTIMATORS[estimator](x.logp, x.ref_logp)
 
@@ -402,23 +291,6 @@ REGULARIZERS: dict[str, Callable[..., torch.Tensor]] = {
 # ------------------------------------------------------------------------------------------------ whole losses
 
 
-class WholeLossInput(NamedTuple):
-    logp: torch.Tensor  # (M, C) with grad
-    old_logp: torch.Tensor  # (M, C)
-    mask: torch.Tensor  # (M, C)
-    outcome: torch.Tensor  # (M,) 0/1
-    group_ids: torch.Tensor  # (M,) whole groups only
-    pos_weights: torch.Tensor | None  # (M,) DRPO's weights of the correct responses
-    num_questions: int  # groups of the whole step (all ranks)
-    adv: torch.Tensor | None = None  # (M,) or (M, C) the variant's advantages (Reg-GRPO's regression target)
-
-
-class WholeLoss(NamedTuple):
-    loss: Callable[[WholeLossInput], torch.Tensor]
-    pos_weights: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor] | None  # lengths, outcome,
-    # group ids, max_len -> (N,), computed over whole groups at rollout time
-
-
 def disco(*, tau: float = 10.0, delta: float = 1e-4, beta: float = 1e3) -> WholeLoss:
     """DisCO (`discriminative.disco_loss` on the logL score + `kl_hinge` of k3(pi_old, pi_theta))."""
 
@@ -441,141 +313,7 @@ def drpo(*, lam: float = 0.1, tau: float = 10.0, delta: float = 1e-4, beta: floa
     return WholeLoss(disco(tau=tau, delta=delta, beta=beta).loss, weights)
 
 
-def reg_grpo(*, beta: float = 1.0) -> WholeLoss:
-    """Reg-GRPO (DeepVideo-R1, arXiv 2506.07464; `flowrl.grpo.reg_grpo`): regress the group-normalised advantage
-    by the centred sequence log-ratio, no clip::
-
-        A_hat_i = (l_i - mean_{j in group} l_j) / beta,   l_i = sum_t mask_it (logp_it - old_logp_it)
-        L = sum_i (A_i - A_hat_i)^2 / (rows of the step)
-
-    ``A_i`` is the variant's advantage (per completion; a per-token one is averaged over the completion's tokens);
-    the groups whose reward.names[0] outcomes are all equal are not forwarded (they add 0 to L at the rollout
-    policy). beta 1 [?]."""
-    if beta <= 0:
-        raise ValueError(f"reg_grpo beta must be > 0, got {beta}.")
-    from flowrl.grpo.reg_grpo import reg_grpo_targets
-
-    def loss(x: WholeLossInput) -> torch.Tensor:
-        if x.adv is None:
-            raise ValueError("hooks.whole_loss=reg_grpo needs the advantages in WholeLossInput (the trainer).")
-        m = x.mask.float()
-        adv = x.adv if x.adv.ndim == 1 else (x.adv * m).sum(-1) / m.sum(-1).clamp(min=1)  # (M,)
-        target = reg_grpo_targets(x.logp, x.old_logp, m, x.group_ids, beta=beta)  # (M,)
-        group_size = int(torch.unique(x.group_ids, return_counts=True)[1][0])
-        return ((adv - target) ** 2).sum() / (x.num_questions * group_size)
-
-    return WholeLoss(loss, None)
-
-
 WHOLE_LOSSES: dict[str, Callable[..., WholeLoss]] = {"disco": disco, "drpo": drpo, "reg_grpo": reg_grpo}
-
-# ------------------------------------------------------------------------------------------------ rollout control
-
-
-Presample = Callable[[int], tuple[torch.Tensor, torch.Tensor]]  # n0 -> (accept rates (P,), gradient norms (P,))
-
-
-class KnapsackSizes:
-    """Knapsack RL group sizes (`budget.knapsack_allocation`): per prompt the success rate of its last visit
-    (``prior`` before the first), the step's budget ``prompts x group_size`` split by the exact knapsack."""
-
-    def __init__(self, *, n_min: int = 2, n_max: int = 16, prior: float = 0.5) -> None:
-        if n_min < 2 or n_max < n_min:
-            raise ValueError(f"Knapsack group sizes need 2 <= n_min <= n_max (a group needs 2), got {n_min}, {n_max}.")
-        self.n_min, self.n_max, self.prior = n_min, n_max, prior
-        self.success: dict[int, float] = {}
-
-    def sizes(self, keys: list[int], *, budget: int, presample: Presample) -> list[int]:
-        del presample  # the knapsack uses the success rates of earlier visits
-        rates = torch.tensor([self.success.get(k, self.prior) for k in keys])
-        return knapsack_allocation(rates, budget=budget, n_min=self.n_min, n_max=self.n_max).tolist()
-
-    def report(self, keys: list[int], outcome: torch.Tensor, group_index: torch.Tensor) -> None:
-        """Fold the step's outcomes in; `group_index` `(N,)` is each row's position in `keys`."""
-        for j, k in enumerate(keys):
-            rows = group_index == j
-            if bool(rows.any()):
-                self.success[k] = float(outcome[rows].float().mean())
-
-
-class GVMSizes:
-    """GVM-RAFT group sizes (`budget.gvm_allocation`, arXiv 2505.02391): each step pre-samples ``n0`` completions per
-    prompt, measures its acceptance rate (reward.names[0] > 0) and the gradient norm of its accepted samples' mean
-    log-likelihood (on the output head), and splits the budget ``n_i ∝ G_i / sqrt(p_i + alpha / p_i^(beta - 1))``.
-    A prompt given fewer than 2 completions is dropped from the step (a group needs 2); when no prompt is usable
-    (nothing accepted) every prompt gets ``fallback`` completions. ``n0 = 8``, alpha 1e-3, beta 2 are the code's."""
-
-    def __init__(self, *, n0: int = 8, alpha: float = 1e-3, beta: float = 2.0, fallback: int = 8) -> None:
-        if n0 < 1 or fallback < 2:
-            raise ValueError(f"GVM needs n0 >= 1 pre-samples and a fallback group of >= 2, got {n0}, {fallback}.")
-        self.n0, self.alpha, self.beta, self.fallback = n0, alpha, beta, fallback
-
-    def sizes(self, keys: list[int], *, budget: int, presample: Presample) -> list[int]:
-        rates, norms = presample(self.n0)
-        n = gvm_allocation(rates, norms, budget=budget, alpha=self.alpha, beta=self.beta)
-        if int((n >= 2).sum()) == 0:
-            return [self.fallback] * len(keys)
-        return torch.where(n >= 2, n, torch.zeros_like(n)).tolist()
-
-    def report(self, keys: list[int], outcome: torch.Tensor, group_index: torch.Tensor) -> None:
-        del keys, outcome, group_index  # GVM measures afresh each step
-
-
-GROUP_SIZES: dict[str, Callable[..., KnapsackSizes | GVMSizes]] = {"knapsack": KnapsackSizes, "gvm": GVMSizes}
-
-
-# --------------------------------------------------------------------------------------------- hinted rollouts
-
-
-def answer_prefix(row: dict, tier: str) -> str:
-    """Stand-in hints of the arithmetic task, by Scaf-GRPO tier: the answer's first character (knowledge), first two
-    (planning), or the whole answer (solution). A char-level arithmetic LM cannot read natural-language hints, and an
-    in-context worked example drops its accuracy to 0, so a forced answer prefix is the hint it can use."""
-    answer = str(row["answer"])
-    return {"knowledge": answer[:1], "planning": answer[:2], "solution": answer}[tier]
-
-
-def rubric_steps(row: dict, tier: str) -> str:
-    """RGR-GRPO's rubric guidance on the chain task (flowrl/text/chain.py; our stand-in for its rubric-guided
-    self-refinement, which a char-level LM cannot read as text): the scratchpad up to and including the first
-    (knowledge), second (planning) or every (solution) checkable partial result of the rubric's 'steps'."""
-    answer = str(row["answer"])
-    cuts = [i + 1 for i, c in enumerate(answer) if c == "="]  # ends of "s_k op a=" segments
-    k = {"knowledge": 1, "planning": 2, "solution": len(cuts) + 1}[tier]
-    return answer if k > len(cuts) else answer[: cuts[k - 1]]
-
-
-HINT_TEXTS: dict[str, Callable[[dict, str], str]] = {"answer_prefix": answer_prefix, "rubric_steps": rubric_steps}
-
-
-class Hints(NamedTuple):
-    """A hinted second rollout for the groups whose every completion failed (reward.names[0] <= 0).
-
-    ``scaf_grpo`` (arXiv 2510.19807): the hint is appended to the prompt and the guided completion is trained
-    on-policy *with* the hint in its context. ``guide`` (arXiv 2506.13923): the guided completion is trained *as if
-    the hint were absent*: the hint tokens become the start of the response to the plain prompt, and the ratio's
-    denominator is the hinted sampler's probability (1 on the forced hint tokens, `grpo.hints.guided_old_logp`).
-    Either way the first successful guided completion replaces the group's first failed one
-    (`grpo.hints.replace_failed`), and the group's advantages are computed over the mixed group."""
-
-    mode: str  # "scaf_grpo" | "guide"
-    planner: HintPlanner  # tiers and the exemption phase
-    text: Callable[[dict, str], str]  # (task row, tier) -> hint text
-    guided_samples: int  # completions sampled per hinted prompt and tier
-
-
-def _hints(mode: str):
-    def make(*, exemption_steps: int = 0, guided_samples: int = 4, hint: str = "answer_prefix", tiers=None) -> Hints:
-        if guided_samples < 1:
-            raise ValueError(f"hints need guided_samples >= 1, got {guided_samples}.")
-        planner_kwargs = {} if tiers is None else {"tiers": tuple(tiers)}
-        planner = HintPlanner(exemption_steps=exemption_steps, **planner_kwargs)
-        return Hints(mode, planner, resolve(hint, HINT_TEXTS, what="hint text function"), guided_samples)
-
-    return make
-
-
-HINTS: dict[str, Callable[..., Hints]] = {"scaf_grpo": _hints("scaf_grpo"), "guide": _hints("guide")}
 
 
 __all__ = [
@@ -604,5 +342,11 @@ __all__ = [
     "arith_aspects",
     "digit_prefix",
     "digit_steps",
+    "Presample",
+    "ShapeFn",
+    "answer_prefix",
+    "care",
+    "reg_grpo",
     "resolve",
+    "rubric_steps",
 ]
