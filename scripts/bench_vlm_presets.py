@@ -6,7 +6,9 @@ Each preset trains from the same base with the same seed until it has generated 
 training-split questions (unseen scenes of training compositions, ``--train-questions``), the same. Per preset:
 accuracy, the paired gain over the base with its paired standard error (d_i = correct_after_i - correct_before_i,
 SE = sqrt(var(d) / n)), per-family accuracy, mean completion length, the count family's reasoning-answer consistency,
-the run's mean fraction of zero-variance groups (`frac_reward_zero_std`), steps and CPU minutes. Writes one JSON.
+GRPO-CARE's consistency rate over every family (`flowrl.vlm.consistency_rate`) with the number of completions it
+covers, the run's mean fraction of zero-variance groups (`frac_reward_zero_std`), steps and CPU minutes. Writes one
+JSON.
 
     OMP_NUM_THREADS=1 nice -n 5 python scripts/bench_vlm_presets.py --tokens 120000 --out runs/vlm_presets.json
 """
@@ -42,7 +44,8 @@ def evaluate(folder: str, questions: str, rows: int) -> dict:
     task = bind_images(model, load_jsonl(questions)[:rows], base=Path(questions).parent)
     ev = evaluate_vlm(model, tok, task)
     return {"accuracy": ev.accuracy, "per_family": ev.per_family, "mean_length": ev.mean_length,
-            "count_consistency": ev.consistency, "correct": ev.correct}  # fmt: skip
+            "count_consistency": ev.consistency, "consistency_rate": ev.consistency_rate,
+            "consistency_rows": ev.consistency_rows, "correct": ev.correct}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         model, tok = load_vlm(path)
         ev = evaluate_vlm(model, tok, bind_images(model, rows, base=Path(args.questions).parent))
         out[name] = {"model": path, "accuracy": ev.accuracy, "per_family": ev.per_family,
-                     "mean_length": ev.mean_length, "count_consistency": ev.consistency}  # fmt: skip
+                     "mean_length": ev.mean_length, "count_consistency": ev.consistency,
+                     "consistency_rate": ev.consistency_rate, "consistency_rows": ev.consistency_rows}  # fmt: skip
         out[f"{name}_correct"] = ev.correct
     d = [float(a) - float(b) for a, b in zip(out.pop("after_correct"), out.pop("before_correct"), strict=True)]
     n = len(d)

@@ -1,6 +1,8 @@
 """`flowrl eval --vlm MODEL [--questions test.jsonl] [--rows N] [--k K] [--json out.json]`: score a VLM on held-out
 ShapeWorld questions: greedy accuracy with its standard error, accuracy per question family, mean completion length,
-the count family's reasoning-answer consistency, and pass@k (k sampled completions per row)."""
+the count family's reasoning-answer consistency, GRPO-CARE's consistency rate over every family (with the number of
+completions whose reasoning decides their question; `flowrl.vlm.consistency_rate`), and pass@k (k sampled completions
+per row)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "model": args.model, "rows": len(rows), "accuracy": ev.accuracy, "stderr": ev.stderr,
         "per_family": ev.per_family, "mean_length": ev.mean_length, "count_consistency": ev.consistency,
+        "consistency_rate": ev.consistency_rate, "consistency_rows": ev.consistency_rows,
         **({f"pass@{ev.k}": ev.pass_at_k} if ev.k else {}),
     }  # fmt: skip
     print(json.dumps(out, indent=1))

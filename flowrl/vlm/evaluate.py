@@ -3,7 +3,9 @@
 Greedy decoding scores ``vqa_exact`` per row (the answer inside ``<answer>`` equals the row's, the completion ended);
 pass@k samples k completions per row at temperature 1 and uses the unbiased estimator of Chen et al. (arXiv
 2107.03374, Eq. 1) ``pass@k = 1 - C(n - c, k) / C(n, k)`` with n = k samples, so it is the fraction of rows with at
-least one correct sample. The standard error of an accuracy over N rows is ``sqrt(p (1 - p) / N)``.
+least one correct sample. The standard error of an accuracy over N rows is ``sqrt(p (1 - p) / N)``. GRPO-CARE's
+consistency rate (`flowrl.vlm.consistency_rate`: the answer equals the one the completion's own object list implies,
+over the greedy completions whose list decides their question) is reported beside accuracy.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from flowrl.vlm.consistency_rate import consistency_rate
 from flowrl.vlm.rewards import extract_answer, extract_think
 
 
@@ -26,6 +29,8 @@ class VLMEval(NamedTuple):
     consistency: float  # among well-formed completions: the reasoning's objects support the answer (count family)
     correct: list[bool]  # per row, greedy
     completions: list[str]
+    consistency_rate: float = float("nan")  # GRPO-CARE's rate, every family (flowrl.vlm.consistency_rate)
+    consistency_rows: int = 0  # greedy completions whose reasoning decides their question
 
 
 def generate_completions(
@@ -110,15 +115,17 @@ def evaluate_vlm(
     fams: dict[str, list[bool]] = {}
     for r, c in zip(rows, correct, strict=True):
         fams.setdefault(str(r.get("family", "all")), []).append(c)
-    checks = []
+    checks, questions = [], []
     for r, t in zip(rows, texts, strict=True):
         question = str(r["prompt"]).split("> ")[-1] if "<k" in str(r["prompt"]) else str(r["prompt"])
         question = " ".join(w for w in question.split() if not w.startswith("<k"))
+        questions.append(question)
         if r.get("family") == "count":
             v = count_consistent(extract_think(t), extract_answer(t), question)
             if v is not None:
                 checks.append(v)
     acc = sum(correct) / len(rows)
+    rate = consistency_rate([extract_think(t) for t in texts], [extract_answer(t) for t in texts], questions)
     return VLMEval(
         accuracy=acc,
         stderr=math.sqrt(acc * (1 - acc) / len(rows)),
@@ -129,4 +136,6 @@ def evaluate_vlm(
         consistency=sum(checks) / len(checks) if checks else math.nan,
         correct=correct,
         completions=texts,
+        consistency_rate=rate.rate,
+        consistency_rows=rate.decidable,
     )

@@ -1,0 +1,54 @@
+"""GRPO-CARE's consistency rate on hand-written completions: the answer each object list implies, and the rate."""
+
+import math
+
+import pytest
+
+from flowrl.shapes.questions import parse_question
+from flowrl.vlm.consistency_rate import consistency_rate, implied_answer, listed_objects
+
+
+def implied(think: str, question: str) -> str | None:
+    return implied_answer(think, parse_question(question))
+
+
+def test_implied_answer_by_family():
+    think = "red circle blue square red square"
+    assert implied(think, "how many red objects are there ?") == "two"
+    assert implied(think, "how many squares are there ?") == "two"
+    assert implied(think, "how many green objects are there ?") == "zero"
+    assert implied(think, "is there a blue square ?") == "yes"
+    assert implied(think, "is there a triangle ?") == "no"
+    assert implied(think, "what colour is the circle ?") == "red"
+    assert implied(think, "what shape is the blue object ?") == "square"
+    assert implied(think, "what colour is the square ?") is None  # two squares: not unique
+    assert implied(think, "what colour is the triangle ?") is None  # none listed
+    assert implied(think, "which colours are there ? ( a ) red ( b ) green ( c ) blue ( d ) cyan") == "a c"
+    assert implied(think, "which colours are not there ? ( a ) red ( b ) green ( c ) blue ( d ) cyan") == "b d"
+    assert implied(think, "which colours are there ? ( a ) green ( b ) cyan ( c ) yellow ( d ) magenta") == "none"
+    # the list runs left to right: it decides left of / right of, never above / below
+    assert implied(think, "is the red circle left of the blue square ?") == "yes"
+    assert implied(think, "is the red circle right of the blue square ?") == "no"
+    assert implied(think, "is the red square left of the blue square ?") == "no"
+    assert implied(think, "is the red circle above the blue square ?") is None
+
+
+def test_lists_that_decide_nothing():
+    assert listed_objects("") == []
+    assert implied("", "is there a red circle ?") is None  # empty reasoning (TON's no-thinking answer)
+    assert listed_objects("red circle blue") is None
+    assert implied("red blob", "is there a red circle ?") is None
+    assert implied("red circle " * 5, "how many circles are there ?") is None  # five: no number word
+
+
+def test_rate_over_completions_by_hand():
+    q = ["how many circles are there ?", "is there a red circle ?", "what colour is the square ?",
+         "is the red circle above the blue square ?", "is there a blue square ?"]  # fmt: skip
+    thinks = ["red circle red circle", "blue square", "green square", "red circle blue square", None]
+    answers = ["two", "yes", "red", "yes", "yes"]
+    # row 0 consistent, row 1 inconsistent (list has no red circle), row 2 inconsistent (green), rows 3-4 undecidable
+    r = consistency_rate(thinks, answers, q)
+    assert (r.decidable, r.consistent) == (3, 1) and r.rate == pytest.approx(1 / 3)
+    assert math.isnan(consistency_rate([None], ["yes"], q[:1]).rate)
+    with pytest.raises(ValueError, match="one reasoning, answer and question"):
+        consistency_rate(thinks, answers[:2], q)
