@@ -19,29 +19,11 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from flowrl.text.arith import ALPHABET, held_out_problems, train_stream, write_jsonl
+from flowrl.text.char_lm import char_llama
 from flowrl.text.char_tokenizer import char_tokenizer
 from flowrl.text.evaluate import greedy_accuracy
-
-
-def tiny_llama(vocab_size: int, *, pad: int, bos: int, eos: int) -> LlamaForCausalLM:
-    """hidden 128, 4 layers, 4 heads (MHA), MLP 512, tied embeddings, 64 positions: 1.05M parameters."""
-    cfg = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=512,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=64,
-        tie_word_embeddings=True,
-        pad_token_id=pad,
-        bos_token_id=bos,
-        eos_token_id=eos,
-    )
-    return LlamaForCausalLM(cfg)
 
 
 def sft_batch(problems, tokenizer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -119,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     tokenizer = char_tokenizer(ALPHABET)
-    model = tiny_llama(
-        len(tokenizer), pad=tokenizer.pad_token_id, bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id
-    )
+    model = char_llama(tokenizer)  # hidden 128, 4 layers, 4 heads (MHA), MLP 512, tied embeddings: 1.05M parameters
     n_params = sum(p.numel() for p in model.parameters())
     test = held_out_problems(1000)
     stream = train_stream(seed=args.seed, exclude={p.prompt for p in test})

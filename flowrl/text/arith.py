@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 ALPHABET = "0123456789+-="
 """Every character a prompt or an answer of this task uses."""
@@ -30,27 +30,42 @@ def sample_problem(rng: random.Random) -> Problem:
     return Problem(f"{a}{op}{b}=", str(a + b if op == "+" else a - b))
 
 
+P = TypeVar("P")  # a task's problem: a NamedTuple with a `prompt` field
+
+
 def held_out_problems(n: int = 1000, *, seed: int = 12345) -> list[Problem]:
     """`n` unique problems from a fixed seed: the test split."""
-    rng = random.Random(seed)
-    seen: dict[str, Problem] = {}
-    while len(seen) < n:
-        p = sample_problem(rng)
-        seen.setdefault(p.prompt, p)
-    return list(seen.values())
+    return unique_problems(sample_problem, n, seed=seed)
 
 
 def train_stream(*, seed: int, exclude: set[str]) -> Iterator[Problem]:
     """An endless stream of training problems that never yields a prompt in `exclude` (the test split)."""
+    return problem_stream(sample_problem, seed=seed, exclude=exclude)
+
+
+def unique_problems(sample: Callable[[random.Random], P], n: int, *, seed: int) -> list[P]:
+    """The first `n` problems of distinct prompts that `sample` draws from ``random.Random(seed)`` (a task's test
+    split; the chain task's too)."""
+    rng = random.Random(seed)
+    seen: dict[str, P] = {}
+    while len(seen) < n:
+        p = sample(rng)
+        seen.setdefault(p.prompt, p)
+    return list(seen.values())
+
+
+def problem_stream(sample: Callable[[random.Random], P], *, seed: int, exclude: set[str]) -> Iterator[P]:
+    """An endless stream of `sample`'s problems from ``random.Random(seed)``, skipping every prompt in `exclude`."""
     rng = random.Random(seed)
     while True:
-        p = sample_problem(rng)
+        p = sample(rng)
         if p.prompt not in exclude:
             yield p
 
 
-def write_jsonl(problems: list[Problem], path: str | Path) -> Path:
-    """Write ``{"prompt": ..., "answer": ...}`` lines (the task format `flowrl train-text` reads)."""
+def write_jsonl(problems: list, path: str | Path) -> Path:
+    """Write one JSON line per problem, its fields as columns (``{"prompt": ..., "answer": ...}`` here; the chain
+    task's extra columns reach the rewards' metadata), the task format `flowrl train-text` reads."""
     path = Path(path)
-    path.write_text("".join(json.dumps({"prompt": p.prompt, "answer": p.answer}) + "\n" for p in problems))
+    path.write_text("".join(json.dumps(p._asdict()) + "\n" for p in problems))
     return path

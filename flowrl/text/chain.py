@@ -20,13 +20,12 @@ evaluation apply unchanged; `chain_result` scores the final number alone and `ru
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from flowrl.text.arith import ALPHABET
+from flowrl.text.arith import ALPHABET, problem_stream, unique_problems, write_jsonl
 
 __all__ = [
     "ALPHABET",
@@ -83,25 +82,14 @@ def split_steps(completion: str) -> list[str]:
 
 def held_out_chains(n: int = 1000, *, seed: int = 54321) -> list[ChainProblem]:
     """`n` unique problems from a fixed seed: the test split."""
-    rng = random.Random(seed)
-    seen: dict[str, ChainProblem] = {}
-    while len(seen) < n:
-        p = sample_chain(rng)
-        seen.setdefault(p.prompt, p)
-    return list(seen.values())
+    return unique_problems(sample_chain, n, seed=seed)
 
 
 def train_chains(*, seed: int, exclude: set[str]) -> Iterator[ChainProblem]:
     """An endless stream of training problems that never yields a prompt in `exclude` (the test split)."""
-    rng = random.Random(seed)
-    while True:
-        p = sample_chain(rng)
-        if p.prompt not in exclude:
-            yield p
+    return problem_stream(sample_chain, seed=seed, exclude=exclude)
 
 
 def write_chains(problems: list[ChainProblem], path: str | Path) -> Path:
     """Write ``{"prompt", "answer", "result", "steps"}`` lines (extra columns reach the rewards' metadata)."""
-    path = Path(path)
-    path.write_text("".join(json.dumps(p._asdict()) + "\n" for p in problems))
-    return path
+    return write_jsonl(problems, path)

@@ -2,29 +2,17 @@
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from flowrl.text.arith import ALPHABET, held_out_problems, write_jsonl
+from flowrl.text.chain import held_out_chains, write_chains
+from flowrl.text.char_lm import char_llama
 from flowrl.text.char_tokenizer import char_tokenizer
 
 
 def build_tiny(folder, *, seed: int = 0):
     tok = char_tokenizer(ALPHABET)
     torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(cfg)
+    model = char_llama(tok, hidden=32, mlp=64, layers=2, heads=4, kv_heads=2)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     problems = held_out_problems(60, seed=7)
@@ -46,6 +34,15 @@ def run_overrides(folder, tmp) -> list[str]:
         "optim.lr=1e-3",
         "eval.every_minutes=0",
     ]
+
+
+def chain_files(folder, *, n: int = 30, train: int = 20, seed: int = 3) -> list[str]:
+    """Write `n` held-out chain problems under `folder` (the first `train` as train.jsonl, the rest test.jsonl);
+    returns the ``task.train_file`` / ``task.test_file`` overrides of a run on them."""
+    problems = held_out_chains(n, seed=seed)
+    write_chains(problems[:train], folder / "train.jsonl")
+    write_chains(problems[train:], folder / "test.jsonl")
+    return [f"task.train_file={folder / 'train.jsonl'}", f"task.test_file={folder / 'test.jsonl'}"]
 
 
 @pytest.fixture(scope="module")

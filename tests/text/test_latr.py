@@ -9,6 +9,7 @@ from flowrl.text.latr import LatrParams, distinct_per_group, edit_distance, grow
 from flowrl.text.prompts import encode_prompts
 from flowrl.text.rollout import SamplingConfig
 from flowrl.text.step_lm import CachedLM
+from tests.text.conftest import chain_files
 
 EOS = 4
 
@@ -156,18 +157,14 @@ def test_chain_presets_train(tiny_folder, tmp_path, preset):
     a random model fails every group, so chain_rgr tries its rubric-guided rollouts; whether one succeeds is luck)."""
     import json
 
-    from flowrl.text.chain import held_out_chains, write_chains
     from flowrl.text.cli import load_config
     from flowrl.text.train import train
 
-    problems = held_out_chains(30, seed=3)
-    write_chains(problems[:20], tmp_path / "train.jsonl")
-    write_chains(problems[20:], tmp_path / "test.jsonl")
     cfg = load_config(
         preset=preset,
         overrides=[
-            f"model.path={tiny_folder}", f"task.train_file={tmp_path / 'train.jsonl'}",
-            f"task.test_file={tmp_path / 'test.jsonl'}", f"run.root={tmp_path / 'runs'}", "run.tensorboard=false",
+            f"model.path={tiny_folder}", *chain_files(tmp_path),
+            f"run.root={tmp_path / 'runs'}", "run.tensorboard=false",
             "run.log_every=1", "train.steps=2", "eval.every_minutes=0", "task.test_size=4", "generation.group_size=4",
             "train.prompts_per_step=2",
         ],
@@ -185,18 +182,14 @@ def test_train_text_with_latr_and_rubric(tiny_folder, tmp_path):
     LATR rows show in the diversity metric."""
     import json
 
-    from flowrl.text.chain import held_out_chains, write_chains
     from flowrl.text.cli import load_config
     from flowrl.text.train import train
 
-    problems = held_out_chains(30, seed=3)
-    write_chains(problems[:20], tmp_path / "train.jsonl")
-    write_chains(problems[20:], tmp_path / "test.jsonl")
     cfg = load_config(
         preset="grpo",
         overrides=[
-            f"model.path={tiny_folder}", f"task.train_file={tmp_path / 'train.jsonl'}",
-            f"task.test_file={tmp_path / 'test.jsonl'}", f"run.root={tmp_path / 'runs'}", "run.tensorboard=false",
+            f"model.path={tiny_folder}", *chain_files(tmp_path),
+            f"run.root={tmp_path / 'runs'}", "run.tensorboard=false",
             "run.log_every=1", "train.steps=2", "optim.lr=1e-3", "eval.every_minutes=0", "eval.max_new_tokens=8",
             "generation.max_new_tokens=8", "generation.group_size=4", "reward.names=[rubric]", "reward.weights=[1.0]",
             "reward.rubric=[result@2,steps,eos]", "rollout.kind=latr", "rollout.latr_prob_abs=0.05",

@@ -19,6 +19,7 @@ from flowrl.text.rest import (
     reward_std,
     step_prefixes,
 )
+from tests.text.conftest import chain_files
 
 # 4 pool prompts x 5 samples (the README's n = 5)
 REWARDS = torch.tensor(
@@ -85,15 +86,6 @@ def test_assemble_draws_by_the_exponential_weights():
         assert abs(counts[prefix] / 7000 - p) < 4 * math.sqrt(p * (1 - p) / 7000)
 
 
-def _chain_files(tmp_path):
-    from flowrl.text.chain import held_out_chains, write_chains
-
-    problems = held_out_chains(60, seed=5)
-    write_chains(problems[:40], tmp_path / "train.jsonl")
-    write_chains(problems[40:], tmp_path / "test.jsonl")
-    return tmp_path / "train.jsonl", tmp_path / "test.jsonl"
-
-
 def test_chain_rest_trains_on_assembled_rows(tmp_path):
     """chain_rest on assets/chain_lm for 4 steps, re-assembling at step 2: the assembly's tokens count in the run's
     generated tokens, its rows are the pool's (prefixes are partial solutions, i.e. prefixes of the answer, since
@@ -101,9 +93,8 @@ def test_chain_rest_trains_on_assembled_rows(tmp_path):
     from flowrl.text.cli import load_config
     from flowrl.text.train import train
 
-    train_file, test_file = _chain_files(tmp_path)
     overrides = [
-        f"task.train_file={train_file}", f"task.test_file={test_file}", "task.test_size=10",
+        *chain_files(tmp_path, n=60, train=40, seed=5), "task.test_size=10",
         f"run.root={tmp_path / 'runs'}", "run.tensorboard=false", "run.log_every=1", "train.steps=4",
         "train.time_limit_minutes=0", "eval.every_minutes=0", "rest.pool_size=40", "rest.every_steps=2",
     ]  # fmt: skip
@@ -117,7 +108,8 @@ def test_chain_rest_trains_on_assembled_rows(tmp_path):
     ckpt = load_checkpoint(latest_checkpoint(result.run_dir))
     rows = ckpt["trainer"]["rest_rows"]
     assert rows and len(rows) == [r for r in trained if "rest/rows" in r][-1]["rest/rows"]
-    answers = {json.loads(x)["prompt"]: json.loads(x)["answer"] for x in train_file.read_text().splitlines()}
+    lines = (tmp_path / "train.jsonl").read_text().splitlines()
+    answers = {json.loads(x)["prompt"]: json.loads(x)["answer"] for x in lines}
     assert all(answers[r["prompt"]].startswith(r["rest_prefix"]) for r in rows)
     assert any(r["rest_prefix"] for r in rows)
     # the same run under a budget of the first assembly's tokens + 1 stops after its first step

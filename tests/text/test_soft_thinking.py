@@ -14,6 +14,7 @@ from flowrl.text.soft_thinking import (
     support_mask,
     token_logprob,
 )
+from tests.text.conftest import chain_files
 
 E3 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])  # 3 tokens, 2-d embeddings
 LOGITS3 = torch.tensor([[math.log(0.5), math.log(0.3), math.log(0.2)]])
@@ -191,17 +192,13 @@ def test_chain_soft_preset_trains_two_steps(tmp_path):
     update); seeded, so the first step's groups have reward spread and are trained."""
     import json
 
-    from flowrl.text.chain import held_out_chains, write_chains
     from flowrl.text.cli import load_config
     from flowrl.text.train import train
 
-    problems = held_out_chains(30, seed=3)
-    write_chains(problems[:20], tmp_path / "train.jsonl")
-    write_chains(problems[20:], tmp_path / "test.jsonl")
     cfg = load_config(
         preset="chain_soft",
         overrides=[
-            f"task.train_file={tmp_path / 'train.jsonl'}", f"task.test_file={tmp_path / 'test.jsonl'}",
+            *chain_files(tmp_path),
             f"run.root={tmp_path / 'runs'}", "run.tensorboard=false", "run.log_every=1", "train.steps=2",
             "eval.every_minutes=0", "task.test_size=4", "generation.group_size=4", "train.prompts_per_step=2",
         ],
