@@ -8,10 +8,11 @@ Model-based rewards read the official checkpoint files from ``$FLOWRL_REWARDS_HO
 
 from __future__ import annotations
 
-import pkgutil
+import importlib
 from collections.abc import Callable
 from typing import Any
 
+from flowrl.grpo.registry import lookup
 from rewards.base import RewardFn, check_reward_output
 from rewards.control import UniformNoiseReward
 from rewards.jpeg import JpegReward
@@ -19,52 +20,14 @@ from rewards.shapes import ShapesReward
 from rewards.text import ExactMatchReward, FormatReward, LengthReward
 
 
-def _ocr(**kw: Any) -> RewardFn:
-    from rewards.ocr import OcrReward
+def _lazy(module: str, cls: str, **fixed: Any) -> Callable[..., RewardFn]:
+    """The constructor of `rewards.<module>.<cls>` (``fixed`` keyword arguments first), importing the module, and the
+    heavy library it needs, only when the reward is built."""
 
-    return OcrReward(**kw)
-
-
-def _pickscore(**kw: Any) -> RewardFn:
-    from rewards.pickscore import PickScoreReward
-
-    return PickScoreReward(**kw)
-
-
-def _clip_score(**kw: Any) -> RewardFn:
-    from rewards.clip_score import ClipScoreReward
-
-    return ClipScoreReward(**kw)
-
-
-def _hpsv2(version: str) -> Callable[..., RewardFn]:
     def build(**kw: Any) -> RewardFn:
-        from rewards.hpsv2 import HpsV2Reward
-
-        return HpsV2Reward(version=version, **kw)
+        return getattr(importlib.import_module(f"rewards.{module}"), cls)(**fixed, **kw)
 
     return build
-
-
-def _image_reward(**kw: Any) -> RewardFn:
-    from rewards.image_reward import ImageRewardReward
-
-    return ImageRewardReward(**kw)
-
-
-def _geneval(output: str) -> Callable[..., RewardFn]:
-    def build(**kw: Any) -> RewardFn:
-        from rewards.geneval_reward import GenEvalReward
-
-        return GenEvalReward(output=output, **kw)
-
-    return build
-
-
-def _aesthetic(**kw: Any) -> RewardFn:
-    from rewards.aesthetic import AestheticReward
-
-    return AestheticReward(**kw)
 
 
 REWARDS: dict[str, Callable[..., RewardFn]] = {
@@ -74,18 +37,19 @@ REWARDS: dict[str, Callable[..., RewardFn]] = {
     "jpeg_compressibility": lambda **kw: JpegReward(compressible=True, **kw),
     "jpeg_incompressibility": lambda **kw: JpegReward(compressible=False, **kw),
     "uniform_noise": UniformNoiseReward,  # the control: independent of the image's content
-    "ocr": _ocr,
-    # GenEval's rules on any detector (default: ShapeWorld's); docs/geneval.md
-    "geneval": _geneval("score"),  # Flow-GRPO's training reward (partial credit)
-    "geneval_strict": _geneval("strict"),
-    "geneval_correct": _geneval("correct"),  # GenEval's pass (the paper's accuracy)
+    "ocr": _lazy("ocr", "OcrReward"),
+    # GenEval's rules on any detector (default: ShapeWorld's); docs/geneval.md. "geneval" is Flow-GRPO's training
+    # reward (partial credit), "geneval_correct" GenEval's pass (the paper's accuracy)
+    "geneval": _lazy("geneval_reward", "GenEvalReward", output="score"),
+    "geneval_strict": _lazy("geneval_reward", "GenEvalReward", output="strict"),
+    "geneval_correct": _lazy("geneval_reward", "GenEvalReward", output="correct"),
     # preference models (official checkpoints from a local path)
-    "pickscore": _pickscore,
-    "clip_score": _clip_score,
-    "hpsv2": _hpsv2("v2.1"),
-    "hpsv2_v2_0": _hpsv2("v2.0"),
-    "image_reward": _image_reward,
-    "aesthetic": _aesthetic,
+    "pickscore": _lazy("pickscore", "PickScoreReward"),
+    "clip_score": _lazy("clip_score", "ClipScoreReward"),
+    "hpsv2": _lazy("hpsv2", "HpsV2Reward", version="v2.1"),
+    "hpsv2_v2_0": _lazy("hpsv2", "HpsV2Reward", version="v2.0"),
+    "image_reward": _lazy("image_reward", "ImageRewardReward"),
+    "aesthetic": _lazy("aesthetic", "AestheticReward"),
     # text branch (completions are strings)
     "exact_match": ExactMatchReward,
     "format": FormatReward,
@@ -103,14 +67,12 @@ def load_reward(name: str, **kwargs: Any) -> RewardFn:
     Raises:
         ValueError: unknown name, listing the valid ones.
     """
+    reward = lookup(name, REWARDS, what="reward")(**kwargs)
     if name in REWARDS:
-        return REWARDS[name](**kwargs)
-    if ":" in name:
-        reward = pkgutil.resolve_name(name)(**kwargs)
-        if not callable(reward):
-            raise TypeError(f"{name!r} built a {type(reward).__name__}, which is not callable.")
-        return _Named(reward, name)  # user factories may return plain functions: the dotted path names them
-    raise ValueError(f"Unknown reward {name!r}. Valid: {sorted(REWARDS)}, or 'package.module:factory'.")
+        return reward
+    if not callable(reward):
+        raise TypeError(f"{name!r} built a {type(reward).__name__}, which is not callable.")
+    return _Named(reward, name)  # user factories may return plain functions: the dotted path names them
 
 
 class _Named:

@@ -8,13 +8,13 @@ update. `VARIANTS` is a plain dict literal; `get_variant("name", **overrides)` a
 
 from __future__ import annotations
 
-import pkgutil
 from collections.abc import Callable
 from functools import partial
 
 from flowrl.grpo import reduce as R
 from flowrl.grpo.advantages import group_advantages
 from flowrl.grpo.objective import Objective, Variant, guard_ratio, sequence_ratio, token_ratio
+from flowrl.grpo.registry import lookup
 from flowrl.grpo.surrogates import cispo_surrogate, clipped_surrogate, reinforce_surrogate
 from flowrl.grpo.variants_llm import LLM_VARIANTS
 
@@ -146,11 +146,7 @@ def get_variant(name: str, **kwargs) -> Variant:
     Raises:
         ValueError: unknown name, listing the valid ones.
     """
-    if name in VARIANTS:
-        return VARIANTS[name](**kwargs)
-    if ":" in name:
-        variant = pkgutil.resolve_name(name)(**kwargs)
-        if not isinstance(variant, Variant):
-            raise TypeError(f"{name!r} returned {type(variant).__name__}, expected flowrl.grpo.Variant.")
-        return variant
-    raise ValueError(f"Unknown GRPO variant {name!r}. Valid: {sorted(VARIANTS)}, or 'package.module:factory'.")
+    variant = lookup(name, VARIANTS, what="GRPO variant")(**kwargs)
+    if not isinstance(variant, Variant):
+        raise TypeError(f"{name!r} returned {type(variant).__name__}, expected flowrl.grpo.Variant.")
+    return variant

@@ -4,12 +4,12 @@ helper function (`resolve`). The hooks themselves live in `hooks.py` and its con
 
 from __future__ import annotations
 
-import pkgutil
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
+from flowrl.grpo.registry import lookup
 from flowrl.text.logprobs import TokenLogProbs
 
 
@@ -55,11 +55,7 @@ def binary_outcome(x: ShapingInput, hook: str) -> torch.Tensor:
 
 def resolve(name: str, table: dict[str, Callable], *, what: str) -> Callable:
     """`table[name]`, or the function ``package.module:function``."""
-    if name in table:
-        return table[name]
-    if ":" in name:
-        return pkgutil.resolve_name(name)
-    raise ValueError(f"Unknown {what} {name!r}. Valid: {sorted(table)}, or 'package.module:function'.")
+    return lookup(name, table, what=what, path_form="package.module:function")
 
 
 # token weights / mask (hooks.token_weights, hooks.token_mask)
