@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from flowrl.runtime.metrics import print_and_append
+from flowrl.runtime.optim import scheduled_lr
 from flowrl.runtime.run_dir import atomic_torch_save
 from flowrl.shapes.evaluate import evaluate_model, stratified_prompts
 from flowrl.shapes.grammar import FAMILIES, format_prompt
@@ -114,19 +115,22 @@ def parse_family_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def lr_at(
-    step: int, *, lr: float, warmup_steps: int, max_steps: int, min_lr_ratio: float, time_progress: float
-) -> float:
-    """Linear warm-up to `lr`, then cosine decay to lr * min_lr_ratio.
-
-    The decay progress is the larger of the step progress and `time_progress` (training time / --max-minutes, 0
-    without a time limit), so a run that is slowed down by a busy CPU still finishes its decay within its time
-    budget. With a time limit the schedule therefore depends on the machine's speed; without one it is exact.
-    """
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    progress = min(1.0, max(time_progress, (step - warmup_steps) / max(1, max_steps - warmup_steps)))
-    return lr * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+def lr_at(step: int, args: argparse.Namespace, train_seconds: float) -> float:
+    """Linear warm-up (``--warmup-steps``) to ``--lr``, then cosine decay to ``--min-lr-ratio`` x lr at
+    ``--max-steps`` (`flowrl.runtime.optim.scheduled_lr`). The decay's progress is at least the spent fraction of
+    ``--max-minutes`` of training, so a run slowed down by a busy CPU still finishes its decay within its time budget
+    (with a time limit the schedule depends on the machine's speed; without one it is exact)."""
+    spent = train_seconds / (60 * args.max_minutes) if args.max_minutes else 0.0
+    total, warmup = args.max_steps + 1, args.warmup_steps  # the decay ends at step max_steps
+    return scheduled_lr(
+        step,
+        total=total,
+        lr=args.lr,
+        schedule="cosine",
+        final_ratio=args.min_lr_ratio,
+        warmup=warmup,
+        min_progress=spent,
+    )
 
 
 def make_batch(
@@ -293,14 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         budget = min(m for m in (args.max_minutes, args.stop_minutes, math.inf) if m > 0)
         while step < args.max_steps and train_seconds < 60 * budget:
             begin = time.time()
-            current_lr = lr_at(
-                step,
-                lr=args.lr,
-                warmup_steps=args.warmup_steps,
-                max_steps=args.max_steps,
-                min_lr_ratio=args.min_lr_ratio,
-                time_progress=train_seconds / (60 * args.max_minutes) if args.max_minutes else 0.0,
-            )
+            current_lr = lr_at(step, args, train_seconds)
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
             x0, prompts = make_batch(step, args, weights, model)

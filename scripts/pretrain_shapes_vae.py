@@ -2,9 +2,10 @@
 
 Algorithm: every step renders a fresh batch of train-split scenes (`flowrl.shapes.render`, all families), maps
 pixels to [-1, 1], encodes them to the posterior, decodes a posterior sample and minimises
-L1 + L2 (pixels) + `--kl-weight` * KL(posterior || N(0, I)). AdamW with linear warm-up then cosine decay, whose
-progress follows the larger of steps and training time (`--max-minutes`). Checkpoints are written atomically
-(temp file, then os.replace) to `<out>/last.pt`; `--resume` continues from it (batches are seeded by step).
+L1 + L2 (pixels) + `--kl-weight` * KL(posterior || N(0, I)). AdamW with linear warm-up then cosine decay to
+`--min-lr-ratio` (`pretrain_shapes.lr_at`, the ShapeWorld model's schedule), whose progress follows the larger of
+steps and training time (`--max-minutes`). Checkpoints are written atomically (temp file, then os.replace) to
+`<out>/last.pt`; `--resume` continues from it (batches are seeded by step).
 
 At the end it measures what the issue asks of the latent space: the grader's strict pass rate on decoded test-split
 renders (latent = posterior mode; `--eval-scenes` scenes, 2,000 by default; the raw renders pass 100%), and the
@@ -16,7 +17,6 @@ z = (mode - shift_factor) * scaling_factor has mean 0, std 1). It exports `<out>
 
 import argparse
 import json
-import math
 import random
 import sys
 import time
@@ -32,6 +32,9 @@ from flowrl.shapes.model import build_vae
 from flowrl.shapes.render import render_spec
 from flowrl.shapes.sampler import sample_specs
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pretrain_shapes import lr_at  # noqa: E402  (scripts/ is not a package; the ShapeWorld model's schedule)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,6 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--min-lr-ratio", type=float, default=0.02, help="the cosine decay ends at this x --lr")
     parser.add_argument("--max-steps", type=int, default=20000)
     parser.add_argument("--max-minutes", type=float, default=15.0)
     parser.add_argument("--kl-weight", type=float, default=1e-6)
@@ -61,15 +65,6 @@ def scenes(count: int, *, split: str, seed: int, size: int) -> tuple[torch.Tenso
     rng = random.Random(seed)
     images = torch.stack([render_spec(spec, rng=rng, size=size) for spec in specs])
     return images, [format_prompt(spec) for spec in specs]
-
-
-def lr_at(step: int, args: argparse.Namespace, train_seconds: float) -> float:
-    if step < args.warmup_steps:
-        return args.lr * (step + 1) / args.warmup_steps
-    progress = max((step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps), 0.0)
-    if args.max_minutes:
-        progress = max(progress, train_seconds / (60 * args.max_minutes))
-    return args.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
 @torch.no_grad()

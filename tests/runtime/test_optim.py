@@ -29,6 +29,17 @@ def test_cosine_decay_hand_values():
     assert lrs[0] == 1.0 and lrs[-1] == pytest.approx(0.0)
 
 
+def test_warmup_then_decay_with_a_progress_floor_hand_values():
+    # warm-up 4: (i + 1) / 4; then cosine from step 4 to step 8 (total 9), t = (i - 4) / 4, floor 0.1
+    lrs = [scheduled_lr(i, total=9, lr=1.0, schedule="cosine", final_ratio=0.1, warmup=4) for i in range(9)]
+    cos = [0.1 + 0.9 * (1 + math.cos(math.pi * (i - 4) / 4)) / 2 for i in range(4, 9)]
+    assert lrs == pytest.approx([0.25, 0.5, 0.75, 1.0] + cos)
+    # a progress floor (a time budget 3/4 spent) overrides the step count, even at the decay's first step
+    floor = scheduled_lr(4, total=9, lr=1.0, schedule="cosine", final_ratio=0.1, warmup=4, min_progress=0.75)
+    assert floor == pytest.approx(0.1 + 0.9 * (1 + math.cos(0.75 * math.pi)) / 2)
+    assert scheduled_lr(2, total=9, lr=1.0, schedule="cosine", warmup=4, min_progress=0.75) == 0.75  # warm-up first
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

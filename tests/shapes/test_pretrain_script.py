@@ -1,5 +1,6 @@
 """scripts/pretrain_shapes.py: learning-rate schedule and bit-exact resume of a tiny CPU run."""
 
+import argparse
 import math
 import os
 
@@ -15,14 +16,14 @@ def script(load_script):
 
 
 def test_lr_schedule_hand_values(script):
-    kwargs = dict(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1, time_progress=0.0)
-    assert script.lr_at(0, **kwargs) == pytest.approx(0.1)  # (0 + 1) / 10
-    assert script.lr_at(9, **kwargs) == pytest.approx(1.0)
+    args = argparse.Namespace(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1, max_minutes=0.0)
+    assert script.lr_at(0, args, 0.0) == pytest.approx(0.1)  # (0 + 1) / 10
+    assert script.lr_at(9, args, 0.0) == pytest.approx(1.0)
     # Half-way through the 100 decay steps: 0.1 + 0.9 * 0.5 * (1 + cos(pi / 2)) = 0.55.
-    assert script.lr_at(60, **kwargs) == pytest.approx(0.55)
-    assert script.lr_at(110, **kwargs) == pytest.approx(0.1)
+    assert script.lr_at(60, args, 0.0) == pytest.approx(0.55)
+    assert script.lr_at(110, args, 0.0) == pytest.approx(0.1)
     # A time budget that is 3/4 spent decays further than the step count (25%) says.
-    late = script.lr_at(35, **{**kwargs, "time_progress": 0.75})
+    late = script.lr_at(35, argparse.Namespace(**{**vars(args), "max_minutes": 4.0}), 180.0)
     assert late == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(0.75 * math.pi)))
 
 
