@@ -83,19 +83,28 @@ def train_until(
     return step, train_time, acc
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("assets/arith_lm"))
+def sft_parser(
+    doc: str, *, out: str, lr: float, warmup: int, min_steps: int, target: float
+) -> argparse.ArgumentParser:
+    """The options of `train_until`, the output folder and the task files, shared with `pretrain_chain.py` (which
+    adds its own); the keyword arguments are the script's defaults."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--warmup", type=int, default=warmup)
     parser.add_argument("--max-steps", type=int, default=4000)
     parser.add_argument("--eval-every", type=int, default=25)
-    parser.add_argument("--min-steps", type=int, default=600, help="no evaluation before this step")
-    parser.add_argument("--target", type=float, default=0.30, help="stop at this held-out accuracy")
+    parser.add_argument("--min-steps", type=int, default=min_steps, help="no evaluation before this step")
+    parser.add_argument("--target", type=float, default=target, help="stop at this held-out accuracy")
     parser.add_argument("--train-jsonl", type=int, default=20000, help="training problems written to train.jsonl")
     parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = sft_parser(__doc__, out="assets/arith_lm", lr=2e-3, warmup=100, min_steps=600, target=0.30)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

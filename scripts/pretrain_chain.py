@@ -1,19 +1,18 @@
 """SFT of the shipped chain LM (`assets/chain_lm/`): the arithmetic LM fine-tuned to write a scratchpad.
 
 Starts from `assets/arith_lm` (same alphabet and tokenizer: the chain task needs no new token) and trains on a stream
-of chain problems (`flowrl.text.chain`: 3-5 one-digit operands, each partial result written before the next
-operation), loss on the completion and EOS only, with the same batch / optimiser as `scripts/pretrain_arith.py`
-(whose `train_until` it reuses). Every ``--eval-every`` steps it measures greedy exact match of the whole completion on
-the first ``--eval-size`` held-out problems, and stops at the first evaluation at or above ``--target`` (so the base
-model has a known accuracy with room to learn); the recorded accuracy is then measured on all 1000. Writes model,
-tokenizer, train.jsonl / test.jsonl and `sft_log.json` into ``--out``.
+of chain problems (`flowrl.text.chain`: 3-5 one-digit operands, each partial result written before the next operation),
+loss on the completion and EOS only, with the same batch / optimiser as `scripts/pretrain_arith.py` (whose
+`train_until` and options it reuses). Every ``--eval-every`` steps it measures greedy exact match of the whole
+completion on the first ``--eval-size`` held-out problems, and stops at the first evaluation at or above ``--target``
+(so the base model has a known accuracy with room to learn); the recorded accuracy is then measured on all 1000. Writes
+model, tokenizer, train.jsonl / test.jsonl and `sft_log.json` into ``--out``.
 
     OMP_NUM_THREADS=1 nice -n 19 python scripts/pretrain_chain.py --out assets/chain_lm
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pretrain_arith import train_until  # noqa: E402  (scripts/ is not a package)
+from pretrain_arith import sft_parser, train_until  # noqa: E402  (scripts/ is not a package)
 
 from flowrl.text.chain import held_out_chains, train_chains, write_chains  # noqa: E402
 from flowrl.text.evaluate import greedy_accuracy  # noqa: E402
@@ -31,21 +30,10 @@ MAX_NEW_TOKENS = 24  # the longest expected completion is 21 characters + EOS
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sft_parser(__doc__, out="assets/chain_lm", lr=1e-3, warmup=50, min_steps=50, target=0.20)
     parser.add_argument("--init", type=Path, default=Path("assets/arith_lm"), help="model folder to start from")
-    parser.add_argument("--out", type=Path, default=Path("assets/chain_lm"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--max-steps", type=int, default=4000)
-    parser.add_argument("--eval-every", type=int, default=25)
-    parser.add_argument("--min-steps", type=int, default=50, help="no evaluation before this step")
-    parser.add_argument("--target", type=float, default=0.20, help="stop at this held-out accuracy")
-    parser.add_argument("--train-jsonl", type=int, default=20000, help="training problems written to train.jsonl")
     parser.add_argument("--eval-size", type=int, default=200, help="held-out problems checked while training")
     parser.add_argument("--max-minutes", type=float, default=0.0, help="also stop after this much training time")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
