@@ -16,6 +16,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -103,6 +104,22 @@ def sft_parser(
     return parser
 
 
+def save_sft(model, tokenizer, args, *, test: list, train: Iterator, summary: dict, log: list, accuracy: float):
+    """Write ``args.out``: the model (safetensors) and tokenizer, the held-out split `test` as test.jsonl,
+    ``args.train_jsonl`` problems of the stream `train` as train.jsonl, and sft_log.json (`summary`: steps,
+    train_seconds, ...; the run's settings; the evaluations `log`); print the recorded held-out `accuracy`."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(args.out, safe_serialization=True)
+    tokenizer.save_pretrained(args.out)
+    write_jsonl(test, args.out / "test.jsonl")
+    write_jsonl([next(train) for _ in range(args.train_jsonl)], args.out / "train.jsonl")
+    settings = {k: getattr(args, k) for k in ("batch_size", "lr", "seed", "threads")}
+    record = {**summary, **settings, "torch": torch.__version__, "log": log}
+    (args.out / "sft_log.json").write_text(json.dumps(record, indent=1) + "\n")
+    step, minutes = summary["steps"], summary["train_seconds"] / 60
+    print(f"saved to {args.out}: {step} steps, {minutes:.1f} min of training, held-out {accuracy:.1%}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = sft_parser(__doc__, out="assets/arith_lm", lr=2e-3, warmup=100, min_steps=600, target=0.30)
     args = parser.parse_args(argv)
@@ -123,28 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     log: list = []
     step, train_time, acc = train_until(model, tokenizer, stream, evaluate, args, log=log, acc=0.0, print_every=50)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.save_pretrained(args.out, safe_serialization=True)
-    tokenizer.save_pretrained(args.out)
-    write_jsonl(test, args.out / "test.jsonl")
-    rng_stream = train_stream(seed=args.seed + 1, exclude=set(prompts))
-    write_jsonl([next(rng_stream) for _ in range(args.train_jsonl)], args.out / "train.jsonl")
-    summary = {
-        "parameters": n_params,
-        "steps": step,
-        "train_seconds": round(train_time, 1),
-        "held_out_accuracy": acc,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "seed": args.seed,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "log": log,
-    }
-    (args.out / "sft_log.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"saved to {args.out}: {step} steps, {train_time / 60:.1f} min of training, held-out {acc:.1%}")
+    more = train_stream(seed=args.seed + 1, exclude=set(prompts))
+    summary = {"parameters": n_params, "steps": step, "train_seconds": round(train_time, 1), "held_out_accuracy": acc}
+    save_sft(model, tokenizer, args, test=test, train=more, summary=summary, log=log, accuracy=acc)
     return 0
 
 

@@ -21,9 +21,9 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pretrain_arith import sft_parser, train_until  # noqa: E402  (scripts/ is not a package)
+from pretrain_arith import save_sft, sft_parser, train_until  # noqa: E402  (scripts/ is not a package)
 
-from flowrl.text.chain import held_out_chains, train_chains, write_chains  # noqa: E402
+from flowrl.text.chain import held_out_chains, train_chains  # noqa: E402
 from flowrl.text.evaluate import greedy_accuracy  # noqa: E402
 
 MAX_NEW_TOKENS = 24  # the longest expected completion is 21 characters + EOS
@@ -66,27 +66,12 @@ def main(argv: list[str] | None = None) -> int:
 
     acc = evaluate(len(prompts))  # the recorded accuracy: all 1000 held-out problems
     print(json.dumps({"step": step, "held_out_1000": acc}), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(args.out, safe_serialization=True)
-    tokenizer.save_pretrained(args.out)
-    write_chains(test, args.out / "test.jsonl")
-    rest = train_chains(seed=args.seed + 1, exclude=set(prompts))
-    write_chains([next(rest) for _ in range(args.train_jsonl)], args.out / "train.jsonl")
+    more = train_chains(seed=args.seed + 1, exclude=set(prompts))
     summary = {
-        "init": str(args.init),
-        "steps": step,
-        "train_seconds": round(train_time, 1),
-        "held_out_accuracy_1000": acc,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "seed": args.seed,
-        "threads": args.threads,
-        "torch": torch.__version__,
+        "init": str(args.init), "steps": step, "train_seconds": round(train_time, 1), "held_out_accuracy_1000": acc,
         "command": "OMP_NUM_THREADS=1 nice -n 19 python scripts/pretrain_chain.py " + " ".join(sys.argv[1:]),
-        "log": log,
-    }
-    (args.out / "sft_log.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"saved to {args.out}: {step} steps, {train_time / 60:.1f} min of training, held-out {acc:.1%}")
+    }  # fmt: skip
+    save_sft(model, tokenizer, args, test=test, train=more, summary=summary, log=log, accuracy=acc)
     return 0
 
 
