@@ -29,12 +29,12 @@ def default_model_folder() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     from flowrl.eval.load_model import add_model_arguments
+    from flowrl.runtime.cli import examples_parser
 
-    parser = argparse.ArgumentParser(
-        prog="flowrl sample",
-        description="Write a PNG grid of samples (one row per prompt) from a model, a LoRA or a training run.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
+    parser = examples_parser(
+        "flowrl sample",
+        "Write a PNG grid of samples (one row per prompt) from a model, a LoRA or a training run.",
+        __doc__,
     )
     parser.add_argument("--prompt", action="append", default=[], help="a prompt; repeat for several rows")
     parser.add_argument("--prompts", help="a prompts file (.txt one a line as training, .jsonl or .csv)")

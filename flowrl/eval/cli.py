@@ -45,12 +45,12 @@ PREFERENCE_REWARDS = ("pickscore", "clip_score", "hpsv2", "hpsv2_v2_0", "image_r
 
 def build_parser() -> argparse.ArgumentParser:
     from flowrl.eval.load_model import add_model_arguments
+    from flowrl.runtime.cli import examples_parser
 
-    parser = argparse.ArgumentParser(
-        prog="flowrl eval",
-        description="Score images (a folder, or samples of a model or a run) with rewards; compare evaluations.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
+    parser = examples_parser(
+        "flowrl eval",
+        "Score images (a folder, or samples of a model or a run) with rewards; compare evaluations.",
+        __doc__,
     )
     parser.add_argument("--images", help="folder of images; the prompts file names each row's image")
     parser.add_argument(

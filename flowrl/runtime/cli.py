@@ -19,6 +19,15 @@ from typing import Any
 from flowrl.config import ConfigError, dump_yaml, from_dict, load_yaml_file, merge, parse_overrides
 
 
+def examples_parser(prog: str, description: str, doc: str) -> argparse.ArgumentParser:
+    """A command's parser whose ``--help`` ends with its module docstring after the first paragraph (the examples),
+    line breaks kept: `flowrl eval` and `flowrl sample`."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=formatter, epilog=doc.split("\n\n", 1)[1]
+    )
+
+
 @dataclass(frozen=True)
 class TrainerCli:
     """What differs between the trainers' command lines."""
