@@ -28,6 +28,13 @@ def test_grpo_files_import_only_torch_and_the_core():
             assert ok, f"{path.name} imports {name}: flowrl/grpo may import only torch and flowrl.grpo"
 
 
+def test_rewards_import_of_flowrl_only_the_core_and_shapes():
+    for path in sorted((PKG.parent / "rewards").glob("*.py")):
+        for name in _imported_roots(path):
+            ok = name.split(".")[0] != "flowrl" or name.startswith(("flowrl.grpo", "flowrl.shapes"))
+            assert ok, f"rewards/{path.name} imports {name}: rewards may import only flowrl.grpo and flowrl.shapes"
+
+
 def test_importing_the_core_loads_no_model_library():
     code = (
         "import sys, flowrl.grpo; bad = [m for m in ('diffusers', 'transformers', 'accelerate', 'peft') "
