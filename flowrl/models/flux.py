@@ -26,7 +26,6 @@ from typing import Any, NamedTuple
 import torch
 
 from flowrl.flow.grid import flux_mu
-from flowrl.flow.guidance import cfg_rows, guide
 from flowrl.models.pipeline_adapter import PipelineAdapter
 from flowrl.models.sd3 import LORA_TARGETS as SD3_LORA_TARGETS
 
@@ -168,29 +167,21 @@ class FluxAdapter(PipelineAdapter):
         """Pack, one forward (unconditional + conditional rows when ``guidance_scale != 1``), unpack, guide."""
         B, _, h, w = x.shape
         t = sigma.float().reshape(B).to(x.device)  # (B,) FLUX takes sigma (the pipeline passes timestep / 1000)
-        tokens = pack_latents(x)  # (B, h/2 * w/2, 64)
-        if guidance_scale == 1.0:
-            embeds, pooled, hidden, timestep = cond.embeds, cond.pooled, tokens, t
-        else:
-            embeds, pooled = cfg_rows(self._uncond, cond)  # (2B, L, D), (2B, D')
-            hidden, timestep = torch.cat([tokens, tokens]), torch.cat([t, t])  # (2B, N, 64), (2B,)
-        n = hidden.shape[0]
+        n = B if guidance_scale == 1.0 else 2 * B  # rows of the forward (`_cfg_forward`)
         guidance = None
         if self.embedded_guidance is not None:
             guidance = torch.full((n,), float(self.embedded_guidance), device=x.device, dtype=dtype)  # (n,)
-        txt_ids = torch.zeros(embeds.shape[1], 3, device=x.device, dtype=dtype)  # (L, 3) text tokens sit at 0
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision == "bf16"):
-            out = transformer(
-                hidden_states=hidden.to(dtype),
-                encoder_hidden_states=embeds.to(dtype),
-                pooled_projections=pooled.to(dtype),
-                timestep=timestep.to(dtype),
-                img_ids=self._image_ids(h, w).to(dtype),
-                txt_ids=txt_ids,
-                guidance=guidance,
-                return_dict=False,
-            )[0].float()  # (n, N, 64) fp32 for the guidance arithmetic and the kernels
+        txt_ids = torch.zeros(cond.embeds.shape[1], 3, device=x.device, dtype=dtype)  # (L, 3) text tokens sit at 0
+        out = self._cfg_forward(
+            transformer,
+            dtype,
+            pack_latents(x),  # (B, h/2 * w/2, 64)
+            t,
+            cond,
+            guidance_scale,
+            img_ids=self._image_ids(h, w).to(dtype),
+            txt_ids=txt_ids,
+            guidance=guidance,
+        )  # (n, N, 64) fp32
         v = unpack_latents(out, height=h, width=w)  # (n, 16, h, w)
-        if guidance_scale == 1.0:
-            return v
-        return guide(v, guidance_scale, detach_uncond=self.detach_uncond)  # (B, 16, h, w)
+        return self._guide(v, guidance_scale)  # (B, 16, h, w)

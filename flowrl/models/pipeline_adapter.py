@@ -1,9 +1,10 @@
 """What the SD3 and FLUX adapters share: one shallow base over composed parts.
 
 A subclass names its diffusers pipeline (`PIPELINE`), its text encoders (`TEXT_ENCODERS`) and how to fetch it
-(`DOWNLOAD_HINT`), and implements `_encode_uncached` (prompts -> cond), `_velocity` (one forward with the CFG rows),
-`set_resolution` and `latent_shape`. Everything else is here, delegating to `TrainedTransformer` (LoRA or full
-fine-tuning, the reference policy, trained state), `PromptCache` and the VAE codec (`pipeline_parts`).
+(`DOWNLOAD_HINT`), and implements `_encode_uncached` (prompts -> cond), `_velocity` (the model's input layout and
+time convention around `_cfg_forward`, the one forward with the CFG rows, and `_guide`), `size_step` and
+`latent_channels`. Everything else is here, delegating to `TrainedTransformer` (LoRA or full fine-tuning, the
+reference policy, trained state), `PromptCache` and the VAE codec (`pipeline_parts`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from flowrl.flow.guidance import cfg_rows, guide
 from flowrl.models.pipeline_parts import MixedPrecision, PromptCache, check_settings, vae_decode, vae_encode
 from flowrl.models.trained import TrainedTransformer
 from flowrl.pipelines import pipeline_class
@@ -49,7 +51,8 @@ class PipelineAdapter:
             (ShapeWorld: the whole pipeline folder). None = `save_trained` writes `final/transformer/` only.
 
     A subclass implements ``_encode_uncached(prompts) -> cond`` (a NamedTuple, one row per prompt) and
-    ``_velocity(transformer, dtype, x, sigma, cond, guidance_scale)`` (one forward, CFG rows included).
+    ``_velocity(transformer, dtype, x, sigma, cond, guidance_scale)``: its input layout and time convention around
+    `_cfg_forward` (one forward, CFG rows included) and `_guide`.
     """
 
     PIPELINE = ""  # diffusers pipeline class name
@@ -191,6 +194,48 @@ class PipelineAdapter:
     def conditional_velocity(self, x: torch.Tensor, sigma: torch.Tensor, cond: Any) -> torch.Tensor:
         """The policy's velocity without CFG (the pretraining objective's; FLUX's embedded guidance still applies)."""
         return self._velocity(self.transformer, self.trained.dtype, x, sigma, cond, 1.0)
+
+    def _cfg_forward(
+        self,
+        transformer: torch.nn.Module,
+        dtype: torch.dtype,
+        hidden: torch.Tensor,
+        timestep: torch.Tensor,
+        cond: Any,
+        guidance_scale: float,
+        **inputs: Any,
+    ) -> torch.Tensor:
+        """One forward of `transformer` on the CFG rows, output `(n, ...)` in fp32 (guidance arithmetic and the
+        sampler's kernels run in fp32): the conditional rows alone (n = B) at ``guidance_scale == 1``, else the
+        unconditional rows (the empty prompt, `cfg_rows`) then the conditional ones (n = 2B).
+
+        Args:
+            hidden: `(B, ...)` latents in the transformer's layout.
+            timestep: `(B,)` time in the transformer's convention.
+            cond: the prompts' cond, with `embeds` `(B, L, D)` and `pooled` `(B, D')`.
+            inputs: further transformer keywords, already for the n rows (FLUX's ids and guidance embedding).
+        Runs under bf16 autocast when ``mixed_precision == 'bf16'``."""
+        if guidance_scale == 1.0:
+            embeds, pooled = cond.embeds, cond.pooled
+        else:
+            embeds, pooled = cfg_rows(self._uncond, cond)  # (2B, L, D), (2B, D')
+            hidden, timestep = torch.cat([hidden, hidden]), torch.cat([timestep, timestep])  # (2B, ...), (2B,)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision == "bf16"):
+            return transformer(
+                hidden_states=hidden.to(dtype),
+                encoder_hidden_states=embeds.to(dtype),
+                pooled_projections=pooled.to(dtype),
+                timestep=timestep.to(dtype),
+                return_dict=False,
+                **inputs,
+            )[0].float()
+
+    def _guide(self, out: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        """``v = v_u + w (v_c - v_u)`` `(B, ...)` of the `_cfg_forward` rows (`flowrl.flow.guidance.guide`, with
+        `detach_uncond`); at ``w = 1`` the conditional rows as they are."""
+        if guidance_scale == 1.0:
+            return out
+        return guide(out, guidance_scale, detach_uncond=self.detach_uncond)
 
     def reference(self) -> contextlib.AbstractContextManager[None]:
         """Inside this context `reference_velocity` is the frozen initial policy (LoRA: adapter disabled)."""

@@ -24,7 +24,6 @@ from typing import NamedTuple
 import torch
 
 from flowrl.flow.grid import sd3_time_grid
-from flowrl.flow.guidance import cfg_rows, guide
 from flowrl.models.pipeline_adapter import PipelineAdapter
 
 # Flow-GRPO `scripts/train_sd3.py` (yifan123/flow_grpo): LoraConfig(r=32, lora_alpha=64, init_lora_weights="gaussian",
@@ -130,19 +129,5 @@ class SD3Adapter(PipelineAdapter):
         """``v = v_u + w (v_c - v_u)`` with unconditional and conditional rows in ONE forward (w = 1: cond only)."""
         B = x.shape[0]
         t = 1000.0 * sigma.float().reshape(B).to(x.device)  # (B,) SD3 timestep convention
-        if guidance_scale == 1.0:
-            embeds, pooled, hidden, timestep = cond.embeds, cond.pooled, x, t
-        else:
-            embeds, pooled = cfg_rows(self._uncond, cond)  # (2B, L, D), (2B, D')
-            hidden, timestep = torch.cat([x, x]), torch.cat([t, t])  # (2B, 16, h, w), (2B,)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision == "bf16"):
-            out = transformer(
-                hidden_states=hidden.to(dtype),
-                encoder_hidden_states=embeds.to(dtype),
-                pooled_projections=pooled.to(dtype),
-                timestep=timestep.to(dtype),
-                return_dict=False,
-            )[0].float()  # guidance arithmetic and the sampler's kernels run in fp32
-        if guidance_scale == 1.0:
-            return out
-        return guide(out, guidance_scale, detach_uncond=self.detach_uncond)  # (B, 16, h, w)
+        out = self._cfg_forward(transformer, dtype, x, t, cond, guidance_scale)  # (n, 16, h, w) fp32
+        return self._guide(out, guidance_scale)  # (B, 16, h, w)
