@@ -4,6 +4,7 @@ Expected values come from the prompt text and direct pixel inspection, not from 
 """
 
 import random
+from itertools import combinations
 
 import numpy as np
 import pytest
@@ -11,21 +12,23 @@ import torch
 from scipy import ndimage
 
 from flowrl.shapes.grammar import parse_prompt
+from flowrl.shapes.palette import BACKGROUND, PALETTE
 from flowrl.shapes.render import render_prompts, render_spec
 
-RGB = {
-    "red": (255, 0, 0),
-    "green": (0, 255, 0),
-    "blue": (0, 0, 255),
-    "yellow": (255, 255, 0),
-    "magenta": (255, 0, 255),
-    "cyan": (0, 255, 255),
-}
+
+def test_palette_is_pure_and_widely_separated():
+    # each colour name's full channels (red = (255, 0, 0), yellow = (255, 255, 0), ...) on a black background: the
+    # grader's nearest-colour margin (palette.py), every pair 255 apart in at least one channel
+    lit = {name: "".join(ch for ch, c in zip("rgb", rgb, strict=True) if c) for name, rgb in PALETTE.items()}
+    assert lit == {"red": "r", "green": "g", "blue": "b", "yellow": "rg", "magenta": "rb", "cyan": "gb"}
+    colours = [BACKGROUND, *PALETTE.values()]
+    assert BACKGROUND == (0, 0, 0) and all(c in (0, 255) for rgb in colours for c in rgb)
+    assert all(max(abs(a - b) for a, b in zip(p, q, strict=True)) == 255 for p, q in combinations(colours, 2))
 
 
 def _color_mask(image: torch.Tensor, color: str) -> np.ndarray:
     pixels = (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, 3)
-    return (pixels == np.array(RGB[color], dtype=np.uint8)).all(-1)
+    return (pixels == np.array(PALETTE[color], dtype=np.uint8)).all(-1)
 
 
 def test_format_and_value_range():
@@ -36,7 +39,7 @@ def test_format_and_value_range():
 
 def test_pixels_are_background_or_palette():
     images = render_prompts(["a red circle and a blue square", "four cyan triangles"] * 10, seed=1)
-    allowed = {(0, 0, 0), *RGB.values()}
+    allowed = {BACKGROUND, *PALETTE.values()}
     pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).reshape(-1, 3).tolist()
     assert {tuple(p) for p in pixels} <= allowed
 
@@ -66,7 +69,7 @@ def test_position_relation_holds_in_pixels(relation, axis, sign):
 
 def test_colour_free_objects_get_palette_colours():
     image = render_prompts(["a circle and a triangle"], seed=3)[0]
-    coloured = sum(_color_mask(image, color).sum() for color in RGB)
+    coloured = sum(_color_mask(image, color).sum() for color in PALETTE)
     assert coloured > 2 * 20  # two objects of side >= 7 cover well over 20 px each
 
 
