@@ -5,39 +5,32 @@ from functools import partial
 import pytest
 import torch
 
-from flowrl.grpo import (
-    constant_norm,
-    normalizer,
-    seq_mean_token_mean,
-    seq_mean_token_sum,
-    token_mean,
-    token_mean_local,
-)
+from flowrl.grpo import reduce as R
 
 LOSS = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
 MASK = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
 
 
 def test_hand_derived_values():
-    norm = normalizer(MASK)
+    norm = R.normalizer(MASK)
     assert norm.num_tokens == 3 and norm.num_sequences == 2
-    torch.testing.assert_close(token_mean(LOSS, MASK, norm=norm), torch.tensor(8 / 3))  # (1 + 3 + 4) / 3
-    torch.testing.assert_close(seq_mean_token_mean(LOSS, MASK, norm=norm), torch.tensor(2.25))  # (1 + 7/2) / 2
-    torch.testing.assert_close(seq_mean_token_sum(LOSS, MASK, norm=norm), torch.tensor(4.0))  # (1 + 7) / 2
-    torch.testing.assert_close(constant_norm(LOSS, MASK, norm=norm, max_len=4), torch.tensor(1.0))  # 8 / (2 * 4)
+    torch.testing.assert_close(R.token_mean(LOSS, MASK, norm=norm), torch.tensor(8 / 3))  # (1 + 3 + 4) / 3
+    torch.testing.assert_close(R.seq_mean_token_mean(LOSS, MASK, norm=norm), torch.tensor(2.25))  # (1 + 7/2) / 2
+    torch.testing.assert_close(R.seq_mean_token_sum(LOSS, MASK, norm=norm), torch.tensor(4.0))  # (1 + 7) / 2
+    torch.testing.assert_close(R.constant_norm(LOSS, MASK, norm=norm, max_len=4), torch.tensor(1.0))  # 8 / (2 * 4)
 
 
 def test_masked_nan_does_not_leak():
     loss = torch.tensor([[1.0, float("nan")], [3.0, float("inf")]])
     mask = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
-    assert token_mean(loss, mask, norm=normalizer(mask)).item() == 2.0
+    assert R.token_mean(loss, mask, norm=R.normalizer(mask)).item() == 2.0
 
 
 REDUCTIONS = {
-    "token_mean": token_mean,
-    "seq_mean_token_mean": seq_mean_token_mean,
-    "seq_mean_token_sum": seq_mean_token_sum,
-    "constant_norm": partial(constant_norm, max_len=7),
+    "token_mean": R.token_mean,
+    "seq_mean_token_mean": R.seq_mean_token_mean,
+    "seq_mean_token_sum": R.seq_mean_token_sum,
+    "constant_norm": partial(R.constant_norm, max_len=7),
 }
 
 
@@ -49,7 +42,7 @@ def test_micro_batches_add_up_to_the_full_batch(name):
     x = torch.randn(8, 7, requires_grad=True)
     lengths = torch.tensor([7, 1, 3, 5, 2, 7, 4, 6])
     mask = (torch.arange(7)[None, :] < lengths[:, None]).float()
-    norm = normalizer(mask)
+    norm = R.normalizer(mask)
     full = reduce(x**2, mask, norm=norm)
     (g_full,) = torch.autograd.grad(full, x)
     parts = sum(reduce(x[i : i + 4] ** 2, mask[i : i + 4], norm=norm) for i in (0, 4))
@@ -61,7 +54,7 @@ def test_micro_batches_add_up_to_the_full_batch(name):
 def test_local_token_mean_is_invariant_with_equal_token_counts():
     x = torch.randn(8, 5, requires_grad=True)
     mask = torch.ones(8, 5)
-    full = token_mean_local(x**2, mask, norm=normalizer(mask))
-    split_norm = normalizer(mask, num_micro_batches=2)
-    parts = sum(token_mean_local(x[i : i + 4] ** 2, mask[i : i + 4], norm=split_norm) for i in (0, 4))
+    full = R.token_mean_local(x**2, mask, norm=R.normalizer(mask))
+    split_norm = R.normalizer(mask, num_micro_batches=2)
+    parts = sum(R.token_mean_local(x[i : i + 4] ** 2, mask[i : i + 4], norm=split_norm) for i in (0, 4))
     torch.testing.assert_close(parts, full)
