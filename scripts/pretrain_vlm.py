@@ -9,6 +9,8 @@ without thinking. Greedy held-out accuracy (`flowrl.vlm.evaluate`) on the first 
 every ``--eval-every`` steps; training stops at the first evaluation at or above ``--target`` (base accuracy with
 room to learn), or when the process has used ``--cpu-minutes`` of CPU time. Writes the model, tokenizer, image
 processor, train.jsonl / test.jsonl and `sft_log.json` (command, steps, CPU and wall minutes) into ``--out``.
+``--save-every N`` also saves the model at every N-th step into ``--out/step_N`` (a ladder of bases from one run:
+the same seed draws the same batches, so ``step_N`` is the checkpoint a run stopped at step N would ship).
 
     OMP_NUM_THREADS=1 nice -n 19 python scripts/pretrain_vlm.py --out assets/shapeworld_vlm
 """
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-rows", type=int, default=5000)
     ap.add_argument("--test-rows", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-every", type=int, default=0, help="also save out/step_N every N steps (0 = off)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             entry.update(accuracy=ev.accuracy, per_family=ev.per_family, mean_length=ev.mean_length)
             done = done or ev.accuracy >= args.target
         log.append(entry)
+        if args.save_every and step % args.save_every == 0:
+            vlm.save_pretrained(out / f"step_{step}")
+            tok.save_pretrained(out / f"step_{step}")
         if step % 10 == 0 or "accuracy" in entry:
             print(json.dumps(entry), flush=True)
         if done:

@@ -9,6 +9,9 @@ Each is a `rewards.RewardFn`: ``fn(completions, prompts, metadata) -> (N,) float
   partial credit (`choice_credit`).
 * ``think_format``: 1 when the completion is exactly ``<think> ... </think> <answer> ... </answer>`` (DeepSeek-R1's
   format reward), else 0.
+* ``think_objects`` [ours]: a perception reward on the reasoning: the multiset F1 ``2 |P & G| / (|P| + |G|)`` between
+  the ``colour shape`` pairs the completion lists in ``<think>`` (P) and the row's reference list ``think`` (G, the
+  scene's objects); 0 for a malformed or unfinished completion, an empty reasoning, or one that is not a list of pairs.
 """
 
 from __future__ import annotations
@@ -89,4 +92,29 @@ class ThinkFormat:
         return torch.tensor([float(_FORMAT.match(c) is not None) for c in completions], dtype=torch.float32)
 
 
-VQA_REWARDS = {"vqa_exact": VQAExact, "vqa_partial": VQAPartial, "think_format": ThinkFormat}
+class ThinkObjects:
+    name = "think_objects"
+
+    def __call__(self, completions: list[str], prompts: list[str], metadata: list[dict] | None = None) -> torch.Tensor:
+        from collections import Counter
+
+        from flowrl.vlm.consistency_rate import listed_objects
+
+        rows = _rows(metadata, self.name)
+        out = []
+        for c, m in zip(completions, rows, strict=True):
+            if "think" not in m:
+                raise ValueError(f"{self.name} needs each row's reference reasoning 'think' (the scene's objects).")
+            think = extract_think(c)
+            pred = listed_objects(think) if think is not None and m.get("terminated", True) else None
+            gold = Counter(listed_objects(str(m["think"])) or [])
+            if not pred or not gold:
+                out.append(0.0)
+                continue
+            hit = sum((Counter(pred) & gold).values())
+            out.append(2.0 * hit / (len(pred) + sum(gold.values())))
+        return torch.tensor(out, dtype=torch.float32)
+
+
+VQA_REWARDS = {"vqa_exact": VQAExact, "vqa_partial": VQAPartial, "think_format": ThinkFormat,
+               "think_objects": ThinkObjects}  # fmt: skip

@@ -1,9 +1,17 @@
-"""Question rewards: answer extraction, exact match, TW-GRPO's partial credit, the think format."""
+"""Question rewards: answer extraction, exact match, TW-GRPO's partial credit, the think format, the object-list F1."""
 
 import pytest
 import torch
 
-from flowrl.vlm.rewards import ThinkFormat, VQAExact, VQAPartial, choice_credit, extract_answer, extract_think
+from flowrl.vlm.rewards import (
+    ThinkFormat,
+    ThinkObjects,
+    VQAExact,
+    VQAPartial,
+    choice_credit,
+    extract_answer,
+    extract_think,
+)
 
 
 def test_extraction():
@@ -49,3 +57,21 @@ def test_rewards_read_answer_family_and_termination():
     assert torch.equal(ThinkFormat()(comps, [""] * 4, meta), torch.tensor([1.0, 1.0, 1.0, 0.0]))
     with pytest.raises(ValueError, match="metadata"):
         VQAExact()(comps, [""] * 4, None)
+
+
+def test_think_objects_is_the_multiset_f1_of_the_listed_objects():
+    gold = {"think": "red circle green square", "answer": "two"}
+    done = [
+        "<think> red circle green square </think> <answer> x </answer>",  # P = G: 1
+        "<think> red circle blue square </think> <answer> x </answer>",  # 1 of 2 right: 2 * 1 / (2 + 2)
+        "<think> red circle red circle green square </think> <answer> x </answer>",  # 2 * 2 / (3 + 2)
+        "<think> red circle </think> <answer> x </answer>",  # 2 * 1 / (1 + 2)
+        "<think> </think> <answer> x </answer>",  # no reasoning: 0
+        "<think> red blob </think> <answer> x </answer>",  # not a list of pairs: 0
+    ]
+    r = ThinkObjects()(done, [""] * len(done), [gold] * len(done))
+    assert r.tolist() == pytest.approx([1.0, 0.5, 0.8, 2 / 3, 0.0, 0.0])
+    unfinished = ThinkObjects()(done[:1], [""], [{**gold, "terminated": False}])
+    assert unfinished.tolist() == [0.0]
+    with pytest.raises(ValueError, match="reference reasoning 'think'"):
+        ThinkObjects()(done[:1], [""], [{"answer": "two"}])
