@@ -12,6 +12,8 @@ Each is a `rewards.RewardFn`: ``fn(completions, prompts, metadata) -> (N,) float
 * ``think_objects`` [ours]: a perception reward on the reasoning: the multiset F1 ``2 |P & G| / (|P| + |G|)`` between
   the ``colour shape`` pairs the completion lists in ``<think>`` (P) and the row's reference list ``think`` (G, the
   scene's objects); 0 for a malformed or unfinished completion, an empty reasoning, or one that is not a list of pairs.
+* ``think_consistency`` [ours]: 1 when the answer equals the one the completion's own object list implies
+  (`flowrl.vlm.consistency_rate.implied_answer`, GRPO-CARE's consistency made exact), else 0.
 """
 
 from __future__ import annotations
@@ -116,5 +118,29 @@ class ThinkObjects:
         return torch.tensor(out, dtype=torch.float32)
 
 
+class ThinkConsistency:
+    """[ours] 1 when the answer equals the one the completion's own object list implies
+    (`flowrl.vlm.consistency_rate.implied_answer`), else 0 (also when the list decides nothing)."""
+
+    name = "think_consistency"
+
+    def __call__(self, completions: list[str], prompts: list[str], metadata: list[dict] | None = None) -> torch.Tensor:
+        from flowrl.shapes.questions import parse_question
+        from flowrl.vlm.consistency_rate import implied_answer
+
+        out = []
+        for c, prompt in zip(completions, prompts, strict=True):
+            think, answer = extract_think(c), extract_answer(c)
+            question = " ".join(w for w in str(prompt).split() if not w.startswith("<"))
+            implied = None
+            if think is not None and answer is not None:
+                try:
+                    implied = implied_answer(think, parse_question(question))
+                except ValueError:
+                    implied = None
+            out.append(float(implied is not None and implied == answer))
+        return torch.tensor(out, dtype=torch.float32)
+
+
 VQA_REWARDS = {"vqa_exact": VQAExact, "vqa_partial": VQAPartial, "think_format": ThinkFormat,
-               "think_objects": ThinkObjects}  # fmt: skip
+               "think_objects": ThinkObjects, "think_consistency": ThinkConsistency}  # fmt: skip

@@ -1,9 +1,11 @@
-"""Question rewards: answer extraction, exact match, TW-GRPO's partial credit, the think format, the object-list F1."""
+"""Question rewards: answer extraction, exact match, TW-GRPO's partial credit, the think format, the object-list
+F1 and the reasoning-answer consistency."""
 
 import pytest
 import torch
 
 from flowrl.vlm.rewards import (
+    ThinkConsistency,
     ThinkFormat,
     ThinkObjects,
     VQAExact,
@@ -75,3 +77,15 @@ def test_think_objects_is_the_multiset_f1_of_the_listed_objects():
     assert unfinished.tolist() == [0.0]
     with pytest.raises(ValueError, match="reference reasoning 'think'"):
         ThinkObjects()(done[:1], [""], [{"answer": "two"}])
+
+
+def test_think_consistency_rewards_answers_read_off_the_reasoning():
+    done = [
+        "<think> red circle red circle </think> <answer> two </answer>",  # implied two: 1
+        "<think> red circle red circle </think> <answer> one </answer>",  # implied two: 0
+        "<think> </think> <answer> one </answer>",  # nothing listed: 0
+    ]
+    prompts = ["<k0><k1> how many circles are there ?"] * 3
+    assert ThinkConsistency()(done, prompts, None).tolist() == [1.0, 0.0, 0.0]
+    above = ["<think> red circle blue square </think> <answer> yes </answer>"]
+    assert ThinkConsistency()(above, ["<k0> is the red circle above the blue square ?"]).tolist() == [0.0]
