@@ -12,25 +12,32 @@ def implied(think: str, question: str) -> str | None:
     return implied_answer(think, parse_question(question))
 
 
-def test_implied_answer_by_family():
-    think = "red circle blue square red square"
-    assert implied(think, "how many red objects are there ?") == "two"
-    assert implied(think, "how many squares are there ?") == "two"
-    assert implied(think, "how many green objects are there ?") == "zero"
-    assert implied(think, "is there a blue square ?") == "yes"
-    assert implied(think, "is there a triangle ?") == "no"
-    assert implied(think, "what colour is the circle ?") == "red"
-    assert implied(think, "what shape is the blue object ?") == "square"
-    assert implied(think, "what colour is the square ?") is None  # two squares: not unique
-    assert implied(think, "what colour is the triangle ?") is None  # none listed
-    assert implied(think, "which colours are there ? ( a ) red ( b ) green ( c ) blue ( d ) cyan") == "a c"
-    assert implied(think, "which colours are not there ? ( a ) red ( b ) green ( c ) blue ( d ) cyan") == "b d"
-    assert implied(think, "which colours are there ? ( a ) green ( b ) cyan ( c ) yellow ( d ) magenta") == "none"
-    # the list runs left to right: it decides left of / right of, never above / below
-    assert implied(think, "is the red circle left of the blue square ?") == "yes"
-    assert implied(think, "is the red circle right of the blue square ?") == "no"
-    assert implied(think, "is the red square left of the blue square ?") == "no"
-    assert implied(think, "is the red circle above the blue square ?") is None
+THINK = "red circle blue square red square"  # the list runs left to right: it decides left of / right of only
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("how many red objects are there ?", "two"),
+        ("how many squares are there ?", "two"),
+        ("how many green objects are there ?", "zero"),
+        ("is there a blue square ?", "yes"),
+        ("is there a triangle ?", "no"),
+        ("what colour is the circle ?", "red"),
+        ("what shape is the blue object ?", "square"),
+        ("what colour is the square ?", None),  # two squares: not unique
+        ("what colour is the triangle ?", None),  # none listed
+        ("which colours are there ? ( a ) red ( b ) green ( c ) blue ( d ) cyan", "a c"),
+        ("which colours are not there ? ( a ) red ( b ) green ( c ) blue ( d ) cyan", "b d"),
+        ("which colours are there ? ( a ) green ( b ) cyan ( c ) yellow ( d ) magenta", "none"),
+        ("is the red circle left of the blue square ?", "yes"),
+        ("is the red circle right of the blue square ?", "no"),
+        ("is the red square left of the blue square ?", "no"),
+        ("is the red circle above the blue square ?", None),
+    ],
+)
+def test_implied_answer_by_family(question, answer):
+    assert implied(THINK, question) == answer
 
 
 def test_lists_that_decide_nothing():
