@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from flowrl.shapes.grammar import COLORS, SHAPES
-from flowrl.shapes.questions import NUMBER_WORDS, Question, parse_question
+from flowrl.shapes.questions import NUMBER_WORDS, Question, answer_question, parse_question
+from flowrl.shapes.scene import Scene, SceneObject
 
 
 class ConsistencyRate(NamedTuple):
@@ -43,37 +44,23 @@ def listed_objects(think: str) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def _matches(obj: tuple[str, str], color: str | None, shape: str | None) -> bool:
-    return (color is None or obj[0] == color) and (shape is None or obj[1] == shape)
+def _row_scene(objs: list[tuple[str, str]]) -> Scene:
+    """The listed objects as a scene the grader's answer rules can read: unit boxes in one row, in list order, 2 px
+    apart, so left / right of is decided by the order and above / below (same row) is not."""
+    return Scene(tuple(SceneObject(c, s, 2.0 * i, 0.0, 1.0) for i, (c, s) in enumerate(objs)), 2 * len(objs))
 
 
 def implied_answer(think: str, q: Question) -> str | None:
-    """The answer of `q` that the object list `think` implies, or None when the list does not decide it."""
+    """The answer of `q` that the object list `think` implies (`answer_question` on `_row_scene`), or None when the
+    list does not decide it (module docstring) or implies a count beyond the question vocabulary's number words."""
     objs = listed_objects(think)
-    if objs is None or not objs:
+    if not objs:
         return None
-    if q.family == "count":
-        n = sum(_matches(o, q.color, q.shape) for o in objs)
-        return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else None
-    if q.family == "exist":
-        return "yes" if any(_matches(o, q.color, q.shape) for o in objs) else "no"
-    if q.family in ("colour", "shape"):
-        hits = [o for o in objs if _matches(o, q.color, q.shape)]
-        if len(hits) != 1:
-            return None
-        return hits[0][0] if q.family == "colour" else hits[0][1]
-    if q.family == "choice":
-        present = {c for c, _ in objs}
-        letters = [L for L, c in zip("abcd", q.options, strict=True) if (c in present) != q.negated]
-        return " ".join(letters) if letters else "none"
-    if q.family == "relation" and q.relation in ("left of", "right of"):
-        a = [i for i, o in enumerate(objs) if o == (q.color, q.shape)]
-        b = [i for i, o in enumerate(objs) if o == q.other]
-        if len(a) != 1 or len(b) != 1:
-            return None
-        a_first = a[0] < b[0]
-        return "yes" if a_first == (q.relation == "left of") else "no"
-    return None
+    try:
+        answer = answer_question(q, _row_scene(objs))
+    except ValueError:  # not decidable from the list
+        return None
+    return None if q.family == "count" and answer not in NUMBER_WORDS else answer
 
 
 def consistency_rate(thinks: list[str | None], answers: list[str | None], questions: list[str]) -> ConsistencyRate:

@@ -34,6 +34,7 @@ THINK = "red circle blue square red square"  # the list runs left to right: it d
         ("is the red circle right of the blue square ?", "no"),
         ("is the red square left of the blue square ?", "no"),
         ("is the red circle above the blue square ?", None),
+        ("is the red circle right of the red circle ?", None),  # one object: no relation to itself (the grader's rule)
     ],
 )
 def test_implied_answer_by_family(question, answer):
