@@ -86,7 +86,7 @@ def evaluate_vlm(
 ) -> VLMEval:
     """Greedy accuracy (overall, per family), mean completion length, and pass@k (k > 0) on bound rows
     (`flowrl.vlm.tasks.bind_images`): each row's ``prompt`` holds its image key; ``answer`` and ``family`` score it."""
-    from flowrl.vlm.tasks import check_question  # noqa: F401  (rows are validated when bound)
+    from flowrl.vlm.tasks import question_text  # rows are validated (check_question) when bound
 
     if not rows:
         raise ValueError("No held-out rows to evaluate: pass at least one question row.")
@@ -117,8 +117,7 @@ def evaluate_vlm(
         fams.setdefault(str(r.get("family", "all")), []).append(c)
     checks, questions = [], []
     for r, t in zip(rows, texts, strict=True):
-        question = str(r["prompt"]).split("> ")[-1] if "<k" in str(r["prompt"]) else str(r["prompt"])
-        question = " ".join(w for w in question.split() if not w.startswith("<k"))
+        question = question_text(str(r["prompt"]))
         questions.append(question)
         if r.get("family") == "count":
             v = count_consistent(extract_think(t), extract_answer(t), question)

@@ -127,11 +127,12 @@ class ThinkConsistency:
     def __call__(self, completions: list[str], prompts: list[str], metadata: list[dict] | None = None) -> torch.Tensor:
         from flowrl.shapes.questions import parse_question
         from flowrl.vlm.consistency_rate import implied_answer
+        from flowrl.vlm.tasks import question_text
 
         out = []
         for c, prompt in zip(completions, prompts, strict=True):
             think, answer = extract_think(c), extract_answer(c)
-            question = " ".join(w for w in str(prompt).split() if not w.startswith("<"))
+            question = question_text(str(prompt))
             implied = None
             if think is not None and answer is not None:
                 try:

@@ -75,6 +75,12 @@ def row_image(row: dict, *, base: Path | None = None) -> np.ndarray:
     )
 
 
+def question_text(prompt: str) -> str:
+    """The question of a prompt, unbound (``<image> question``) or bound (16 ``<k..>`` key tokens, then the question):
+    its words without the ``<...>`` tokens (no word of the question grammar starts with ``<``). Not validated."""
+    return " ".join(w for w in prompt.split() if not w.startswith("<"))
+
+
 def check_question(prompt: str) -> str:
     """The question of a ShapeWorld prompt (``<image> question``), validated against the question grammar."""
     if not prompt.startswith(IMAGE_TOKEN):
