@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from flowrl.runtime.metrics import print_and_append
-from flowrl.runtime.optim import scheduled_lr
+from flowrl.runtime.optim import scheduled_lr, set_lr
 from flowrl.runtime.run_dir import atomic_torch_save
 from flowrl.shapes.evaluate import evaluate_model, stratified_prompts
 from flowrl.shapes.grammar import FAMILIES, format_prompt
@@ -298,8 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         while step < args.max_steps and train_seconds < 60 * budget:
             begin = time.time()
             current_lr = lr_at(step, args, train_seconds)
-            for group in optimizer.param_groups:
-                group["lr"] = current_lr
+            set_lr(optimizer, current_lr)
             x0, prompts = make_batch(step, args, weights, model)
             loss = flow_loss(model, x0.to(args.device), prompts, generator)
             optimizer.zero_grad(set_to_none=True)

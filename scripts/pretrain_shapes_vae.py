@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from flowrl.runtime.metrics import print_and_append
+from flowrl.runtime.optim import set_lr
 from flowrl.runtime.run_dir import atomic_torch_save
 from flowrl.shapes.grader import grade
 from flowrl.shapes.grammar import FAMILIES, format_prompt
@@ -126,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         last_checkpoint, losses = time.time(), []
         while step < args.max_steps and not (args.max_minutes and train_seconds >= 60 * args.max_minutes):
             begin = time.time()
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, args, train_seconds)
+            set_lr(optimizer, lr_at(step, args, train_seconds))
             images, _ = scenes(args.batch_size, split="train", seed=args.seed * 1_000_003 + step, size=args.image_size)
             x = images * 2 - 1  # (B, 3, H, W)
             posterior = vae.encode(x).latent_dist
