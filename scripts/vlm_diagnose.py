@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from flowrl.text.prompts import left_pad
+
 YES_NO = ("exist", "relation")
 
 
@@ -44,13 +46,6 @@ def family_answers() -> dict[str, list[str]]:
             "shape": list(SHAPES)}  # fmt: skip
 
 
-def left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, seqs))
-    ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs])
-    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
-    return ids, mask
-
-
 @torch.no_grad()
 def probe(model, tok, rows: list[dict], *, gold_think: bool) -> dict:
     """Restricted-argmax accuracy per family and the yes/no AUC, the reasoning empty or the true object list."""
@@ -65,7 +60,7 @@ def probe(model, tok, rows: list[dict], *, gold_think: bool) -> dict:
             think = f" {r['think']}" if gold_think else ""
             tail = tok(f"<think>{think} </think> <answer>", add_special_tokens=False)["input_ids"]
             seqs.append(tok(r["prompt"])["input_ids"] + tail)
-        ids, mask = left_pad(seqs, tok.pad_token_id)
+        ids, mask = left_pad(seqs, pad_id=tok.pad_token_id)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, -1]
         for r, row_logits in zip(chunk, logits, strict=True):
             cands = answers[r["family"]]
@@ -82,7 +77,7 @@ def probe(model, tok, rows: list[dict], *, gold_think: bool) -> dict:
 @torch.no_grad()
 def describe(model, tok, rows: list[dict]) -> dict:
     """The forced reasoning's object list against the scene's, on composed scenes."""
-    from flowrl.vlm.consistency_rate import listed_objects
+    from flowrl.vlm.consistency_rate import listed_objects, object_list_f1
 
     rows = [r for r in rows if r.get("image_family") != "single"]
     if not rows:
@@ -93,7 +88,7 @@ def describe(model, tok, rows: list[dict]) -> dict:
     for s in range(0, len(rows), 100):
         chunk = rows[s : s + 100]
         think = tok("<think>", add_special_tokens=False)["input_ids"]
-        ids, mask = left_pad([tok(r["prompt"])["input_ids"] + think for r in chunk], tok.pad_token_id)
+        ids, mask = left_pad([tok(r["prompt"])["input_ids"] + think for r in chunk], pad_id=tok.pad_token_id)
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=12,
                              pad_token_id=tok.pad_token_id, eos_token_id=end)[:, ids.shape[1] :]  # fmt: skip
         for r, new in zip(chunk, out.tolist(), strict=True):
@@ -101,8 +96,7 @@ def describe(model, tok, rows: list[dict]) -> dict:
             pred = listed_objects(" ".join(w for w in text.split() if not w.startswith("<"))) or []
             gold = listed_objects(r["think"]) or []
             exact += pred == gold
-            hit = sum((collections.Counter(pred) & collections.Counter(gold)).values())
-            f1 += 2 * hit / (len(pred) + len(gold)) if pred else 0.0
+            f1 += object_list_f1(pred, gold)
             count_ok += len(pred) == len(gold)
             for k, (c, shp) in enumerate(gold):
                 objects += 1

@@ -20,6 +20,7 @@ measures whether the answer is read off the reasoning, not whether either is rig
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import NamedTuple
 
 from flowrl.shapes.grammar import COLORS, SHAPES
@@ -42,6 +43,13 @@ def listed_objects(think: str) -> list[tuple[str, str]] | None:
     if any(c not in COLORS or s not in SHAPES for c, s in pairs):
         return None
     return pairs
+
+
+def object_list_f1(pred: list[tuple[str, str]], gold: list[tuple[str, str]]) -> float:
+    """Multiset F1 ``2 |P & G| / (|P| + |G|)`` of two object lists; 0 when either is empty."""
+    if not pred or not gold:
+        return 0.0
+    return 2.0 * sum((Counter(pred) & Counter(gold)).values()) / (len(pred) + len(gold))
 
 
 def _row_scene(objs: list[tuple[str, str]]) -> Scene:

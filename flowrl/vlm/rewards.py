@@ -98,9 +98,7 @@ class ThinkObjects:
     name = "think_objects"
 
     def __call__(self, completions: list[str], prompts: list[str], metadata: list[dict] | None = None) -> torch.Tensor:
-        from collections import Counter
-
-        from flowrl.vlm.consistency_rate import listed_objects
+        from flowrl.vlm.consistency_rate import listed_objects, object_list_f1
 
         rows = _rows(metadata, self.name)
         out = []
@@ -109,12 +107,7 @@ class ThinkObjects:
                 raise ValueError(f"{self.name} needs each row's reference reasoning 'think' (the scene's objects).")
             think = extract_think(c)
             pred = listed_objects(think) if think is not None and m.get("terminated", True) else None
-            gold = Counter(listed_objects(str(m["think"])) or [])
-            if not pred or not gold:
-                out.append(0.0)
-                continue
-            hit = sum((Counter(pred) & gold).values())
-            out.append(2.0 * hit / (len(pred) + sum(gold.values())))
+            out.append(object_list_f1(pred or [], listed_objects(str(m["think"])) or []))
         return torch.tensor(out, dtype=torch.float32)
 
 
